@@ -1,0 +1,45 @@
+"""django-microkit: one HTTP dialect for every Django service.
+
+The names a service uses daily are re-exported here. They are imported lazily
+(PEP 562) so that ``import django_microkit`` never imports Django REST framework
+or reads settings before Django is configured.
+"""
+
+from __future__ import annotations
+
+import importlib
+from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from django_microkit.conf import microkit_settings, rest_framework_defaults
+
+try:
+    __version__ = version("django-microkit")
+except PackageNotFoundError:  # pragma: no cover - running from a bare checkout
+    __version__ = "0+unknown"
+
+# public name -> module that defines it
+_LAZY: dict[str, str] = {
+    "microkit_settings": "django_microkit.conf",
+    "rest_framework_defaults": "django_microkit.conf",
+}
+
+__all__ = [
+    "__version__",
+    "microkit_settings",
+    "rest_framework_defaults",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'django_microkit' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -1,0 +1,108 @@
+from __future__ import annotations
+
+import pytest
+from django.test import override_settings
+
+import django_microkit
+from django_microkit.conf import DEFAULTS, Option, microkit_settings
+
+
+def test_top_level_value_comes_from_settings() -> None:
+    assert microkit_settings.SERVICE_NAME == "tests"
+
+
+def test_missing_key_falls_back_to_default() -> None:
+    with override_settings(MICROKIT={}):
+        assert microkit_settings.SERVICE_NAME == ""
+        assert microkit_settings.SERVICE_VERSION == ""
+
+
+def test_override_settings_refreshes_cached_values() -> None:
+    assert microkit_settings.SERVICE_NAME == "tests"
+    with override_settings(MICROKIT={"SERVICE_NAME": "orders"}):
+        assert microkit_settings.SERVICE_NAME == "orders"
+    assert microkit_settings.SERVICE_NAME == "tests"
+
+
+def test_other_setting_changes_keep_the_cache() -> None:
+    microkit_settings._cache["SERVICE_NAME"] = "cached"
+    try:
+        with override_settings(DEBUG=True):
+            assert microkit_settings.SERVICE_NAME == "cached"
+    finally:
+        microkit_settings.reload()
+
+
+@pytest.mark.parametrize("value", [None, "orders", ["SERVICE_NAME"]])
+def test_malformed_microkit_falls_back_to_defaults(value: object) -> None:
+    with override_settings(MICROKIT=value):
+        assert microkit_settings.SERVICE_NAME == ""
+
+
+def test_unknown_name_is_an_attribute_error() -> None:
+    with pytest.raises(AttributeError, match="NOPE"):
+        microkit_settings.NOPE  # noqa: B018
+    with pytest.raises(AttributeError):
+        microkit_settings._private  # noqa: B018
+
+
+def test_sections_merge_user_values_over_defaults() -> None:
+    spec = {"SECTION": {"A": Option(1, (int,)), "B": Option("x", (str,))}}
+    merged = type(microkit_settings)(spec)
+    with override_settings(MICROKIT={"SECTION": {"A": 5}}):
+        assert dict(merged.SECTION) == {"A": 5, "B": "x"}
+        with pytest.raises(TypeError):
+            merged.SECTION["A"] = 6  # read-only
+    with override_settings(MICROKIT={"SECTION": "not a dict"}):
+        merged.reload()
+        assert dict(merged.SECTION) == {"A": 1, "B": "x"}
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "accepted"),
+    [
+        (Option(1, (int,)), 2, True),
+        (Option(1, (int,)), True, False),
+        (Option(1, (int,)), "2", False),
+        (Option(True, (bool,)), False, True),
+        (Option(None, (str, type(None))), None, True),
+        (Option(1.0, (int, float)), 3, True),
+    ],
+)
+def test_option_accepts(option: Option, value: object, accepted: bool) -> None:
+    assert option.accepts(value) is accepted
+
+
+def test_option_describe_names_none() -> None:
+    assert Option(None, (str, type(None))).describe() == "str or None"
+
+
+def test_every_default_is_accepted_by_its_own_option() -> None:
+    for value in DEFAULTS.values():
+        options = value.values() if isinstance(value, dict) else [value]
+        for option in options:
+            assert option.accepts(option.default), option
+
+
+def test_rest_framework_defaults_is_a_fresh_dict() -> None:
+    first = django_microkit.rest_framework_defaults()
+    first["DEFAULT_SCHEMA_CLASS"] = "changed"
+    assert (
+        django_microkit.rest_framework_defaults()["DEFAULT_SCHEMA_CLASS"]
+        == "django_microkit.openapi.AutoSchema"
+    )
+
+
+def test_public_api_is_lazy_and_listed() -> None:
+    assert "rest_framework_defaults" in dir(django_microkit)
+    assert django_microkit.__all__ == sorted(django_microkit.__all__)
+    for name in django_microkit.__all__:
+        assert getattr(django_microkit, name) is not None
+    with pytest.raises(AttributeError, match="nothing_here"):
+        django_microkit.nothing_here  # noqa: B018
+
+
+def test_every_lazy_name_is_public() -> None:
+    from django_microkit import _LAZY
+
+    assert sorted(["__version__", *_LAZY]) == django_microkit.__all__
