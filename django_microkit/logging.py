@@ -162,8 +162,7 @@ class MicrokitFormatter(ProcessorFormatter):
         configure_structlog: bool = True,
         **kwargs: Any,
     ) -> None:
-        if renderer not in _RENDERERS:
-            raise ValueError(f"renderer must be one of {_RENDERERS}, not {renderer!r}.")
+        _check_renderer(renderer)
         super().__init__(
             processors=_processors(renderer),
             foreign_pre_chain=[merge_contextvars],
@@ -187,6 +186,11 @@ class MicrokitFormatter(ProcessorFormatter):
         for processor in self.processors:
             event = processor(logger, method_name, event)
         return cast(str, event)
+
+
+def _check_renderer(renderer: str) -> None:
+    if renderer not in _RENDERERS:
+        raise ValueError(f"renderer must be one of {_RENDERERS}, not {renderer!r}.")
 
 
 def configure_structlog(level: int | str = logging.INFO) -> None:
@@ -237,6 +241,7 @@ def logging_config(
     to ``ERROR`` for the same reason. Extend the returned dict as usual, e.g.
     ``config["loggers"]["orders"] = {"level": "DEBUG"}``.
     """
+    _check_renderer(renderer)
     name = logging.getLevelName(_level_number(level))
     return {
         "version": 1,

@@ -342,13 +342,12 @@ class RequestIDMiddleware:
 
     def _begin(self, request: HttpRequest) -> _RequestState:
         started = perf_counter()
-        settings = _settings()
+        config = _settings()
         meta = request.META
-        received = meta.get(settings.meta_key)
+        received = meta.get(config.meta_key)
         traceparent = meta.get("HTTP_TRACEPARENT")
-        trusted = settings.trust is None or (
-            (received is not None or traceparent is not None)
-            and settings.trust(request)
+        trusted = config.trust is None or (
+            (received is not None or traceparent is not None) and config.trust(request)
         )
         upstream = rejected = None
 
@@ -358,7 +357,7 @@ class RequestIDMiddleware:
             len(received) <= _MAX_REQUEST_ID_LENGTH
             and received.isascii()
             and received.isprintable()
-            and settings.pattern.fullmatch(received)
+            and config.pattern.fullmatch(received)
         ):
             # Never echoed nor logged as is, whatever PATTERN allows: it may
             # hold newlines, terminal escapes or kilobytes of anything.
@@ -390,7 +389,7 @@ class RequestIDMiddleware:
                 upstream_request_id=upstream,
             )
         return _RequestState(
-            settings.header,
+            config.header,
             request_id,
             rejected,
             started,

@@ -350,9 +350,8 @@ def test_logging_config_refuses_bad_values(
 ) -> None:
     with pytest.raises(ValueError, match=message):
         MicrokitFormatter(**kwargs)
-    if "level" in kwargs:
-        with pytest.raises(ValueError, match=message):
-            logging_config(**kwargs)
+    with pytest.raises(ValueError, match=message):
+        logging_config(**kwargs)
 
 
 def test_configure_logging_in_one_call() -> None:
