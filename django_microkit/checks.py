@@ -142,3 +142,16 @@ def _is_subclass_path(actual: Any, expected_path: str) -> bool:
         and isinstance(expected, type)
         and issubclass(actual, expected)
     )
+
+
+@register(Tags.compatibility)
+def check_request_id(
+    *,
+    app_configs: Sequence[AppConfig] | None,
+    databases: Sequence[str] | None,
+    **kwargs: Any,
+) -> list[CheckMessage]:
+    """RequestIDMiddleware comes first and its settings are usable."""
+    from django_microkit import logging, request_id, sentry
+
+    return [*request_id._checks(), *logging._checks(), *sentry._checks()]
