@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from django_microkit.conf import microkit_settings, rest_framework_defaults
+    from django_microkit.errors import Problem
 
 try:
     __version__ = version("django-microkit")
@@ -23,9 +24,11 @@ except PackageNotFoundError:  # pragma: no cover - running from a bare checkout
 _LAZY: dict[str, str] = {
     "microkit_settings": "django_microkit.conf",
     "rest_framework_defaults": "django_microkit.conf",
+    "Problem": "django_microkit.errors",
 }
 
 __all__ = [
+    "Problem",
     "__version__",
     "microkit_settings",
     "rest_framework_defaults",
