@@ -11,6 +11,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.views import View
 from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.http import require_POST
+from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions, serializers
 from rest_framework.authentication import BaseAuthentication, SessionAuthentication
 from rest_framework.permissions import BasePermission, IsAuthenticated
@@ -20,6 +21,7 @@ from rest_framework.throttling import BaseThrottle
 from rest_framework.views import APIView
 
 from django_microkit.errors import Problem
+from django_microkit.openapi import problem_response
 
 
 class TokenExpired(exceptions.AuthenticationFailed):
@@ -110,10 +112,27 @@ class OrdersView(APIView):
     authentication_classes: list[Any] = []
     permission_classes: list[Any] = []
 
+    @extend_schema(parameters=[FilterSerializer], responses={200: OrderSerializer})
     def get(self, request: Request) -> Response:
         FilterSerializer(data=request.query_params).is_valid(raise_exception=True)
         return Response([])
 
+    @extend_schema(
+        request=OrderSerializer,
+        responses={
+            201: OrderSerializer,
+            409: problem_response(
+                "Not enough stock.",
+                code="insufficient_stock",
+                extensions={"available": {"type": "integer"}},
+            ),
+            422: problem_response(
+                "Not enough funds.",
+                extensions={"balance": {"type": "string"}},
+                validation=True,
+            ),
+        },
+    )
     def post(self, request: Request) -> Response:
         OrderSerializer(data=request.data).is_valid(raise_exception=True)
         return Response({}, status=201)
@@ -205,6 +224,7 @@ class UploadView(APIView):
     authentication_classes: list[Any] = []
     permission_classes: list[Any] = []
 
+    @extend_schema(exclude=True)
     def post(self, request: Request) -> Response:
         return Response(dict(request.data))
 
@@ -241,7 +261,11 @@ class ProblemAuthView(APIView):
 class ScopeView(APIView):
     authentication_classes: list[Any] = []
     permission_classes = [DenyWithScope]
+    problem_statuses = [403, 499, 500]
 
+    @extend_schema(
+        responses={200: None, 503: problem_response("The inventory is down.")}
+    )
     def get(self, request: Request) -> Response:
         return Response({})  # pragma: no cover
 
@@ -268,6 +292,7 @@ class WidgetView(APIView):
 
     authentication_classes = [BearerAuthentication]
     permission_classes = [IsAuthenticated]
+    problem_statuses = {"delete": [401, 404, 500]}
 
     def get(self, request: Request, pk: int) -> Response:
         raise exceptions.NotFound()  # pragma: no cover
