@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from django_microkit.conf import microkit_settings, rest_framework_defaults
+    from django_microkit.errors import Problem
     from django_microkit.logging import logging_config
     from django_microkit.request_id import (
         get_request_id,
@@ -33,9 +34,11 @@ _LAZY: dict[str, str] = {
     "microkit_settings": "django_microkit.conf",
     "outgoing_headers": "django_microkit.request_id",
     "rest_framework_defaults": "django_microkit.conf",
+    "Problem": "django_microkit.errors",
 }
 
 __all__ = [
+    "Problem",
     "__version__",
     "get_request_id",
     "get_trace_context",

@@ -47,6 +47,8 @@ MIDDLEWARE = [
     "django_microkit.request_id.RequestIDMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.middleware.common.CommonMiddleware",
+    # Errors raised by plain Django views become problem documents too.
+    "django_microkit.errors.ProblemMiddleware",
 ]
 
 # JSON lines on stdout (readable console lines with DJANGO_DEBUG=1), each with
@@ -55,6 +57,8 @@ LOGGING = django_microkit.logging.logging_config(
     renderer="console" if DEBUG else "json",
     level=os.environ.get("LOG_LEVEL", "INFO"),
 )
+# CSRF failures answer with a problem document.
+CSRF_FAILURE_VIEW = "django_microkit.errors.csrf_failure"
 
 TEMPLATES = [
     {

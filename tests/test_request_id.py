@@ -585,7 +585,8 @@ class OwnRequestIDMiddleware(RequestIDMiddleware):
     ],
 )
 def test_middleware_checks(middleware: list[str], expected: list[str]) -> None:
-    assert expected == sorted(messages(MIDDLEWARE=middleware))
+    found = messages(MIDDLEWARE=middleware)
+    assert expected == sorted(id for id in found if id[-3:-1] == "02")
 
 
 def test_w021_names_what_comes_first() -> None:
