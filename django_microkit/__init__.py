@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from django_microkit.conf import microkit_settings, rest_framework_defaults
+    from django_microkit.health import register_check
 
 try:
     __version__ = version("django-microkit")
@@ -22,12 +23,14 @@ except PackageNotFoundError:  # pragma: no cover - running from a bare checkout
 # public name -> module that defines it
 _LAZY: dict[str, str] = {
     "microkit_settings": "django_microkit.conf",
+    "register_check": "django_microkit.health",
     "rest_framework_defaults": "django_microkit.conf",
 }
 
 __all__ = [
     "__version__",
     "microkit_settings",
+    "register_check",
     "rest_framework_defaults",
 ]
 

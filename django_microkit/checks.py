@@ -15,7 +15,9 @@ from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.utils.module_loading import import_string
 
+from django_microkit import service_info
 from django_microkit.conf import _REST_FRAMEWORK_WIRING, DEFAULTS, Option
+from django_microkit.health import registry as health_registry
 
 __all__: list[str] = []
 
@@ -142,3 +144,25 @@ def _is_subclass_path(actual: Any, expected_path: str) -> bool:
         and isinstance(expected, type)
         and issubclass(actual, expected)
     )
+
+
+@register(Tags.compatibility)
+def check_health(
+    *,
+    app_configs: Sequence[AppConfig] | None,
+    databases: Sequence[str] | None,
+    **kwargs: Any,
+) -> list[CheckMessage]:
+    """The probes' checks exist and can be created; timeouts and paths make sense."""
+    return health_registry._checks() + service_info._checks()
+
+
+@register(Tags.security, deploy=True)
+def check_health_deploy(
+    *,
+    app_configs: Sequence[AppConfig] | None,
+    databases: Sequence[str] | None,
+    **kwargs: Any,
+) -> list[CheckMessage]:
+    """Probe responses do not show error details in production."""
+    return health_registry._deploy_checks()

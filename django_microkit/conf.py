@@ -51,6 +51,8 @@ class Option:
 
 _STR = (str,)
 _OPTIONAL_STR = (str, type(None))
+_NUMBER = (int, float)
+_SEQUENCE = (list, tuple)
 
 #: Every ``MICROKIT`` key with its default. A value is either an :class:`Option`
 #: or a section: a dict of options that a service may set one by one.
@@ -59,6 +61,26 @@ DEFAULTS: dict[str, Option | dict[str, Option]] = {
     "SERVICE_NAME": Option("", _STR),
     # The deployed version of the service (not of django-microkit).
     "SERVICE_VERSION": Option("", _STR),
+    # Health probes: which checks each probe runs, their time budget, caching.
+    "HEALTH": {
+        "LIVENESS_CHECKS": Option((), _SEQUENCE),
+        "READINESS_CHECKS": Option(("database", "cache"), _SEQUENCE),
+        "STARTUP_CHECKS": Option((), _SEQUENCE),
+        "TIMEOUT": Option(2.0, _NUMBER),
+        "RESULT_TTL": Option(1.0, _NUMBER),
+        "SHOW_DETAILS": Option(None, (bool, type(None))),
+        "URL_PREFIX": Option("health/", _STR),
+        "INCLUDE_IN_SCHEMA": Option(False, (bool,)),
+    },
+    # What /.well-known/service-info says about the deployed service.
+    "SERVICE_INFO": {
+        "PATH": Option(".well-known/service-info", _STR),
+        "BUILD": Option(None, _OPTIONAL_STR),
+        "COMMIT": Option(None, _OPTIONAL_STR),
+        "OPENAPI_URL": Option("/api/schema/", _OPTIONAL_STR),
+        "SHOW_RUNTIME": Option(True, (bool,)),
+        "EXTRA": Option({}, (dict,)),
+    },
 }
 
 
