@@ -21,6 +21,10 @@ def manage(
         if key not in {"DATABASE_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE"}
     }
     env["DATABASE_URL"] = f"sqlite:///{tmp_path / f'{service}.sqlite3'}"
+    # The services use this checkout of django_microkit, as the tests do.
+    env["PYTHONPATH"] = os.pathsep.join(
+        filter(None, [str(MANAGE.parent.parent), env.get("PYTHONPATH")])
+    )
     return subprocess.run(
         [sys.executable, str(MANAGE), *args, f"--settings={service}.settings"],
         capture_output=True,
@@ -42,3 +46,9 @@ def test_example_service_checks_and_migrates(service: str, tmp_path: Path) -> No
     assert migrations.returncode == 0, migrations.stdout + migrations.stderr
     migrate = manage(service, "migrate", "--noinput", tmp_path=tmp_path)
     assert migrate.returncode == 0, migrate.stderr
+    health = manage(service, "microkit_health", "--probe", "ready", tmp_path=tmp_path)
+    assert health.returncode == 0, health.stdout + health.stderr
+    assert [line.split()[:2] for line in health.stdout.splitlines()[1:3]] == [
+        ["database:default", "pass"],
+        ["cache:default", "pass"],
+    ]

@@ -10,6 +10,10 @@ ROOT_URLCONF = "catalog.urls"
 WSGI_APPLICATION = "catalog.wsgi.application"
 DATABASES = database("catalog")
 
-MICROKIT = {"SERVICE_NAME": "catalog", "SERVICE_VERSION": "1.0.0"}
+MICROKIT = {
+    "SERVICE_NAME": "catalog",
+    "SERVICE_VERSION": "1.0.0",
+    "HEALTH": {"READINESS_CHECKS": ["database:default", "cache:default"]},
+}
 
 SPECTACULAR_SETTINGS = spectacular("catalog", "Products and their stock.")

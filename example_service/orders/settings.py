@@ -12,7 +12,11 @@ ROOT_URLCONF = "orders.urls"
 WSGI_APPLICATION = "orders.wsgi.application"
 DATABASES = database("orders")
 
-MICROKIT = {"SERVICE_NAME": "orders", "SERVICE_VERSION": "1.0.0"}
+MICROKIT = {
+    "SERVICE_NAME": "orders",
+    "SERVICE_VERSION": "1.0.0",
+    "HEALTH": {"READINESS_CHECKS": ["database:default", "cache:default"]},
+}
 
 # Where the catalog service answers.
 CATALOG_URL = os.environ.get("CATALOG_URL", "http://127.0.0.1:8001")
