@@ -14,6 +14,12 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from django_microkit.conf import microkit_settings, rest_framework_defaults
     from django_microkit.health import register_check
+    from django_microkit.logging import logging_config
+    from django_microkit.request_id import (
+        get_request_id,
+        get_trace_context,
+        outgoing_headers,
+    )
 
 try:
     __version__ = version("django-microkit")
@@ -22,14 +28,22 @@ except PackageNotFoundError:  # pragma: no cover - running from a bare checkout
 
 # public name -> module that defines it
 _LAZY: dict[str, str] = {
+    "get_request_id": "django_microkit.request_id",
+    "get_trace_context": "django_microkit.request_id",
+    "logging_config": "django_microkit.logging",
     "microkit_settings": "django_microkit.conf",
+    "outgoing_headers": "django_microkit.request_id",
     "register_check": "django_microkit.health",
     "rest_framework_defaults": "django_microkit.conf",
 }
 
 __all__ = [
     "__version__",
+    "get_request_id",
+    "get_trace_context",
+    "logging_config",
     "microkit_settings",
+    "outgoing_headers",
     "register_check",
     "rest_framework_defaults",
 ]

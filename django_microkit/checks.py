@@ -15,9 +15,7 @@ from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.utils.module_loading import import_string
 
-from django_microkit import service_info
 from django_microkit.conf import _REST_FRAMEWORK_WIRING, DEFAULTS, Option
-from django_microkit.health import registry as health_registry
 
 __all__: list[str] = []
 
@@ -147,6 +145,19 @@ def _is_subclass_path(actual: Any, expected_path: str) -> bool:
 
 
 @register(Tags.compatibility)
+def check_request_id(
+    *,
+    app_configs: Sequence[AppConfig] | None,
+    databases: Sequence[str] | None,
+    **kwargs: Any,
+) -> list[CheckMessage]:
+    """RequestIDMiddleware comes first and its settings are usable."""
+    from django_microkit import logging, request_id, sentry
+
+    return [*request_id._checks(), *logging._checks(), *sentry._checks()]
+
+
+@register(Tags.compatibility)
 def check_health(
     *,
     app_configs: Sequence[AppConfig] | None,
@@ -154,7 +165,10 @@ def check_health(
     **kwargs: Any,
 ) -> list[CheckMessage]:
     """The probes' checks exist and can be created; timeouts and paths make sense."""
-    return health_registry._checks() + service_info._checks()
+    from django_microkit import service_info
+    from django_microkit.health import registry
+
+    return [*registry._checks(), *service_info._checks()]
 
 
 @register(Tags.security, deploy=True)
@@ -165,4 +179,6 @@ def check_health_deploy(
     **kwargs: Any,
 ) -> list[CheckMessage]:
     """Probe responses do not show error details in production."""
-    return health_registry._deploy_checks()
+    from django_microkit.health import registry
+
+    return registry._deploy_checks()

@@ -28,7 +28,9 @@ INSTALLED_APPS = [
     "tests.testapp",
 ]
 
-MIDDLEWARE: list[str] = []
+MIDDLEWARE: list[str] = [
+    "django_microkit.request_id.RequestIDMiddleware",
+]
 
 DATABASES = {
     "default": dj_database_url.parse(

@@ -3,6 +3,7 @@ from __future__ import annotations
 from django.urls import URLPattern, URLResolver, include, path
 
 urlpatterns: list[URLPattern | URLResolver] = [
+    path("request-id/", include("tests.testapp.request_id_views")),
     # Health probes and service info.
     path("", include("django_microkit.urls")),
 ]
