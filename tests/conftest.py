@@ -3,13 +3,23 @@ from __future__ import annotations
 import os
 
 import pytest
-from django.core.cache import cache
+from django.core.cache import cache, caches
+from django.core.cache.backends.redis import RedisCache
 from django.db import connection
 
 
 @pytest.fixture(autouse=True)
 def _clear_cache() -> None:
-    cache.clear()
+    """Empty the cache before each test. On Redis only this run's keys are
+    deleted: ``cache.clear()`` would FLUSHDB the database other runs share."""
+    default = caches["default"]
+    if isinstance(default, RedisCache):
+        client = default._cache.get_client(write=True)
+        keys = list(client.scan_iter(match=f"{default.key_prefix}:*"))
+        if keys:
+            client.delete(*keys)
+    else:
+        default.clear()
 
 
 def pytest_report_header() -> list[str]:
