@@ -13,6 +13,13 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from django_microkit.conf import microkit_settings, rest_framework_defaults
+    from django_microkit.service_auth import (
+        HasServiceScope,
+        IsService,
+        ServicePrincipal,
+        ServiceTokenAuthentication,
+        mint_service_token,
+    )
 
 try:
     __version__ = version("django-microkit")
@@ -21,13 +28,23 @@ except PackageNotFoundError:  # pragma: no cover - running from a bare checkout
 
 # public name -> module that defines it
 _LAZY: dict[str, str] = {
+    "HasServiceScope": "django_microkit.service_auth",
+    "IsService": "django_microkit.service_auth",
+    "ServicePrincipal": "django_microkit.service_auth",
+    "ServiceTokenAuthentication": "django_microkit.service_auth",
     "microkit_settings": "django_microkit.conf",
+    "mint_service_token": "django_microkit.service_auth",
     "rest_framework_defaults": "django_microkit.conf",
 }
 
 __all__ = [
+    "HasServiceScope",
+    "IsService",
+    "ServicePrincipal",
+    "ServiceTokenAuthentication",
     "__version__",
     "microkit_settings",
+    "mint_service_token",
     "rest_framework_defaults",
 ]
 
