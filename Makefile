@@ -1,0 +1,61 @@
+# Two commands: `make run` serves the example services, `make test` runs the tox matrix.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+CATALOG_PORT ?= 8001
+ORDERS_PORT ?= 8002
+MANAGE := cd example_service && ../$(BIN)/python manage.py
+
+# Python 3.10-3.13 may be installed through pyenv without being on PATH.
+PYENV_EXPOSE := if command -v pyenv >/dev/null; then export PYENV_VERSION="$$(pyenv global | head -1):$$(pyenv versions --bare | grep -E '^3\.1[0-3]\.' | paste -sd: -)"; fi
+
+.PHONY: help venv run test quicktest lint format docs clean
+
+help:
+	@echo "make run        serve catalog (:$(CATALOG_PORT)) and orders (:$(ORDERS_PORT)) on 127.0.0.1"
+	@echo "make test       run the whole tox matrix (Django 5.2/6.0/6.1, lint, integration, docs)"
+	@echo "make quicktest  run the test suite once on the current Python"
+	@echo "make lint       ruff and mypy"
+	@echo "make docs       build the docs strictly into site/"
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: $(BIN)/python pyproject.toml
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+venv: $(VENV)/.installed
+
+run: venv
+	$(MANAGE) migrate --noinput -v0 --settings=catalog.settings
+	$(MANAGE) migrate --noinput -v0 --settings=orders.settings
+	@echo "catalog: http://127.0.0.1:$(CATALOG_PORT)/api/products/  orders: http://127.0.0.1:$(ORDERS_PORT)/api/orders/"
+	@trap 'kill 0' EXIT INT TERM; \
+	  ( $(MANAGE) runserver 127.0.0.1:$(CATALOG_PORT) --settings=catalog.settings ) & \
+	  ( export CATALOG_URL=http://127.0.0.1:$(CATALOG_PORT); \
+	    $(MANAGE) runserver 127.0.0.1:$(ORDERS_PORT) --settings=orders.settings ) & \
+	  wait
+
+test: venv
+	@$(PYENV_EXPOSE); $(BIN)/tox run
+
+quicktest: venv
+	$(BIN)/python -m pytest
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: venv
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+docs: venv
+	$(BIN)/mkdocs build --strict
+
+clean:
+	rm -rf $(VENV) .tox site dist build .coverage .coverage.* example_service/*.sqlite3
