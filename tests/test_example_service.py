@@ -21,6 +21,10 @@ def manage(
         if key not in {"DATABASE_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE"}
     }
     env["DATABASE_URL"] = f"sqlite:///{tmp_path / f'{service}.sqlite3'}"
+    # This checkout's django_microkit, not whichever one is installed.
+    env["PYTHONPATH"] = os.pathsep.join(
+        filter(None, [str(MANAGE.parent.parent), env.get("PYTHONPATH")])
+    )
     return subprocess.run(
         [sys.executable, str(MANAGE), *args, f"--settings={service}.settings"],
         capture_output=True,
