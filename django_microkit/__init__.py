@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from django_microkit.conf import microkit_settings, rest_framework_defaults
+    from django_microkit.errors import Problem
     from django_microkit.service_auth import (
         HasServiceScope,
         IsService,
@@ -35,11 +36,13 @@ _LAZY: dict[str, str] = {
     "microkit_settings": "django_microkit.conf",
     "mint_service_token": "django_microkit.service_auth",
     "rest_framework_defaults": "django_microkit.conf",
+    "Problem": "django_microkit.errors",
 }
 
 __all__ = [
     "HasServiceScope",
     "IsService",
+    "Problem",
     "ServicePrincipal",
     "ServiceTokenAuthentication",
     "__version__",

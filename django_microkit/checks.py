@@ -16,6 +16,7 @@ from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.utils.module_loading import import_string
 
 from django_microkit.conf import _REST_FRAMEWORK_WIRING, DEFAULTS, Option
+from django_microkit.errors._checks import check_errors
 
 __all__: list[str] = []
 
@@ -142,6 +143,9 @@ def _is_subclass_path(actual: Any, expected_path: str) -> bool:
         and isinstance(expected, type)
         and issubclass(actual, expected)
     )
+
+
+register(check_errors, Tags.compatibility)
 
 
 @register(Tags.security)

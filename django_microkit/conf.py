@@ -84,6 +84,15 @@ DEFAULTS: dict[str, Option | dict[str, Option]] = {
         # it expires (only for targets that turned replay protection off).
         "REUSE_TOKENS_FOR": Option((), (list, tuple)),
     },
+    # Problem-details error responses (django_microkit.errors).
+    "ERRORS": {
+        # The ExceptionHandler subclass every error goes through.
+        "HANDLER_CLASS": Option("django_microkit.errors.ExceptionHandler", _STR),
+        # Problem `type` is this + code when set; "about:blank" when empty.
+        "TYPE_BASE_URI": Option("", _STR),
+        # Clients preferring text/html get Django's HTML error pages.
+        "HTML_FALLBACK": Option(False, (bool,)),
+    },
 }
 
 
@@ -146,6 +155,7 @@ def _reload_on_change(*, setting: str, **kwargs: Any) -> None:
 #: ``checks`` verifies each is set to this class or a subclass of it.
 _REST_FRAMEWORK_WIRING: dict[str, str] = {
     "DEFAULT_SCHEMA_CLASS": "django_microkit.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "django_microkit.errors.exception_handler",
 }
 
 

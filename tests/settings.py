@@ -29,7 +29,11 @@ INSTALLED_APPS = [
     "tests.testapp",
 ]
 
-MIDDLEWARE: list[str] = []
+MIDDLEWARE: list[str] = [
+    "django_microkit.errors.ProblemMiddleware",
+]
+
+CSRF_FAILURE_VIEW = "django_microkit.errors.csrf_failure"
 
 DATABASES = {
     "default": dj_database_url.parse(

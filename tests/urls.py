@@ -4,4 +4,10 @@ from django.urls import URLPattern, URLResolver, include, path
 
 urlpatterns: list[URLPattern | URLResolver] = [
     path("service-auth/", include("tests.testapp.service_auth_views")),
+    path("errors/", include("tests.testapp.errors_urls")),
 ]
+
+handler400 = "django_microkit.errors.bad_request"
+handler403 = "django_microkit.errors.permission_denied"
+handler404 = "django_microkit.errors.page_not_found"
+handler500 = "django_microkit.errors.server_error"
