@@ -292,7 +292,8 @@ def test_unknown_key_of_a_known_service() -> None:
     ("kid", "description"),
     [
         (None, "The service token names an unknown key (kid)."),
-        (7, "The service token is malformed."),
+        (7, "The service token names an unknown key (kid)."),
+        (["orders-2"], "The service token names an unknown key (kid)."),
     ],
 )
 def test_missing_or_malformed_kid(kid: Any, description: str) -> None:
@@ -362,6 +363,10 @@ MALFORMED = "The service token is malformed."
         ("Bearer " + "a" * 5000, MALFORMED),
         ("Bearer été.été.été", MALFORMED),
         ("Bearer " + b64(b"[1]") + ".e30.", MALFORMED),
+        ("Bearer " + b64(b"{") + ".e30.", MALFORMED),
+        ("Bearer " + b64(b"\xff") + ".e30.", MALFORMED),
+        ("Bearer " + b64(b"[" * 2000) + ".e30.", MALFORMED),
+        ("Bearer a.e30.", MALFORMED),
     ],
 )
 def test_garbage_in_the_header(value: str, description: str) -> None:
@@ -375,7 +380,7 @@ def test_garbage_in_the_header(value: str, description: str) -> None:
         ({"typ": None}, "The token is not a service token (typ)."),
         ({"typ": "JWT"}, "The token is not a service token (typ)."),
         ({"typ": "at+jwt"}, "The token is not a service token (typ)."),
-        ({"crit": ["exp"]}, MALFORMED),
+        ({"crit": ["exp"]}, "The service token uses an unsupported header extension."),
     ],
 )
 def test_header_refusals(header: dict[str, Any], description: str) -> None:
