@@ -364,7 +364,7 @@ def verify_service_token(token: str) -> ServicePrincipal:
     nbf = _number(claims, "nbf", required=False)
     if exp <= now - config.leeway:
         raise ServiceTokenExpired()
-    if max(iat, nbf or iat) > now + config.leeway:
+    if (iat if nbf is None else max(iat, nbf)) > now + config.leeway:
         raise ServiceTokenInvalid(_("The service token is not valid yet."))
     if not 0 < exp - iat <= config.max_lifetime:
         raise ServiceTokenInvalid(
