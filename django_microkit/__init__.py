@@ -21,6 +21,13 @@ if TYPE_CHECKING:
         get_trace_context,
         outgoing_headers,
     )
+    from django_microkit.service_auth import (
+        HasServiceScope,
+        IsService,
+        ServicePrincipal,
+        ServiceTokenAuthentication,
+        mint_service_token,
+    )
 
 try:
     __version__ = version("django-microkit")
@@ -31,21 +38,31 @@ except PackageNotFoundError:  # pragma: no cover - running from a bare checkout
 _LAZY: dict[str, str] = {
     "get_request_id": "django_microkit.request_id",
     "get_trace_context": "django_microkit.request_id",
+    "HasServiceScope": "django_microkit.service_auth",
+    "IsService": "django_microkit.service_auth",
     "logging_config": "django_microkit.logging",
     "microkit_settings": "django_microkit.conf",
+    "mint_service_token": "django_microkit.service_auth",
     "outgoing_headers": "django_microkit.request_id",
     "register_check": "django_microkit.health",
+    "ServicePrincipal": "django_microkit.service_auth",
+    "ServiceTokenAuthentication": "django_microkit.service_auth",
     "rest_framework_defaults": "django_microkit.conf",
     "Problem": "django_microkit.errors",
 }
 
 __all__ = [
+    "HasServiceScope",
+    "IsService",
     "Problem",
+    "ServicePrincipal",
+    "ServiceTokenAuthentication",
     "__version__",
     "get_request_id",
     "get_trace_context",
     "logging_config",
     "microkit_settings",
+    "mint_service_token",
     "outgoing_headers",
     "register_check",
     "rest_framework_defaults",

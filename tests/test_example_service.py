@@ -93,9 +93,15 @@ def test_example_service_logs_json_with_request_ids(
 # Requests sent to the catalog by test_catalog_answers_errors_with_problems; the
 # script prints [status, content type, body] for each.
 CATALOG_ERRORS = """
-import json
+import base64, json
+from django.contrib.auth.models import User
 from django.test import Client
-client = Client(HTTP_HOST="localhost", raise_request_exception=False)
+# Writes take a staff user (or orders' service token).
+User.objects.create_user("staff", password="pw", is_staff=True)
+staff = "Basic " + base64.b64encode(b"staff:pw").decode()
+client = Client(
+    HTTP_HOST="localhost", HTTP_AUTHORIZATION=staff, raise_request_exception=False
+)
 calls = [
     ("post", "/api/products/", {"sku": "KB-001", "name": "", "price": "-1"}),
     ("patch", "/api/products/1/", {"stock": -5}),
@@ -162,5 +168,17 @@ def test_catalog_answers_errors_with_problems(tmp_path: Path) -> None:
 
     schema = results[7][2]
     validate(schema)
-    reserve = schema["paths"]["/api/products/{id}/reserve/"]["post"]["responses"]
-    assert sorted(reserve) == ["200", "400", "404", "406", "409", "415", "500"]
+    reserve = schema["paths"]["/api/products/{id}/reserve/"]["post"]
+    assert sorted(reserve["responses"]) == [
+        "200",
+        "400",
+        "401",
+        "403",
+        "404",
+        "406",
+        "409",
+        "415",
+        "500",
+    ]
+    assert reserve["security"] == [{"ServiceToken": []}, {"basicAuth": []}]
+    assert schema["components"]["securitySchemes"]["ServiceToken"]["scheme"] == "bearer"

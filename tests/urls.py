@@ -4,6 +4,7 @@ from django.urls import URLPattern, URLResolver, include, path
 
 urlpatterns: list[URLPattern | URLResolver] = [
     path("request-id/", include("tests.testapp.request_id_views")),
+    path("service-auth/", include("tests.testapp.service_auth_views")),
     path("errors/", include("tests.testapp.errors_urls")),
     # Health probes and service info.
     path("", include("django_microkit.urls")),
