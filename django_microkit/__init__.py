@@ -14,6 +14,12 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from django_microkit.conf import microkit_settings, rest_framework_defaults
     from django_microkit.errors import Problem
+    from django_microkit.pagination import (
+        CursorPagination,
+        LimitOffsetPagination,
+        PageNumberPagination,
+    )
+    from django_microkit.versioning import VersionedSerializerMixin
 
 try:
     __version__ = version("django-microkit")
@@ -22,13 +28,21 @@ except PackageNotFoundError:  # pragma: no cover - running from a bare checkout
 
 # public name -> module that defines it
 _LAZY: dict[str, str] = {
+    "CursorPagination": "django_microkit.pagination",
+    "LimitOffsetPagination": "django_microkit.pagination",
+    "PageNumberPagination": "django_microkit.pagination",
+    "VersionedSerializerMixin": "django_microkit.versioning",
     "microkit_settings": "django_microkit.conf",
     "rest_framework_defaults": "django_microkit.conf",
     "Problem": "django_microkit.errors",
 }
 
 __all__ = [
+    "CursorPagination",
+    "LimitOffsetPagination",
+    "PageNumberPagination",
     "Problem",
+    "VersionedSerializerMixin",
     "__version__",
     "microkit_settings",
     "rest_framework_defaults",

@@ -30,6 +30,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE: list[str] = [
     "django_microkit.errors.ProblemMiddleware",
+    "django_microkit.versioning.VersionHeadersMiddleware",
 ]
 
 CSRF_FAILURE_VIEW = "django_microkit.errors.csrf_failure"

@@ -50,11 +50,15 @@ def test_wrong_type_is_left_to_e003() -> None:
     assert list(messages) == ["django_microkit.E003"]
 
 
+# Other concerns' middleware, kept so that only this concern's checks speak.
+OTHER_MIDDLEWARE = ["django_microkit.versioning.VersionHeadersMiddleware"]
+
+
 @pytest.mark.parametrize(
     "middleware", [[], ["django.middleware.common.CommonMiddleware"]]
 )
 def test_w010_middleware_missing(middleware: list[str]) -> None:
-    messages = found(MIDDLEWARE=middleware)
+    messages = found(MIDDLEWARE=middleware + OTHER_MIDDLEWARE)
     assert list(messages) == ["django_microkit.W010"]
 
 
@@ -79,6 +83,7 @@ def test_w011_middleware_before_request_id() -> None:
         MIDDLEWARE=[
             "django_microkit.errors.ProblemMiddleware",
             "django_microkit.request_id.RequestIDMiddleware",
+            *OTHER_MIDDLEWARE,
         ]
     )
     assert list(messages) == ["django_microkit.W011"]

@@ -4,6 +4,8 @@ from django.urls import URLPattern, URLResolver, include, path
 
 urlpatterns: list[URLPattern | URLResolver] = [
     path("errors/", include("tests.testapp.errors_urls")),
+    path("", include("tests.testapp.paging_views")),
+    path("", include("tests.testapp.versioning_views")),
 ]
 
 handler400 = "django_microkit.errors.bad_request"
