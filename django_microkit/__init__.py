@@ -14,10 +14,16 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from django_microkit.conf import microkit_settings, rest_framework_defaults
     from django_microkit.errors import Problem
+    from django_microkit.logging import logging_config
     from django_microkit.pagination import (
         CursorPagination,
         LimitOffsetPagination,
         PageNumberPagination,
+    )
+    from django_microkit.request_id import (
+        get_request_id,
+        get_trace_context,
+        outgoing_headers,
     )
     from django_microkit.versioning import VersionedSerializerMixin
 
@@ -32,7 +38,11 @@ _LAZY: dict[str, str] = {
     "LimitOffsetPagination": "django_microkit.pagination",
     "PageNumberPagination": "django_microkit.pagination",
     "VersionedSerializerMixin": "django_microkit.versioning",
+    "get_request_id": "django_microkit.request_id",
+    "get_trace_context": "django_microkit.request_id",
+    "logging_config": "django_microkit.logging",
     "microkit_settings": "django_microkit.conf",
+    "outgoing_headers": "django_microkit.request_id",
     "rest_framework_defaults": "django_microkit.conf",
     "Problem": "django_microkit.errors",
 }
@@ -44,7 +54,11 @@ __all__ = [
     "Problem",
     "VersionedSerializerMixin",
     "__version__",
+    "get_request_id",
+    "get_trace_context",
+    "logging_config",
     "microkit_settings",
+    "outgoing_headers",
     "rest_framework_defaults",
 ]
 

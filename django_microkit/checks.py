@@ -461,3 +461,16 @@ def _check_version_wiring() -> list[CheckMessage]:
             )
         )
     return messages
+
+
+@register(Tags.compatibility)
+def check_request_id(
+    *,
+    app_configs: Sequence[AppConfig] | None,
+    databases: Sequence[str] | None,
+    **kwargs: Any,
+) -> list[CheckMessage]:
+    """RequestIDMiddleware comes first and its settings are usable."""
+    from django_microkit import logging, request_id, sentry
+
+    return [*request_id._checks(), *logging._checks(), *sentry._checks()]

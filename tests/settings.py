@@ -29,6 +29,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE: list[str] = [
+    "django_microkit.request_id.RequestIDMiddleware",
     "django_microkit.errors.ProblemMiddleware",
     "django_microkit.versioning.VersionHeadersMiddleware",
 ]

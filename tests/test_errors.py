@@ -75,6 +75,9 @@ def body_of(response: Any) -> dict[str, Any]:
     body: dict[str, Any] = json.loads(response.content)
     VALIDATOR.validate(body)
     assert body == response.data  # the document the handler built
+    # The request-ID middleware adds the ID it also sends as X-Request-ID.
+    if "X-Request-ID" in response:
+        assert body.pop("request_id") == response["X-Request-ID"]
     return body
 
 

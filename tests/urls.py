@@ -4,6 +4,7 @@ from django.urls import URLPattern, URLResolver, include, path
 
 urlpatterns: list[URLPattern | URLResolver] = [
     path("errors/", include("tests.testapp.errors_urls")),
+    path("request-id/", include("tests.testapp.request_id_views")),
     path("", include("tests.testapp.paging_views")),
     path("", include("tests.testapp.versioning_views")),
 ]
