@@ -47,6 +47,10 @@ MIDDLEWARE = [
     "django_microkit.request_id.RequestIDMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.middleware.common.CommonMiddleware",
+    # Errors raised by plain Django views become problem documents too.
+    "django_microkit.errors.ProblemMiddleware",
+    # X-API-Version on every response, and Deprecation/Sunset for old versions.
+    "django_microkit.versioning.VersionHeadersMiddleware",
 ]
 
 # JSON lines on stdout (readable console lines with DJANGO_DEBUG=1), each with
@@ -55,6 +59,9 @@ LOGGING = django_microkit.logging.logging_config(
     renderer="console" if DEBUG else "json",
     level=os.environ.get("LOG_LEVEL", "INFO"),
 )
+
+# CSRF failures answer with a problem document.
+CSRF_FAILURE_VIEW = "django_microkit.errors.csrf_failure"
 
 TEMPLATES = [
     {

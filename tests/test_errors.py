@@ -644,6 +644,21 @@ def test_drf_errors_are_problems(
     assert "Accept" in response["Vary"]
 
 
+@pytest.mark.django_db
+@pytest.mark.parametrize("atomic_requests", [True, False])
+def test_atomic_requests_roll_back(
+    atomic_requests: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from django.db import connection
+
+    from tests.testapp.models import Widget
+
+    monkeypatch.setitem(connection.settings_dict, "ATOMIC_REQUESTS", atomic_requests)
+    response = APIClient().post("/errors/write-then-fail/")
+    assert response.status_code == 409
+    assert Widget.objects.count() == (0 if atomic_requests else 1)
+
+
 def test_drf_csrf_failure() -> None:
     client = APIClient(enforce_csrf_checks=True)
     response = client.post("/errors/session/")

@@ -22,6 +22,7 @@ from rest_framework.views import APIView
 
 from django_microkit.errors import Problem
 from django_microkit.openapi import problem_response
+from tests.testapp.models import Widget
 
 
 class TokenExpired(exceptions.AuthenticationFailed):
@@ -208,6 +209,17 @@ RAISE: dict[str, Any] = {
     "unauthorized": lambda: Problem(401, "session_expired", detail="Sign in again."),
     "crash": lambda: RuntimeError("password=hunter2"),
 }
+
+
+class WriteThenFailView(APIView):
+    """Writes, then fails: the write must not survive (ATOMIC_REQUESTS)."""
+
+    authentication_classes: list[Any] = []
+    permission_classes: list[Any] = []
+
+    def post(self, request: Request) -> Response:
+        Widget.objects.create(name="half-done")
+        raise Problem(409, "conflict_after_write")
 
 
 class ParseView(APIView):
