@@ -15,7 +15,11 @@ from django.test import AsyncClient, override_settings
 from openapi_spec_validator import validate
 from rest_framework.test import APIClient
 
-from django_microkit.versioning import VersionHeadersMiddleware, resolve_version
+from django_microkit.versioning import (
+    HeaderVersioning,
+    VersionHeadersMiddleware,
+    resolve_version,
+)
 from tests.links import parse_links
 from tests.testapp.models import Book
 
@@ -287,6 +291,25 @@ def test_middleware_announces_in_async_mode_too() -> None:
     assert response.status_code == 200
     assert response["X-API-Version"] == "1"
     assert response["Deprecation"] == "@1738281600"
+
+
+def test_middleware_announces_around_an_async_handler() -> None:
+    from asgiref.sync import sync_to_async
+    from django.test import RequestFactory
+
+    from tests.testapp.versioning_views import Echo
+
+    view = Echo.as_view(versioning_class=HeaderVersioning)
+
+    async def handler(request: HttpRequest) -> HttpResponse:
+        response: HttpResponse = await sync_to_async(view)(request)
+        return response
+
+    middleware = VersionHeadersMiddleware(handler)
+    request = RequestFactory().get("/", headers={"X-API-Version": "1"})
+    response = async_to_sync(middleware)(request)
+    assert response["X-API-Version"] == "1"
+    assert response["Sunset"] == _sunset_http_date(FUTURE_SUNSET)
 
 
 def test_middleware_follows_the_mode_of_the_handler_it_wraps() -> None:

@@ -72,6 +72,13 @@ class _Negotiation(drf_versioning.BaseVersioning):
     version_param = "version"
     #: Where this scheme looks for the version.
     sources: tuple[str, ...] = ()
+    #: The request headers the response varies on (derived from ``sources``).
+    vary: tuple[str, ...] = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        names = ((_ACCEPT, "Accept"), (_HEADER, VERSION_HEADER))
+        cls.vary = tuple(name for source, name in names if source in cls.sources)
 
     def determine_version(self, request: Request, *args: Any, **kwargs: Any) -> str:
         view = (getattr(request, "parser_context", None) or {}).get("view")
@@ -79,6 +86,7 @@ class _Negotiation(drf_versioning.BaseVersioning):
         # documents into the negotiated media type, whatever the scheme.
         documenting = bool(getattr(view, "swagger_fake_view", False))
         requested = self._requested(request, kwargs, documenting)
+        table = _table()
         allowed: Sequence[str] = self.allowed_versions or ()
         if not requested:
             version = str(self.default_version)
@@ -93,8 +101,8 @@ class _Negotiation(drf_versioning.BaseVersioning):
                 raise _unsupported(source, allowed)
         if documenting:
             return version
-        _remember(request, version, self._vary())
-        if _table().sunset_passed(version):
+        _remember(request, version, self.vary)
+        if version in table.deprecated and table.sunset_passed(version):
             raise _sunset(version, allowed)
         return version
 
@@ -102,33 +110,25 @@ class _Negotiation(drf_versioning.BaseVersioning):
         self, request: Request, kwargs: Mapping[str, Any], documenting: bool
     ) -> list[tuple[str, str]]:
         found: list[tuple[str, str]] = []
+        sources = self.sources
         # drf-spectacular sets the argument on every route it documents; a
         # route without it in its path only ever serves the default.
-        in_path = not documenting or f"{{{self.version_param}}}" in request.path
         if (
-            _URL in self.sources
+            _URL in sources
             and kwargs.get(self.version_param) is not None
-            and in_path
+            and (not documenting or f"{{{self.version_param}}}" in request.path)
         ):
             found.append((str(kwargs[self.version_param]), _URL))
-        if _ACCEPT in self.sources or documenting:
+        if _ACCEPT in sources or documenting:
             media_type = getattr(request, "accepted_media_type", "") or ""
             value = _accept_version(media_type)
             if value is not None:
                 found.append((value, _ACCEPT))
-        if _HEADER in self.sources and not documenting:
+        if _HEADER in sources and not documenting:
             header = request.META.get(_VERSION_META)
             if header is not None:
                 found.append((header.strip(), _HEADER))
         return found
-
-    def _vary(self) -> tuple[str, ...]:
-        vary = []
-        if _ACCEPT in self.sources:
-            vary.append("Accept")
-        if _HEADER in self.sources:
-            vary.append(VERSION_HEADER)
-        return tuple(vary)
 
 
 def _remember(
