@@ -16,6 +16,11 @@ if TYPE_CHECKING:
     from django_microkit.errors import Problem
     from django_microkit.health import register_check
     from django_microkit.logging import logging_config
+    from django_microkit.pagination import (
+        CursorPagination,
+        LimitOffsetPagination,
+        PageNumberPagination,
+    )
     from django_microkit.request_id import (
         get_request_id,
         get_trace_context,
@@ -28,6 +33,7 @@ if TYPE_CHECKING:
         ServiceTokenAuthentication,
         mint_service_token,
     )
+    from django_microkit.versioning import VersionedSerializerMixin
 
 try:
     __version__ = version("django-microkit")
@@ -36,27 +42,35 @@ except PackageNotFoundError:  # pragma: no cover - running from a bare checkout
 
 # public name -> module that defines it
 _LAZY: dict[str, str] = {
-    "get_request_id": "django_microkit.request_id",
-    "get_trace_context": "django_microkit.request_id",
+    "CursorPagination": "django_microkit.pagination",
     "HasServiceScope": "django_microkit.service_auth",
     "IsService": "django_microkit.service_auth",
+    "LimitOffsetPagination": "django_microkit.pagination",
+    "PageNumberPagination": "django_microkit.pagination",
+    "Problem": "django_microkit.errors",
+    "ServicePrincipal": "django_microkit.service_auth",
+    "ServiceTokenAuthentication": "django_microkit.service_auth",
+    "VersionedSerializerMixin": "django_microkit.versioning",
+    "get_request_id": "django_microkit.request_id",
+    "get_trace_context": "django_microkit.request_id",
     "logging_config": "django_microkit.logging",
     "microkit_settings": "django_microkit.conf",
     "mint_service_token": "django_microkit.service_auth",
     "outgoing_headers": "django_microkit.request_id",
     "register_check": "django_microkit.health",
-    "ServicePrincipal": "django_microkit.service_auth",
-    "ServiceTokenAuthentication": "django_microkit.service_auth",
     "rest_framework_defaults": "django_microkit.conf",
-    "Problem": "django_microkit.errors",
 }
 
 __all__ = [
+    "CursorPagination",
     "HasServiceScope",
     "IsService",
+    "LimitOffsetPagination",
+    "PageNumberPagination",
     "Problem",
     "ServicePrincipal",
     "ServiceTokenAuthentication",
+    "VersionedSerializerMixin",
     "__version__",
     "get_request_id",
     "get_trace_context",

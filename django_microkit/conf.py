@@ -62,6 +62,21 @@ DEFAULTS: dict[str, Option | dict[str, Option]] = {
     "SERVICE_NAME": Option("", _STR),
     # The deployed version of the service (not of django-microkit).
     "SERVICE_VERSION": Option("", _STR),
+    # List endpoints: page sizes and how much counting a page may cost.
+    "PAGINATION": {
+        "PAGE_SIZE": Option(20, (int,)),
+        "MAX_PAGE_SIZE": Option(100, (int,)),
+        "MAX_OFFSET": Option(None, (int, type(None))),
+        "COUNT": Option("exact", _STR),
+        "COUNT_LIMIT": Option(None, (int, type(None))),
+    },
+    # API versions this service serves, the default and the retiring ones.
+    "VERSIONING": {
+        "VERSIONS": Option(("1",), (list, tuple)),
+        "DEFAULT_VERSION": Option("1", _STR),
+        "DEPRECATED": Option({}, (dict,)),
+        "ENFORCE_SUNSET": Option(True, (bool,)),
+    },
     # Request IDs and W3C trace context (django_microkit.request_id).
     "REQUEST_ID": {
         # The header carrying the request ID, in and out.
@@ -214,6 +229,14 @@ _REST_FRAMEWORK_WIRING: dict[str, str] = {
 }
 
 
+#: REST_FRAMEWORK values recommended but not required: a view or a service may
+#: choose another paginator or versioning scheme.
+_REST_FRAMEWORK_RECOMMENDED: dict[str, str] = {
+    "DEFAULT_PAGINATION_CLASS": "django_microkit.pagination.PageNumberPagination",
+    "DEFAULT_VERSIONING_CLASS": "django_microkit.versioning.NegotiatedVersioning",
+}
+
+
 def rest_framework_defaults() -> dict[str, Any]:
     """The recommended ``REST_FRAMEWORK`` values, to merge into a service's own.
 
@@ -221,4 +244,4 @@ def rest_framework_defaults() -> dict[str, Any]:
     wires DRF to django-microkit in one line; keys the service sets after the
     merge win.
     """
-    return dict(_REST_FRAMEWORK_WIRING)
+    return {**_REST_FRAMEWORK_WIRING, **_REST_FRAMEWORK_RECOMMENDED}

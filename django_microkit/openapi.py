@@ -165,7 +165,21 @@ class AutoSchema(SpectacularAutoSchema):
         statuses.update(self._auth_statuses())
         if self.view.get_throttles():
             statuses.add(429)
+        statuses.update(self._pagination_statuses())
+        statuses.update(self._versioning_statuses())
         return sorted(statuses)
+
+    def _pagination_statuses(self) -> set[int]:
+        # invalid_pagination, and page_not_found past the last page.
+        if not self._is_list_view():
+            return set()
+        paginator = self._get_paginator()  # type: ignore[no-untyped-call]
+        return set(getattr(paginator, "problem_statuses", ()))
+
+    def _versioning_statuses(self) -> set[int]:
+        from django_microkit.versioning.schema import _problem_statuses
+
+        return _problem_statuses(self.view)
 
     def _auth_statuses(self) -> set[int]:
         statuses: set[int] = set()
@@ -219,3 +233,19 @@ class AutoSchema(SpectacularAutoSchema):
                 ),
             )
             self.registry.register_on_missing(component)
+
+    def get_paginated_name(self, serializer_name: str) -> str:
+        # Cursor pages have no count: their envelope is a component of its own.
+        paginator = self._get_paginator()  # type: ignore[no-untyped-call]
+        prefix = getattr(paginator, "schema_component_prefix", "Paginated")
+        return f"{prefix}{serializer_name}List"
+
+    def is_deprecated(self) -> bool:
+        from django_microkit.versioning.schema import _operation_deprecated
+
+        return bool(super().is_deprecated()) or _operation_deprecated(self.view)
+
+    def get_override_parameters(self) -> list[Any]:
+        from django_microkit.versioning.schema import _schema_parameters
+
+        return [*super().get_override_parameters(), *_schema_parameters(self.view)]

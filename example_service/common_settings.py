@@ -49,6 +49,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     # Errors raised by plain Django views become problem documents too.
     "django_microkit.errors.ProblemMiddleware",
+    # X-API-Version on every response, and Deprecation/Sunset for old versions.
+    "django_microkit.versioning.VersionHeadersMiddleware",
 ]
 
 # JSON lines on stdout (readable console lines with DJANGO_DEBUG=1), each with

@@ -32,6 +32,7 @@ INSTALLED_APPS = [
 MIDDLEWARE: list[str] = [
     "django_microkit.request_id.RequestIDMiddleware",
     "django_microkit.errors.ProblemMiddleware",
+    "django_microkit.versioning.VersionHeadersMiddleware",
 ]
 
 CSRF_FAILURE_VIEW = "django_microkit.errors.csrf_failure"

@@ -8,6 +8,8 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("errors/", include("tests.testapp.errors_urls")),
     # Health probes and service info.
     path("", include("django_microkit.urls")),
+    path("", include("tests.testapp.paging_views")),
+    path("", include("tests.testapp.versioning_views")),
 ]
 
 handler400 = "django_microkit.errors.bad_request"

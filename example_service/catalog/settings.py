@@ -32,6 +32,19 @@ MICROKIT = {
             ],
         },
     },
+    # Version 2 is current; version 1 (price as a number, no stock) is being
+    # retired. Clients that name no version get version 2.
+    "VERSIONING": {
+        "VERSIONS": ["1", "2"],
+        "DEFAULT_VERSION": "2",
+        "DEPRECATED": {
+            "1": {
+                "deprecated_since": "2026-09-01",
+                "sunset": "2030-06-30",
+                "link": "https://developer.example.com/catalog/v1-retirement",
+            },
+        },
+    },
 }
 
 SPECTACULAR_SETTINGS = spectacular("catalog", "Products and their stock.")

@@ -3,6 +3,7 @@ from __future__ import annotations
 from django.db.models import QuerySet
 from rest_framework import mixins, viewsets
 
+from django_microkit.pagination import CursorPagination
 from orders.models import Order
 from orders.serializers import OrderSerializer
 
@@ -13,9 +14,15 @@ class OrderViewSet(
     mixins.RetrieveModelMixin,
     viewsets.GenericViewSet[Order],
 ):
-    """Orders of catalog products: list, create, read."""
+    """Orders of catalog products: list, create, read.
+
+    The list grows without bound, so it is paged by cursor, newest first
+    (``Order.Meta.ordering``): no ``COUNT(*)``, and orders placed while a client
+    pages never shift a page.
+    """
 
     serializer_class = OrderSerializer
+    pagination_class = CursorPagination
 
     def get_queryset(self) -> QuerySet[Order]:
         return Order.objects.prefetch_related("items")
