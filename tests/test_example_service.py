@@ -21,6 +21,10 @@ def manage(
         if key not in {"DATABASE_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE"}
     }
     env["DATABASE_URL"] = f"sqlite:///{tmp_path / f'{service}.sqlite3'}"
+    # The services run on this checkout's library, whatever else is installed.
+    env["PYTHONPATH"] = os.pathsep.join(
+        [str(MANAGE.parent.parent), *filter(None, [env.get("PYTHONPATH")])]
+    )
     return subprocess.run(
         [sys.executable, str(MANAGE), *args, f"--settings={service}.settings"],
         capture_output=True,

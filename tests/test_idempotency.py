@@ -740,3 +740,47 @@ def test_processes_racing_on_one_key_run_it_once() -> None:
         assert result["status"] in (201, 409)
         if result["status"] == 201:
             assert result["body"] == executed[0]["body"]
+
+
+# The example orders service -----------------------------------------------------
+
+ORDERS_SCRIPT = """
+import json
+from django.test import Client
+from drf_spectacular.generators import SchemaGenerator
+
+client = Client(HTTP_HOST="localhost")
+responses = [
+    client.post(
+        "/api/orders/",
+        {"items": []},
+        content_type="application/json",
+        headers={"Idempotency-Key": "order-1"},
+    )
+    for _ in range(2)
+]
+operation = SchemaGenerator().get_schema(None, True)["paths"]["/api/orders/"]["post"]
+print(json.dumps({
+    "responses": [
+        [r.status_code, r.get("Idempotent-Replayed"), r.content.decode()]
+        for r in responses
+    ],
+    "parameters": [p["name"] for p in operation.get("parameters", [])],
+    "statuses": sorted(operation["responses"]),
+}))
+"""
+
+
+def test_example_orders_create_is_idempotent(tmp_path: Path) -> None:
+    from tests.test_example_service import manage
+
+    result = manage("orders", "shell", "-c", ORDERS_SCRIPT, tmp_path=tmp_path)
+    assert result.returncode == 0, result.stderr
+    found = json.loads(result.stdout.strip().splitlines()[-1])
+    (status, replayed, body), (status_2, replayed_2, body_2) = found["responses"]
+    # An order without items is refused before it is placed: that answer is
+    # stored too, and the retry gets it back.
+    assert (status, replayed) == (400, None)
+    assert (status_2, replayed_2, body_2) == (400, "true", body)
+    assert "Idempotency-Key" in found["parameters"]
+    assert {"409", "422"} <= set(found["statuses"])
