@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from django_microkit.conf import microkit_settings, rest_framework_defaults
+    from django_microkit.errors import Problem
     from django_microkit.idempotency import IdempotentMixin
 
 try:
@@ -23,12 +24,14 @@ except PackageNotFoundError:  # pragma: no cover - running from a bare checkout
 # public name -> module that defines it
 _LAZY: dict[str, str] = {
     "IdempotentMixin": "django_microkit.idempotency",
+    "Problem": "django_microkit.errors",
     "microkit_settings": "django_microkit.conf",
     "rest_framework_defaults": "django_microkit.conf",
 }
 
 __all__ = [
     "IdempotentMixin",
+    "Problem",
     "__version__",
     "microkit_settings",
     "rest_framework_defaults",

@@ -21,6 +21,7 @@ from django_microkit.conf import (
     Option,
     microkit_settings,
 )
+from django_microkit.errors._checks import check_errors
 
 __all__: list[str] = []
 
@@ -147,6 +148,9 @@ def _is_subclass_path(actual: Any, expected_path: str) -> bool:
         and isinstance(expected, type)
         and issubclass(actual, expected)
     )
+
+
+register(check_errors, Tags.compatibility)
 
 
 # Idempotency keys ---------------------------------------------------------

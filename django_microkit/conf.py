@@ -59,6 +59,15 @@ DEFAULTS: dict[str, Option | dict[str, Option]] = {
     "SERVICE_NAME": Option("", _STR),
     # The deployed version of the service (not of django-microkit).
     "SERVICE_VERSION": Option("", _STR),
+    # Problem-details error responses (django_microkit.errors).
+    "ERRORS": {
+        # The ExceptionHandler subclass every error goes through.
+        "HANDLER_CLASS": Option("django_microkit.errors.ExceptionHandler", _STR),
+        # Problem `type` is this + code when set; "about:blank" when empty.
+        "TYPE_BASE_URI": Option("", _STR),
+        # Clients preferring text/html get Django's HTML error pages.
+        "HTML_FALLBACK": Option(False, (bool,)),
+    },
     # Idempotency-Key support of IdempotentMixin views (django_microkit.idempotency).
     "IDEMPOTENCY": {
         # The cache alias keys and stored responses live in (shared: Redis).
@@ -134,6 +143,7 @@ def _reload_on_change(*, setting: str, **kwargs: Any) -> None:
 #: ``checks`` verifies each is set to this class or a subclass of it.
 _REST_FRAMEWORK_WIRING: dict[str, str] = {
     "DEFAULT_SCHEMA_CLASS": "django_microkit.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "django_microkit.errors.exception_handler",
 }
 
 

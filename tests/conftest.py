@@ -3,13 +3,23 @@ from __future__ import annotations
 import os
 
 import pytest
-from django.core.cache import cache
+from django.core.cache import cache, caches
+from django.core.cache.backends.redis import RedisCache
 from django.db import connection
 
 
 @pytest.fixture(autouse=True)
 def _clear_cache() -> None:
-    cache.clear()
+    default = caches["default"]
+    if isinstance(default, RedisCache):
+        # Only this run's keys: clear() would flush the Redis database that
+        # other runs share.
+        client = default._cache.get_client(None, write=True)
+        keys = list(client.scan_iter(match=f"{default.key_prefix}:*", count=1000))
+        if keys:
+            client.delete(*keys)
+    else:
+        default.clear()
 
 
 def pytest_report_header() -> list[str]:

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from openapi_spec_validator import validate
 
-MANAGE = Path(__file__).resolve().parent.parent / "example_service" / "manage.py"
+ROOT = Path(__file__).resolve().parent.parent
+MANAGE = ROOT / "example_service" / "manage.py"
 
 
 def manage(
@@ -21,9 +24,9 @@ def manage(
         if key not in {"DATABASE_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE"}
     }
     env["DATABASE_URL"] = f"sqlite:///{tmp_path / f'{service}.sqlite3'}"
-    # The services run on this checkout's library, whatever else is installed.
+    # The services run this checkout's django_microkit, as the tests do.
     env["PYTHONPATH"] = os.pathsep.join(
-        [str(MANAGE.parent.parent), *filter(None, [env.get("PYTHONPATH")])]
+        filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])
     )
     return subprocess.run(
         [sys.executable, str(MANAGE), *args, f"--settings={service}.settings"],
@@ -46,3 +49,75 @@ def test_example_service_checks_and_migrates(service: str, tmp_path: Path) -> No
     assert migrations.returncode == 0, migrations.stdout + migrations.stderr
     migrate = manage(service, "migrate", "--noinput", tmp_path=tmp_path)
     assert migrate.returncode == 0, migrate.stderr
+
+
+# Requests sent to the catalog by test_catalog_answers_errors_with_problems; the
+# script prints [status, content type, body] for each.
+CATALOG_ERRORS = """
+import json
+from django.test import Client
+client = Client(HTTP_HOST="localhost", raise_request_exception=False)
+calls = [
+    ("post", "/api/products/", {"sku": "KB-001", "name": "", "price": "-1"}),
+    ("patch", "/api/products/1/", {"stock": -5}),
+    ("post", "/api/products/3/reserve/", {"quantity": 50}),
+    ("post", "/api/products/3/reserve/", {"quantity": 0}),
+    ("post", "/api/products/3/reserve/", {"quantity": 2}),
+    ("get", "/api/products/999/", None),
+    ("get", "/api/nowhere/", None),
+    ("get", "/api/schema/?format=json", None),
+]
+results = []
+for method, url, body in calls:
+    data = json.dumps(body) if body else None
+    kwargs = {"content_type": "application/json"} if body else {}
+    response = getattr(client, method)(url, data, **kwargs)
+    results.append([response.status_code, response["Content-Type"], response.json()])
+print(json.dumps(results))
+"""
+
+
+def test_catalog_answers_errors_with_problems(tmp_path: Path) -> None:
+    assert manage("catalog", "migrate", "--noinput", tmp_path=tmp_path).returncode == 0
+    run = manage("catalog", "shell", "-c", CATALOG_ERRORS, tmp_path=tmp_path)
+    assert run.returncode == 0, run.stderr
+    results = json.loads(run.stdout.splitlines()[-1])
+    problem = "application/problem+json"
+
+    status, content_type, body = results[0]
+    assert (status, content_type, body["code"]) == (400, problem, "validation_error")
+    assert [(e["pointer"], e["code"]) for e in body["errors"]] == [
+        ("/sku", "unique"),
+        ("/name", "blank"),
+        ("/price", "min_value"),
+    ]
+    status, _, body = results[1]
+    assert (status, body["errors"][0]["pointer"]) == (400, "/stock")
+    assert results[2] == [
+        409,
+        problem,
+        {
+            "type": "about:blank",
+            "title": "Not enough stock.",
+            "status": 409,
+            "detail": "Only 8 of MN-003 left.",
+            "instance": "/api/products/3/reserve/",
+            "code": "insufficient_stock",
+            "available": 8,
+        },
+    ]
+    assert results[3][2]["errors"] == [
+        {
+            "code": "min_value",
+            "detail": "Ensure this value is greater than or equal to 1.",
+            "pointer": "/quantity",
+        }
+    ]
+    assert (results[4][0], results[4][2]["stock"]) == (200, 6)
+    for status, content_type, body in results[5:7]:
+        assert (status, content_type, body["code"]) == (404, problem, "not_found")
+
+    schema = results[7][2]
+    validate(schema)
+    reserve = schema["paths"]["/api/products/{id}/reserve/"]["post"]["responses"]
+    assert sorted(reserve) == ["200", "400", "404", "406", "409", "415", "500"]

@@ -60,7 +60,79 @@ def counter() -> str:
 
 def problem_code(response: Any) -> tuple[int, str]:
     """Status and problem code of an error response."""
-    return response.status_code, response.data["detail"].code
+    return response.status_code, response.json()["code"]
+
+
+def problem(
+    status: int, code: str, detail: str, path: str = COUNTER, **members: Any
+) -> dict[str, Any]:
+    """The problem document expected for an error of this feature."""
+    titles = {
+        400: "Bad Request",
+        409: "Conflict",
+        422: "Unprocessable Content",
+        503: "Service Unavailable",
+    }
+    return {
+        "type": "about:blank",
+        "title": titles[status],
+        "status": status,
+        "detail": detail,
+        "code": code,
+        "instance": path,
+        **members,
+    }
+
+
+IN_PROGRESS = problem(
+    409,
+    "idempotency_key_in_progress",
+    "A request with this Idempotency-Key is still being processed. "
+    "Retry later to get its response.",
+)
+REUSED = problem(
+    422,
+    "idempotency_key_reused",
+    "This Idempotency-Key was already used with a different request. "
+    "Use a new key for a new request.",
+)
+INVALID = problem(
+    400,
+    "invalid_idempotency_key",
+    "The Idempotency-Key header is not a valid key.",
+    errors=[
+        {
+            "code": "invalid",
+            "detail": "A key is 1 to 255 visible ASCII characters.",
+            "header": "Idempotency-Key",
+        }
+    ],
+)
+MISSING = problem(
+    400,
+    "idempotency_key_missing",
+    "This request needs an Idempotency-Key header.",
+    errors=[
+        {
+            "code": "required",
+            "detail": "Send a unique key, for example a UUID.",
+            "header": "Idempotency-Key",
+        }
+    ],
+)
+UNAVAILABLE = problem(
+    503,
+    "idempotency_unavailable",
+    "Idempotency keys cannot be checked right now; try again later.",
+)
+
+
+def assert_problem(response: Any, expected: dict[str, Any]) -> None:
+    assert response.status_code == expected["status"]
+    assert response["Content-Type"] == "application/problem+json"
+    body = response.json()
+    body.pop("request_id", None)  # present once request IDs are bound
+    assert body == expected
 
 
 # Replay ---------------------------------------------------------------------
@@ -214,7 +286,7 @@ def test_key_reused_for_another_request_is_422(
     name, key = counter(), new_key()
     call(data={"counter": name}, key=key)
     reused = call(COUNTER + path_suffix, {"counter": name, **changed}, key=key)
-    assert problem_code(reused) == (422, "idempotency_key_reused")
+    assert_problem(reused, REUSED)
     assert "Idempotent-Replayed" not in reused
     assert executions(name) == 1
 
@@ -314,8 +386,8 @@ def test_retry_while_running_is_409_and_another_body_422(
     running = call(data=body, key=key)
     reused = call(data={**body, "sleep": 0}, key=key)
     first.join(10)
-    assert problem_code(running) == (409, "idempotency_key_in_progress")
-    assert problem_code(reused) == (422, "idempotency_key_reused")
+    assert_problem(running, IN_PROGRESS)
+    assert_problem(reused, REUSED)
     assert results[0].status_code == 201
     assert call(data=body, key=key)["Idempotent-Replayed"] == "true"
     assert executions(name) == 1
@@ -382,13 +454,32 @@ def test_lease_ends_so_a_stuck_request_does_not_block_the_key(
 
 
 @pytest.mark.parametrize("key", [new_key(), None])
-def test_exception_in_the_view_releases_the_key(key: str | None) -> None:
+@pytest.mark.parametrize(
+    "handler",
+    [
+        "django_microkit.errors.exception_handler",
+        # A handler that lets unexpected exceptions through, as DRF's does.
+        "rest_framework.views.exception_handler",
+    ],
+)
+def test_exception_in_the_view_releases_the_key(key: str | None, handler: str) -> None:
     name = counter()
+    rest_framework = {**settings.REST_FRAMEWORK, "EXCEPTION_HANDLER": handler}
     body = {"counter": name, "fail": True}
-    with pytest.raises(RuntimeError):
-        call(data=body, key=key)
-    with pytest.raises(RuntimeError):
-        call(data=body, key=key)
+    with override_settings(REST_FRAMEWORK=rest_framework):
+        for _ in "ab":
+            with pytest.raises(RuntimeError):
+                call(data=body, key=key)
+    assert executions(name) == 2
+
+
+def test_unhandled_exception_answered_500_releases_the_key() -> None:
+    name, key = counter(), new_key()
+    client = APIClient(raise_request_exception=False)
+    body = {"counter": name, "fail": True}
+    responses = [call(data=body, key=key, client=client) for _ in "ab"]
+    assert [r.status_code for r in responses] == [500, 500]
+    assert responses[1].json()["code"] == "server_error"
     assert executions(name) == 2
 
 
@@ -434,7 +525,7 @@ def test_streaming_responses_are_not_stored() -> None:
 def test_invalid_key_is_400(key: str) -> None:
     name = counter()
     response = call(data={"counter": name}, key=key)
-    assert problem_code(response) == (400, "invalid_idempotency_key")
+    assert_problem(response, INVALID)
     assert executions(name) == 0
 
 
@@ -459,7 +550,7 @@ def test_required_key_missing_is_400(path: str, microkit: dict[str, Any]) -> Non
     with override_settings(MICROKIT=microkit):
         response = call(path, {"counter": name})
         assert call(path, {"counter": name}, key=new_key()).status_code == 201
-    assert problem_code(response) == (400, "idempotency_key_missing")
+    assert_problem(response, {**MISSING, "instance": path})
     assert executions(name) == 1
 
 
@@ -498,7 +589,7 @@ def test_cache_failure_before_the_view_is_503(operations: tuple[str, ...]) -> No
             # add() succeeds the first time: only a retry needs get().
             assert call(data={"counter": name}, key=key).status_code == 201
         response = call(data={"counter": name}, key=key)
-    assert problem_code(response) == (503, "idempotency_unavailable")
+    assert_problem(response, UNAVAILABLE)
     assert (1 if operations == ("get",) else 0) == executions(name)
 
 
@@ -515,7 +606,7 @@ def test_key_released_again_and_again_while_claiming_is_409() -> None:
 @override_settings(MICROKIT={"IDEMPOTENCY": {"CACHE": "missing"}})
 def test_unknown_cache_alias_is_503() -> None:
     response = call(data={"counter": counter()}, key=new_key())
-    assert problem_code(response) == (503, "idempotency_unavailable")
+    assert_problem(response, UNAVAILABLE)
 
 
 def test_cache_failure_after_the_view_returns_its_response(
@@ -680,6 +771,15 @@ def test_openapi_documents_the_key_and_its_problems(
     assert (
         "idempotency_key_missing" in operation["responses"]["400"]["description"]
     ) is required
+
+
+def test_openapi_adds_the_key_problems_to_a_documented_400() -> None:
+    operation = openapi()["paths"]["/idempotency/things/"]["post"]
+    description = operation["responses"]["400"]["description"]
+    assert description.startswith("Invalid input")
+    assert description.endswith(
+        "The Idempotency-Key header is not valid (`invalid_idempotency_key`)."
+    )
 
 
 @pytest.mark.parametrize(

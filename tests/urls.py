@@ -3,5 +3,11 @@ from __future__ import annotations
 from django.urls import URLPattern, URLResolver, include, path
 
 urlpatterns: list[URLPattern | URLResolver] = [
+    path("errors/", include("tests.testapp.errors_urls")),
     path("idempotency/", include("tests.testapp.idempotency_views")),
 ]
+
+handler400 = "django_microkit.errors.bad_request"
+handler403 = "django_microkit.errors.permission_denied"
+handler404 = "django_microkit.errors.page_not_found"
+handler500 = "django_microkit.errors.server_error"

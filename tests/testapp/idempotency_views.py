@@ -13,6 +13,7 @@ from typing import Any
 from django.core.cache import cache
 from django.http import JsonResponse, StreamingHttpResponse
 from django.urls import path
+from rest_framework import serializers
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.request import Request
@@ -151,11 +152,16 @@ class DjangoResponseView(CounterView):
         return JsonResponse({"count": count}, status=201)
 
 
+class ThingSerializer(serializers.Serializer[Any]):
+    counter = serializers.CharField()
+
+
 class ThingViewSet(IdempotentMixin, ViewSet):
     """A viewset: ``create`` (POST) honours keys, ``list`` (GET) does not."""
 
     authentication_classes: list[Any] = []
     permission_classes: list[Any] = []
+    serializer_class = ThingSerializer
 
     def list(self, request: Request) -> Response:
         return Response([])
