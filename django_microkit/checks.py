@@ -150,6 +150,19 @@ def _is_subclass_path(actual: Any, expected_path: str) -> bool:
     )
 
 
+@register(Tags.compatibility)
+def check_request_id(
+    *,
+    app_configs: Sequence[AppConfig] | None,
+    databases: Sequence[str] | None,
+    **kwargs: Any,
+) -> list[CheckMessage]:
+    """RequestIDMiddleware comes first and its settings are usable."""
+    from django_microkit import logging, request_id, sentry
+
+    return [*request_id._checks(), *logging._checks(), *sentry._checks()]
+
+
 register(check_errors, Tags.compatibility)
 
 

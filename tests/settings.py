@@ -30,6 +30,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE: list[str] = [
+    "django_microkit.request_id.RequestIDMiddleware",
     "django_microkit.errors.ProblemMiddleware",
 ]
 

@@ -131,7 +131,7 @@ def assert_problem(response: Any, expected: dict[str, Any]) -> None:
     assert response.status_code == expected["status"]
     assert response["Content-Type"] == "application/problem+json"
     body = response.json()
-    body.pop("request_id", None)  # present once request IDs are bound
+    assert body.pop("request_id") == response["X-Request-ID"]
     assert body == expected
 
 
@@ -152,6 +152,22 @@ def test_retry_gets_the_stored_response(method: str) -> None:
     assert "session" in first.cookies
     assert "session" not in second.cookies
     assert executions(name) == 1
+
+
+def test_replay_carries_its_own_request_id() -> None:
+    name, key = counter(), new_key()
+    first = call(data={"counter": name}, key=key)
+    second = call(data={"counter": name}, key=key)
+    assert second["Idempotent-Replayed"] == "true"
+    assert first["X-Request-ID"] != second["X-Request-ID"]
+    assert len(second["X-Request-ID"]) == 32
+
+
+def test_problems_carry_the_request_id() -> None:
+    name, key = counter(), new_key()
+    call(data={"counter": name}, key=key)
+    reused = call(data={"counter": "other"}, key=key)
+    assert reused.json()["request_id"] == reused["X-Request-ID"]
 
 
 def test_replay_of_a_client_error_is_stored_too() -> None:

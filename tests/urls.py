@@ -3,6 +3,7 @@ from __future__ import annotations
 from django.urls import URLPattern, URLResolver, include, path
 
 urlpatterns: list[URLPattern | URLResolver] = [
+    path("request-id/", include("tests.testapp.request_id_views")),
     path("errors/", include("tests.testapp.errors_urls")),
     path("idempotency/", include("tests.testapp.idempotency_views")),
 ]

@@ -97,10 +97,7 @@ def _is_problem_middleware(path: str) -> bool:
 
 def _check_middleware() -> list[CheckMessage]:
     middleware = [str(path) for path in settings.MIDDLEWARE]
-    index = next(
-        (i for i, path in enumerate(middleware) if _is_problem_middleware(path)), None
-    )
-    if index is None:
+    if not any(_is_problem_middleware(path) for path in middleware):
         return [
             Warning(
                 f"{_MIDDLEWARE} is not in MIDDLEWARE.",
@@ -110,21 +107,7 @@ def _check_middleware() -> list[CheckMessage]:
                 id="django_microkit.W010",
             )
         ]
-    outer = [
-        path
-        for path in middleware[index + 1 :]
-        if path.startswith("django_microkit.request_id.")
-    ]
-    if not outer:
-        return []
-    return [
-        Warning(
-            f"{middleware[index]} is listed before {', '.join(outer)}.",
-            hint="Move ProblemMiddleware after the request-ID middleware, so the "
-            "problems it builds carry the request ID.",
-            id="django_microkit.W011",
-        )
-    ]
+    return []
 
 
 def _check_error_views() -> list[CheckMessage]:

@@ -31,7 +31,7 @@ class ProblemMiddleware:
     """Answer plain Django views' errors with problem documents.
 
     Place it after the request-ID middleware, so converted responses carry the
-    request ID (system check ``django_microkit.W011``).
+    request ID (system check ``django_microkit.E020``).
     """
 
     sync_capable = True

@@ -8,6 +8,7 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("orders/", views.OrdersView.as_view()),
     path("raise/<str:kind>/", views.RaiseView.as_view()),
     path("parse/", views.ParseView.as_view()),
+    path("write-then-fail/", views.WriteThenFailView.as_view()),
     path("upload/", views.UploadView.as_view()),
     path("auth/", views.AuthView.as_view()),
     path("session/", views.SessionAuthView.as_view()),

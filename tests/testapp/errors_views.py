@@ -22,6 +22,7 @@ from rest_framework.views import APIView
 
 from django_microkit.errors import Problem
 from django_microkit.openapi import problem_response
+from tests.testapp.models import Widget
 
 
 class TokenExpired(exceptions.AuthenticationFailed):
@@ -210,6 +211,17 @@ RAISE: dict[str, Any] = {
 }
 
 
+class WriteThenFailView(APIView):
+    """Writes, then fails: the write must not survive (ATOMIC_REQUESTS)."""
+
+    authentication_classes: list[Any] = []
+    permission_classes: list[Any] = []
+
+    def post(self, request: Request) -> Response:
+        Widget.objects.create(name="half-done")
+        raise Problem(409, "conflict_after_write")
+
+
 class ParseView(APIView):
     """Accepts JSON only (415 otherwise)."""
 
@@ -347,19 +359,3 @@ def headered_not_allowed(request: HttpRequest) -> HttpResponse:
     response["Vary"] = "Cookie"
     response.set_cookie("seen", "1")
     return response
-
-
-def stand_in_request_id(get_response: Any) -> Any:
-    """Sets the request ID from ``X-Test-Request-ID``, as the request-ID
-    middleware does, so tests see it in problem bodies."""
-    from django_microkit.request_id import _request_id
-
-    def middleware(request: HttpRequest) -> HttpResponse:
-        token = _request_id.set(request.headers.get("X-Test-Request-ID"))
-        try:
-            response: HttpResponse = get_response(request)
-            return response
-        finally:
-            _request_id.reset(token)
-
-    return middleware
