@@ -6,6 +6,8 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("request-id/", include("tests.testapp.request_id_views")),
     path("errors/", include("tests.testapp.errors_urls")),
     path("idempotency/", include("tests.testapp.idempotency_views")),
+    # Health probes and service info.
+    path("", include("django_microkit.urls")),
 ]
 
 handler400 = "django_microkit.errors.bad_request"
