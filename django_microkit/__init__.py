@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from django_microkit.conf import microkit_settings, rest_framework_defaults
     from django_microkit.errors import Problem
     from django_microkit.health import register_check
+    from django_microkit.idempotency import IdempotentMixin
     from django_microkit.logging import logging_config
     from django_microkit.pagination import (
         CursorPagination,
@@ -44,6 +45,7 @@ except PackageNotFoundError:  # pragma: no cover - running from a bare checkout
 _LAZY: dict[str, str] = {
     "CursorPagination": "django_microkit.pagination",
     "HasServiceScope": "django_microkit.service_auth",
+    "IdempotentMixin": "django_microkit.idempotency",
     "IsService": "django_microkit.service_auth",
     "LimitOffsetPagination": "django_microkit.pagination",
     "PageNumberPagination": "django_microkit.pagination",
@@ -64,6 +66,7 @@ _LAZY: dict[str, str] = {
 __all__ = [
     "CursorPagination",
     "HasServiceScope",
+    "IdempotentMixin",
     "IsService",
     "LimitOffsetPagination",
     "PageNumberPagination",

@@ -163,6 +163,19 @@ DEFAULTS: dict[str, Option | dict[str, Option]] = {
         "SHOW_RUNTIME": Option(True, _BOOL),
         "EXTRA": Option({}, (dict,)),
     },
+    # Idempotency-Key support of IdempotentMixin views (django_microkit.idempotency).
+    "IDEMPOTENCY": {
+        # The cache alias keys and stored responses live in (shared: Redis).
+        "CACHE": Option("default", _STR),
+        # Seconds a completed response is kept for replay.
+        "TTL": Option(24 * 60 * 60, (int,)),
+        # Seconds a running request holds its key before another may take it.
+        "LOCK_TIMEOUT": Option(60, (int,)),
+        # Methods that honour Idempotency-Key.
+        "METHODS": Option(("POST", "PATCH"), (list, tuple)),
+        # Refuse those methods without a key.
+        "REQUIRED": Option(False, (bool,)),
+    },
 }
 
 
