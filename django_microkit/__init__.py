@@ -19,6 +19,13 @@ if TYPE_CHECKING:
         get_trace_context,
         outgoing_headers,
     )
+    from django_microkit.service_auth import (
+        HasServiceScope,
+        IsService,
+        ServicePrincipal,
+        ServiceTokenAuthentication,
+        mint_service_token,
+    )
 
 try:
     __version__ = version("django-microkit")
@@ -27,20 +34,30 @@ except PackageNotFoundError:  # pragma: no cover - running from a bare checkout
 
 # public name -> module that defines it
 _LAZY: dict[str, str] = {
+    "HasServiceScope": "django_microkit.service_auth",
+    "IsService": "django_microkit.service_auth",
+    "ServicePrincipal": "django_microkit.service_auth",
+    "ServiceTokenAuthentication": "django_microkit.service_auth",
     "get_request_id": "django_microkit.request_id",
     "get_trace_context": "django_microkit.request_id",
     "logging_config": "django_microkit.logging",
     "microkit_settings": "django_microkit.conf",
+    "mint_service_token": "django_microkit.service_auth",
     "outgoing_headers": "django_microkit.request_id",
     "rest_framework_defaults": "django_microkit.conf",
 }
 
 __all__ = [
+    "HasServiceScope",
+    "IsService",
+    "ServicePrincipal",
+    "ServiceTokenAuthentication",
     "__version__",
     "get_request_id",
     "get_trace_context",
     "logging_config",
     "microkit_settings",
+    "mint_service_token",
     "outgoing_headers",
     "rest_framework_defaults",
 ]

@@ -155,3 +155,29 @@ def check_request_id(
     from django_microkit import logging, request_id, sentry
 
     return [*request_id._checks(), *logging._checks(), *sentry._checks()]
+
+
+@register(Tags.security)
+def check_service_auth(
+    *,
+    app_configs: Sequence[AppConfig] | None,
+    databases: Sequence[str] | None,
+    **kwargs: Any,
+) -> list[CheckMessage]:
+    """Service-auth keys load, fit their algorithms, and replay protection holds."""
+    from django_microkit.service_auth._keys import check_messages
+
+    return check_messages(deploy=False)
+
+
+@register(Tags.security, deploy=True)
+def check_service_auth_deploy(
+    *,
+    app_configs: Sequence[AppConfig] | None,
+    databases: Sequence[str] | None,
+    **kwargs: Any,
+) -> list[CheckMessage]:
+    """Production-only: the replay cache is shared between processes."""
+    from django_microkit.service_auth._keys import check_messages
+
+    return check_messages(deploy=True)

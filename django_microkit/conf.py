@@ -94,6 +94,31 @@ DEFAULTS: dict[str, Option | dict[str, Option]] = {
         "SAMPLE_RATE": Option(1.0, _RATE),
         "TRACES_SAMPLE_RATE": Option(0.0, _RATE),
     },
+    # Service-to-service authentication (django_microkit.service_auth).
+    "SERVICE_AUTH": {
+        # Keys this service signs its tokens with: [{"kid", "alg", "key"}, ...].
+        "SIGNING_KEYS": Option((), (list, tuple)),
+        # The kid of the signing key in use; "" when there is only one.
+        "SIGNING_KEY_ID": Option("", _STR),
+        # Services allowed to call this one: {"orders": [{"kid", "alg", "key"}]}.
+        "PEERS": Option({}, (dict,)),
+        # Seconds a minted token is valid, and the longest lifetime accepted.
+        "TOKEN_LIFETIME": Option(60, (int,)),
+        "MAX_TOKEN_LIFETIME": Option(300, (int,)),
+        # Seconds of clock skew tolerated between services.
+        "LEEWAY": Option(5, (int,)),
+        # Algorithms keys may use (RFC 8725: an explicit allow-list).
+        "ALGORITHMS": Option(
+            ("EdDSA", "ES256", "PS256", "RS256", "HS256", "HS384", "HS512"),
+            (list, tuple),
+        ),
+        # Refuse a token whose jti was already seen (needs a shared cache).
+        "REPLAY_PROTECTION": Option(True, (bool,)),
+        "REPLAY_CACHE": Option("default", _STR),
+        # Audiences for which a minted token is reused until shortly before
+        # it expires (only for targets that turned replay protection off).
+        "REUSE_TOKENS_FOR": Option((), (list, tuple)),
+    },
 }
 
 

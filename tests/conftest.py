@@ -12,14 +12,24 @@ from typing import Any
 import pytest
 import structlog
 from django.conf import settings
-from django.core.cache import cache
+from django.core.cache import cache, caches
+from django.core.cache.backends.redis import RedisCache
 from django.db import connection
 from django.utils.log import configure_logging as configure_django_logging
 
 
 @pytest.fixture(autouse=True)
 def _clear_cache() -> None:
-    cache.clear()
+    """Empty the cache before each test. On Redis only this run's keys are
+    deleted: ``cache.clear()`` would FLUSHDB the database other runs share."""
+    default = caches["default"]
+    if isinstance(default, RedisCache):
+        client = default._cache.get_client(write=True)
+        keys = list(client.scan_iter(match=f"{default.key_prefix}:*"))
+        if keys:
+            client.delete(*keys)
+    else:
+        default.clear()
 
 
 def pytest_report_header() -> list[str]:
