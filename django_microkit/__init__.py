@@ -12,6 +12,7 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from django_microkit.client import ServiceClient, ServiceError
     from django_microkit.conf import microkit_settings, rest_framework_defaults
     from django_microkit.logging import logging_config
     from django_microkit.request_id import (
@@ -36,6 +37,8 @@ except PackageNotFoundError:  # pragma: no cover - running from a bare checkout
 _LAZY: dict[str, str] = {
     "HasServiceScope": "django_microkit.service_auth",
     "IsService": "django_microkit.service_auth",
+    "ServiceClient": "django_microkit.client",
+    "ServiceError": "django_microkit.client",
     "ServicePrincipal": "django_microkit.service_auth",
     "ServiceTokenAuthentication": "django_microkit.service_auth",
     "get_request_id": "django_microkit.request_id",
@@ -50,6 +53,8 @@ _LAZY: dict[str, str] = {
 __all__ = [
     "HasServiceScope",
     "IsService",
+    "ServiceClient",
+    "ServiceError",
     "ServicePrincipal",
     "ServiceTokenAuthentication",
     "__version__",

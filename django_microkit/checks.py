@@ -181,3 +181,22 @@ def check_service_auth_deploy(
     from django_microkit.service_auth._keys import check_messages
 
     return check_messages(deploy=True)
+
+
+@register(Tags.compatibility)
+def check_services(
+    *,
+    app_configs: Sequence[AppConfig] | None,
+    databases: Sequence[str] | None,
+    **kwargs: Any,
+) -> list[CheckMessage]:
+    """``MICROKIT["SERVICES"]`` and ``MICROKIT["CLIENT"]`` describe callable
+    services: base URLs, timeouts, retry and breaker values, header providers."""
+    from django_microkit.client.config import settings_issues
+
+    return [
+        (Error if issue.level == "error" else Warning)(
+            issue.msg, hint=issue.hint, id=issue.id
+        )
+        for issue in settings_issues()
+    ]
