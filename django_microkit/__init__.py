@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from django_microkit.client import ServiceClient, ServiceError
     from django_microkit.conf import microkit_settings, rest_framework_defaults
+    from django_microkit.errors import Problem
+    from django_microkit.health import register_check
     from django_microkit.logging import logging_config
     from django_microkit.request_id import (
         get_request_id,
@@ -35,24 +37,27 @@ except PackageNotFoundError:  # pragma: no cover - running from a bare checkout
 
 # public name -> module that defines it
 _LAZY: dict[str, str] = {
-    "HasServiceScope": "django_microkit.service_auth",
-    "IsService": "django_microkit.service_auth",
-    "ServiceClient": "django_microkit.client",
-    "ServiceError": "django_microkit.client",
-    "ServicePrincipal": "django_microkit.service_auth",
-    "ServiceTokenAuthentication": "django_microkit.service_auth",
     "get_request_id": "django_microkit.request_id",
     "get_trace_context": "django_microkit.request_id",
+    "HasServiceScope": "django_microkit.service_auth",
+    "IsService": "django_microkit.service_auth",
     "logging_config": "django_microkit.logging",
     "microkit_settings": "django_microkit.conf",
     "mint_service_token": "django_microkit.service_auth",
     "outgoing_headers": "django_microkit.request_id",
+    "register_check": "django_microkit.health",
+    "ServiceClient": "django_microkit.client",
+    "ServiceError": "django_microkit.client",
+    "ServicePrincipal": "django_microkit.service_auth",
+    "ServiceTokenAuthentication": "django_microkit.service_auth",
     "rest_framework_defaults": "django_microkit.conf",
+    "Problem": "django_microkit.errors",
 }
 
 __all__ = [
     "HasServiceScope",
     "IsService",
+    "Problem",
     "ServiceClient",
     "ServiceError",
     "ServicePrincipal",
@@ -64,6 +69,7 @@ __all__ = [
     "microkit_settings",
     "mint_service_token",
     "outgoing_headers",
+    "register_check",
     "rest_framework_defaults",
 ]
 

@@ -16,6 +16,7 @@ from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.utils.module_loading import import_string
 
 from django_microkit.conf import _REST_FRAMEWORK_WIRING, DEFAULTS, Option
+from django_microkit.errors._checks import check_errors
 
 __all__: list[str] = []
 
@@ -155,6 +156,36 @@ def check_request_id(
     from django_microkit import logging, request_id, sentry
 
     return [*request_id._checks(), *logging._checks(), *sentry._checks()]
+
+
+register(check_errors, Tags.compatibility)
+
+
+@register(Tags.compatibility)
+def check_health(
+    *,
+    app_configs: Sequence[AppConfig] | None,
+    databases: Sequence[str] | None,
+    **kwargs: Any,
+) -> list[CheckMessage]:
+    """The probes' checks exist and can be created; timeouts and paths make sense."""
+    from django_microkit import service_info
+    from django_microkit.health import registry
+
+    return [*registry._checks(), *service_info._checks()]
+
+
+@register(Tags.security, deploy=True)
+def check_health_deploy(
+    *,
+    app_configs: Sequence[AppConfig] | None,
+    databases: Sequence[str] | None,
+    **kwargs: Any,
+) -> list[CheckMessage]:
+    """Probe responses do not show error details in production."""
+    from django_microkit.health import registry
+
+    return registry._deploy_checks()
 
 
 @register(Tags.security)

@@ -60,7 +60,8 @@ def _test_key(alg: str) -> tuple[str, str | None]:
     """Key material for ``alg``, generated once per test process."""
     with _lock:
         if alg not in _test_keys:
-            _test_keys[alg] = generate_key(alg)
+            # The smallest RSA key the checks accept: quick to generate.
+            _test_keys[alg] = generate_key(alg, rsa_bits=2048)
         return _test_keys[alg]
 
 

@@ -47,6 +47,8 @@ MIDDLEWARE = [
     "django_microkit.request_id.RequestIDMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.middleware.common.CommonMiddleware",
+    # Errors raised by plain Django views become problem documents too.
+    "django_microkit.errors.ProblemMiddleware",
 ]
 
 # JSON lines on stdout (readable console lines with DJANGO_DEBUG=1), each with
@@ -55,6 +57,8 @@ LOGGING = django_microkit.logging.logging_config(
     renderer="console" if DEBUG else "json",
     level=os.environ.get("LOG_LEVEL", "INFO"),
 )
+# CSRF failures answer with a problem document.
+CSRF_FAILURE_VIEW = "django_microkit.errors.csrf_failure"
 
 TEMPLATES = [
     {
@@ -93,7 +97,8 @@ def database(service: str) -> dict[str, dict[str, object]]:
 
 
 def microkit(service: str) -> dict[str, object]:
-    """The service's MICROKIT settings: its name, and Sentry when SENTRY_DSN is set."""
+    """The service's MICROKIT settings: its name, readiness checks, and Sentry
+    when SENTRY_DSN is set."""
     return {
         "SERVICE_NAME": service,
         "SERVICE_VERSION": "1.0.0",
@@ -101,6 +106,8 @@ def microkit(service: str) -> dict[str, object]:
             "DSN": os.environ.get("SENTRY_DSN", ""),
             "ENVIRONMENT": os.environ.get("SENTRY_ENVIRONMENT", "development"),
         },
+        # Ready when its database and its cache answer.
+        "HEALTH": {"READINESS_CHECKS": ["database:default", "cache:default"]},
     }
 
 

@@ -119,10 +119,9 @@ def segments(token: str) -> tuple[dict[str, Any], dict[str, Any], str]:
 
 
 def code_of(response: Response) -> str:
-    """The refusal code, from a problem document or DRF's default body."""
-    if response["Content-Type"].startswith("application/problem+json"):
-        return str(response.json()["code"])
-    return str(response.data["detail"].code)
+    """The ``code`` of a problem response."""
+    assert response["Content-Type"] == "application/problem+json"
+    return str(response.json()["code"])
 
 
 def forge(header: dict[str, Any], payload: dict[str, Any] | bytes, key: Key) -> str:

@@ -29,9 +29,10 @@ skus = iter(range(1, 100))
 def post(**headers):
     product = {"sku": f"AUTH-{next(skus)}", "name": "Anvil", "price": "9.9"}
     response = APIClient().post("/api/products/", product, format="json", **headers)
-    detail = response.data.get("detail")
-    code = detail.code if detail is not None else None
-    return [response.status_code, code, response.get("WWW-Authenticate")]
+    body = response.json()
+    problem = response["Content-Type"] == "application/problem+json"
+    return [response.status_code, body["code"] if problem else None,
+            response.get("WWW-Authenticate")]
 
 
 def basic(user):

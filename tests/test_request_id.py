@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 import structlog
+from asgiref.sync import iscoroutinefunction
 from django.http import HttpRequest, HttpResponse
 from django.test import AsyncClient, Client, RequestFactory, override_settings
 
@@ -479,9 +480,9 @@ def test_one_class_serves_both_modes() -> None:
     async def async_view(request: HttpRequest) -> HttpResponse:
         return HttpResponse()
 
-    assert not asyncio.iscoroutinefunction(RequestIDMiddleware(sync_view))
+    assert not iscoroutinefunction(RequestIDMiddleware(sync_view))
     middleware = RequestIDMiddleware(async_view)
-    assert asyncio.iscoroutinefunction(middleware)
+    assert iscoroutinefunction(middleware)
     response = asyncio.run(middleware(RequestFactory().get("/")))  # type: ignore[arg-type]
     assert HEX32.fullmatch(response["X-Request-ID"])
 
@@ -584,7 +585,8 @@ class OwnRequestIDMiddleware(RequestIDMiddleware):
     ],
 )
 def test_middleware_checks(middleware: list[str], expected: list[str]) -> None:
-    assert expected == sorted(messages(MIDDLEWARE=middleware))
+    found = messages(MIDDLEWARE=middleware)
+    assert expected == sorted(id for id in found if id[-3:-1] == "02")
 
 
 def test_w021_names_what_comes_first() -> None:

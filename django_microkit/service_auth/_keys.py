@@ -519,7 +519,7 @@ def _kind_of(key: Any) -> str:
     return "a key of another type"  # pragma: no cover - DSA, X25519, ...
 
 
-def generate_key(alg: str) -> tuple[str, str | None]:
+def generate_key(alg: str, *, rsa_bits: int = 3072) -> tuple[str, str | None]:
     """New key material for ``alg``: ``(secret, None)`` for HMAC, else
     ``(private PEM, public PEM)``."""
     if alg in _HMAC_MIN_BYTES:
@@ -530,7 +530,7 @@ def generate_key(alg: str) -> tuple[str, str | None]:
     elif alg == "ES256":
         private = ec.generate_private_key(ec.SECP256R1())
     elif alg in ("RS256", "PS256"):
-        private = rsa.generate_private_key(public_exponent=65537, key_size=3072)
+        private = rsa.generate_private_key(public_exponent=65537, key_size=rsa_bits)
     else:
         raise ValueError(f"Unsupported algorithm: {alg!r}")
     private_pem = private.private_bytes(

@@ -11,7 +11,16 @@ router.include_root_view = False
 router.register("orders", OrderViewSet, basename="order")
 
 urlpatterns = [
+    # /health/live, /health/ready, /health/startup, /.well-known/service-info
+    path("", include("django_microkit.urls")),
     path("api/", include(router.urls)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
 ]
+
+# Errors that never reach a DRF view (unknown URLs, oversized bodies, crashes
+# outside views) answer with problem documents.
+handler400 = "django_microkit.errors.bad_request"
+handler403 = "django_microkit.errors.permission_denied"
+handler404 = "django_microkit.errors.page_not_found"
+handler500 = "django_microkit.errors.server_error"
