@@ -211,6 +211,8 @@ class FakeService(BaseAdapter):
         #: Every request received, in order.
         self.calls: list[RecordedCall] = []
         self._routes: dict[tuple[str, str], list[_Reply]] = {}
+        # Routes whose last answer has been given (and is now repeated).
+        self._repeating: set[tuple[str, str]] = set()
         self._lock = threading.Lock()
 
     def add(
@@ -231,7 +233,7 @@ class FakeService(BaseAdapter):
         ``requests.ReadTimeout()``…) as the network would.
 
         Adding the same route again queues another answer: they are given in
-        order and the last one is repeated.
+        order, and the last one is repeated until another is added.
         """
         reply_headers = dict(headers or {})
         body = b""
@@ -250,10 +252,13 @@ class FakeService(BaseAdapter):
         elif text is not None:
             body = text.encode()
             reply_headers.setdefault("Content-Type", "text/plain; charset=utf-8")
+        key = (method.upper(), path)
         with self._lock:
-            self._routes.setdefault((method.upper(), path), []).append(
-                _Reply(status, body, reply_headers, raises)
-            )
+            replies = self._routes.setdefault(key, [])
+            if key in self._repeating:  # its last answer was given: replace it
+                self._repeating.discard(key)
+                replies.clear()
+            replies.append(_Reply(status, body, reply_headers, raises))
 
     def get(self, path: str, **kwargs: Any) -> None:
         """``add("GET", path, ...)``."""
@@ -301,7 +306,11 @@ class FakeService(BaseAdapter):
                     f"Fake service {self.name!r} has no answer for {method} {path} "
                     f"(routes: {known})."
                 )
-            reply = replies.pop(0) if len(replies) > 1 else replies[0]
+            if len(replies) > 1:
+                reply = replies.pop(0)
+            else:
+                reply = replies[0]
+                self._repeating.add((method, path))
         if reply.raises is not None:
             raise reply.raises
         response = requests.Response()

@@ -142,3 +142,14 @@ def test_a_view_calling_a_faked_service() -> None:
         404,
         {"found": False, "code": "not_found"},
     )
+
+
+def test_a_new_answer_replaces_one_already_repeating() -> None:
+    client = ServiceClient("catalog")
+    with fake_service("catalog") as catalog:
+        catalog.get("/x/", json={"n": 1})
+        assert client.get("/x/") == {"n": 1}
+        assert client.get("/x/") == {"n": 1}
+        catalog.get("/x/", json={"n": 2})
+        catalog.get("/x/", json={"n": 3})
+        assert [client.get("/x/") for _ in range(3)] == [{"n": 2}, {"n": 3}, {"n": 3}]
