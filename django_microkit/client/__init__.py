@@ -63,12 +63,13 @@ from django_microkit.client.errors import (
 from django_microkit.client.headers import HeaderProvider, OutgoingCall, user_agent
 
 __all__ = [
-    "IDEMPOTENCY_KEY_HEADER",
     "CircuitOpenError",
     "ClientError",
     "ConflictError",
     "HeaderProvider",
+    "IDEMPOTENCY_KEY_HEADER",
     "InvalidResponseError",
+    "LOGGER",
     "NotFoundError",
     "OutgoingCall",
     "ServiceClient",
@@ -85,6 +86,7 @@ _IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRA
 #: is (momentarily) unable to answer.
 _RETRY_STATUSES = frozenset({429, 502, 503, 504})
 
+#: The logger of the one line written per call.
 LOGGER = "django_microkit.client"
 _logger = logging.getLogger(LOGGER)
 _log = structlog.get_logger(LOGGER)
@@ -289,6 +291,8 @@ class ServiceClient:
         budget = config.deadline if deadline is None else deadline
         if budget <= 0:
             raise ValueError(f"deadline must be > 0 seconds, not {budget!r}")
+        if retries is not None and retries < 0:
+            raise ValueError(f"retries must be >= 0, not {retries!r}")
         call_headers: CaseInsensitiveDict[str] = CaseInsensitiveDict(headers or {})
         attempts_allowed = 1
         if _may_retry(method, call_headers, idempotent):

@@ -28,7 +28,13 @@ from django_microkit.conf import DEFAULTS, Option, microkit_settings
 if TYPE_CHECKING:
     from django_microkit.client import HeaderProvider
 
-__all__ = ["Issue", "ServiceConfig", "get_service_config", "settings_issues"]
+__all__ = [
+    "Issue",
+    "ServiceConfig",
+    "get_service_config",
+    "on_settings_change",
+    "settings_issues",
+]
 
 _NUMBER = (int, float)
 _CLIENT_SPEC: dict[str, Option] = DEFAULTS["CLIENT"]  # type: ignore[assignment]

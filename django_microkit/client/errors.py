@@ -33,6 +33,9 @@ __all__ = [
     "ServiceError",
     "ServiceTimeoutError",
     "ServiceUnavailableError",
+    "TEXT_LIMIT",
+    "error_from_response",
+    "parse_retry_after",
 ]
 
 #: At most this many characters of a non-problem body are kept on the exception.
