@@ -12,6 +12,7 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from django_microkit.client import ServiceClient, ServiceError
     from django_microkit.conf import microkit_settings, rest_framework_defaults
     from django_microkit.errors import Problem
     from django_microkit.health import register_check
@@ -50,6 +51,8 @@ _LAZY: dict[str, str] = {
     "LimitOffsetPagination": "django_microkit.pagination",
     "PageNumberPagination": "django_microkit.pagination",
     "Problem": "django_microkit.errors",
+    "ServiceClient": "django_microkit.client",
+    "ServiceError": "django_microkit.client",
     "ServicePrincipal": "django_microkit.service_auth",
     "ServiceTokenAuthentication": "django_microkit.service_auth",
     "VersionedSerializerMixin": "django_microkit.versioning",
@@ -71,6 +74,8 @@ __all__ = [
     "LimitOffsetPagination",
     "PageNumberPagination",
     "Problem",
+    "ServiceClient",
+    "ServiceError",
     "ServicePrincipal",
     "ServiceTokenAuthentication",
     "VersionedSerializerMixin",

@@ -651,3 +651,22 @@ def check_idempotency_deploy(
             id="django_microkit.W070",
         )
     ]
+
+
+@register(Tags.compatibility)
+def check_services(
+    *,
+    app_configs: Sequence[AppConfig] | None,
+    databases: Sequence[str] | None,
+    **kwargs: Any,
+) -> list[CheckMessage]:
+    """``MICROKIT["SERVICES"]`` and ``MICROKIT["CLIENT"]`` describe callable
+    services: base URLs, timeouts, retry and breaker values, header providers."""
+    from django_microkit.client.config import settings_issues
+
+    return [
+        (Error if issue.level == "error" else Warning)(
+            issue.msg, hint=issue.hint, id=issue.id
+        )
+        for issue in settings_issues()
+    ]

@@ -176,6 +176,41 @@ DEFAULTS: dict[str, Option | dict[str, Option]] = {
         # Refuse those methods without a key.
         "REQUIRED": Option(False, (bool,)),
     },
+    # Calls to other services (django_microkit.client): the defaults of every
+    # SERVICES entry, which may override any of them.
+    "CLIENT": {
+        # Seconds to connect and to wait for the answer: (connect, read) or one
+        # number for both. Never None: every call has a timeout.
+        "TIMEOUT": Option((1.0, 5.0), (int, float, list, tuple)),
+        # Retries after the first attempt (idempotent calls only).
+        "RETRIES": Option(2, (int,)),
+        # Backoff before retry n: BACKOFF * 2 ** (n - 1) seconds, with jitter,
+        # at most BACKOFF_MAX.
+        "BACKOFF": Option(0.1, (int, float)),
+        "BACKOFF_MAX": Option(2.0, (int, float)),
+        # The longest Retry-After waited for; a longer one ends the retries.
+        "RETRY_AFTER_MAX": Option(5.0, (int, float)),
+        # Seconds a call may take in all, retries and waits included.
+        "DEADLINE": Option(10.0, (int, float)),
+        # Circuit breaker: FAILURES, RATIO, WINDOW, COOL_DOWN.
+        "BREAKER": Option(
+            {"FAILURES": 5, "RATIO": None, "WINDOW": 20, "COOL_DOWN": 30.0}, (dict,)
+        ),
+        # Connections kept open per target service.
+        "POOL_SIZE": Option(10, (int,)),
+        # TLS verification: True, False, or the path of a CA bundle.
+        "VERIFY": Option(True, (bool, str)),
+        # Callables adding headers to every attempt (trace context, token).
+        "HEADER_PROVIDERS": Option(
+            (
+                "django_microkit.client.headers.trace_headers",
+                "django_microkit.client.headers.service_token_header",
+            ),
+            (list, tuple),
+        ),
+    },
+    # The services this one calls: {"catalog": {"BASE_URL": "http://..."}}.
+    "SERVICES": Option({}, (dict,)),
 }
 
 

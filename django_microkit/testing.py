@@ -3,18 +3,29 @@
 :class:`ServiceAPIClient` calls the service under test as another service would:
 every request carries a freshly minted, really signed service token, verified by
 the real :class:`~django_microkit.service_auth.ServiceTokenAuthentication`.
+
+:func:`fake_service` stands in for a service the code under test calls through
+:class:`~django_microkit.client.ServiceClient`, without the network.
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
+import io
+import json as jsonlib
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from http import HTTPStatus
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
+import requests
 from django.test import override_settings
+from requests.adapters import BaseAdapter
+from requests.structures import CaseInsensitiveDict
 from rest_framework.test import APIClient
 
 from django_microkit.conf import microkit_settings
@@ -30,7 +41,14 @@ from django_microkit.service_auth._tokens import (
     validate_scopes,
 )
 
-__all__ = ["ServiceAPIClient", "ServiceTokenSigner", "trust_test_service"]
+__all__ = [
+    "FakeService",
+    "RecordedCall",
+    "ServiceAPIClient",
+    "ServiceTokenSigner",
+    "fake_service",
+    "trust_test_service",
+]
 
 # Fast to generate and to sign with, in this order of preference.
 _TEST_ALGORITHMS = ("EdDSA", "HS256", "HS384", "HS512", "ES256", "PS256", "RS256")
@@ -146,3 +164,188 @@ class ServiceAPIClient(APIClient):
             token = signer.token(self.scopes, audience=self.audience)
             kwargs.setdefault("HTTP_AUTHORIZATION", f"Bearer {token}")
             return super().request(**kwargs)
+
+
+# --------------------------------------------------------------------------
+# Service client: a fake of another service, without the network
+# --------------------------------------------------------------------------
+
+_UNSET: Any = object()
+
+
+@dataclass(frozen=True)
+class RecordedCall:
+    """A request a :class:`FakeService` received."""
+
+    method: str
+    #: Path relative to the service's BASE_URL, as routes are registered.
+    path: str
+    query: dict[str, list[str]]
+    headers: CaseInsensitiveDict[str] = field(repr=False)
+    body: bytes = field(repr=False)
+
+    def json(self) -> Any:
+        """The body parsed as JSON."""
+        return jsonlib.loads(self.body)
+
+
+@dataclass(frozen=True)
+class _Reply:
+    status: int
+    body: bytes
+    headers: dict[str, str]
+    raises: BaseException | None
+
+
+class FakeService(BaseAdapter):
+    """Stands in for a service: answers registered routes, records every call.
+
+    It is a ``requests`` transport adapter mounted on the service's session, so
+    everything above the network runs for real: headers, retries, the circuit
+    breaker, error mapping, pagination.
+    """
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self.name = name
+        #: Every request received, in order.
+        self.calls: list[RecordedCall] = []
+        self._routes: dict[tuple[str, str], list[_Reply]] = {}
+        # Routes whose last answer has been given (and is now repeated).
+        self._repeating: set[tuple[str, str]] = set()
+        self._lock = threading.Lock()
+
+    def add(
+        self,
+        method: str,
+        path: str,
+        *,
+        status: int = 200,
+        json: Any = _UNSET,
+        text: str | None = None,
+        problem: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+        raises: BaseException | None = None,
+    ) -> None:
+        """Answer ``method path`` (relative to BASE_URL, no query) with ``json``,
+        ``text``, a ``problem`` document (its ``status``, ``title`` and ``type``
+        filled in), or by raising ``raises`` (``requests.ConnectionError()``,
+        ``requests.ReadTimeout()``…) as the network would.
+
+        Adding the same route again queues another answer: they are given in
+        order, and the last one is repeated until another is added.
+        """
+        reply_headers = dict(headers or {})
+        body = b""
+        if problem is not None:
+            document = {
+                "type": "about:blank",
+                "title": HTTPStatus(status).phrase,
+                "status": status,
+                **problem,
+            }
+            body = jsonlib.dumps(document).encode()
+            reply_headers.setdefault("Content-Type", "application/problem+json")
+        elif json is not _UNSET:
+            body = jsonlib.dumps(json).encode()
+            reply_headers.setdefault("Content-Type", "application/json")
+        elif text is not None:
+            body = text.encode()
+            reply_headers.setdefault("Content-Type", "text/plain; charset=utf-8")
+        key = (method.upper(), path)
+        with self._lock:
+            replies = self._routes.setdefault(key, [])
+            if key in self._repeating:  # its last answer was given: replace it
+                self._repeating.discard(key)
+                replies.clear()
+            replies.append(_Reply(status, body, reply_headers, raises))
+
+    def get(self, path: str, **kwargs: Any) -> None:
+        """``add("GET", path, ...)``."""
+        self.add("GET", path, **kwargs)
+
+    def post(self, path: str, **kwargs: Any) -> None:
+        """``add("POST", path, ...)``."""
+        self.add("POST", path, **kwargs)
+
+    def put(self, path: str, **kwargs: Any) -> None:
+        """``add("PUT", path, ...)``."""
+        self.add("PUT", path, **kwargs)
+
+    def patch(self, path: str, **kwargs: Any) -> None:
+        """``add("PATCH", path, ...)``."""
+        self.add("PATCH", path, **kwargs)
+
+    def delete(self, path: str, **kwargs: Any) -> None:
+        """``add("DELETE", path, ...)``."""
+        self.add("DELETE", path, **kwargs)
+
+    def send(  # type: ignore[override]
+        self, request: requests.PreparedRequest, **kwargs: Any
+    ) -> requests.Response:
+        from django_microkit.client.config import get_service_config
+
+        url = urlsplit(request.url or "")
+        base_path = urlsplit(get_service_config(self.name).base_url).path
+        path = url.path[len(base_path) :] or "/"
+        method = request.method or "GET"
+        body = request.body or b""
+        call = RecordedCall(
+            method=method,
+            path=path,
+            query=parse_qs(url.query),
+            headers=CaseInsensitiveDict(request.headers),
+            body=body.encode() if isinstance(body, str) else body,
+        )
+        with self._lock:
+            self.calls.append(call)
+            replies = self._routes.get((method, path))
+            if not replies:
+                known = ", ".join(f"{m} {p}" for m, p in self._routes) or "none"
+                raise AssertionError(
+                    f"Fake service {self.name!r} has no answer for {method} {path} "
+                    f"(routes: {known})."
+                )
+            if len(replies) > 1:
+                reply = replies.pop(0)
+            else:
+                reply = replies[0]
+                self._repeating.add((method, path))
+        if reply.raises is not None:
+            raise reply.raises
+        response = requests.Response()
+        response.status_code = reply.status
+        response.reason = HTTPStatus(reply.status).phrase
+        response.headers = CaseInsensitiveDict(reply.headers)
+        response.raw = io.BytesIO(reply.body)
+        response.url = request.url or ""
+        response.request = request
+        response.encoding = "utf-8"
+        return response
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+@contextlib.contextmanager
+def fake_service(name: str) -> Iterator[FakeService]:
+    """Route every call to service ``name`` to a :class:`FakeService`.
+
+    ::
+
+        with fake_service("catalog") as catalog:
+            catalog.get("/api/products/7/", json={"id": 7, "price": "9.50"})
+            response = api_client.post("/api/orders/", {...}, format="json")
+        assert catalog.calls[0].headers["X-Request-ID"] == response["X-Request-ID"]
+
+    The service must be in ``MICROKIT["SERVICES"]``; its circuit breaker starts
+    closed on entry and is forgotten on exit, so tests do not leak state.
+    """
+    from django_microkit.client import _install_fake
+
+    fake = FakeService(name)
+    _install_fake(name, fake)
+    try:
+        yield fake
+    finally:
+        _install_fake(name, None)

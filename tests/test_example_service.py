@@ -89,6 +89,8 @@ def test_example_service_logs_json_with_request_ids(
         sent = {k.lower(): v for k, v in probes["catalog call"]["headers"].items()}
         assert sent["x-request-id"] == "orders-calls-catalog"
         assert sent["traceparent"].startswith("00-")
+        assert sent["authorization"].startswith("Bearer ")
+        assert sent["user-agent"].startswith("orders/1.0.0 django-microkit/")
 
 
 # Requests sent to the catalog by test_catalog_answers_errors_with_problems; the

@@ -7,6 +7,7 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("service-auth/", include("tests.testapp.service_auth_views")),
     path("errors/", include("tests.testapp.errors_urls")),
     path("idempotency/", include("tests.testapp.idempotency_views")),
+    path("client/", include("tests.testapp.client_views")),
     # Health probes and service info.
     path("", include("django_microkit.urls")),
     path("", include("tests.testapp.paging_views")),

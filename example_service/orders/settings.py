@@ -22,8 +22,21 @@ DATABASES = database("orders")
 
 MICROKIT = {
     **microkit("orders"),
-    # orders signs the tokens of its calls to catalog:
-    # django_microkit.mint_service_token("catalog", scopes=["catalog:write"]).
+    # The services orders calls, through django_microkit.ServiceClient.
+    "SERVICES": {
+        "catalog": {
+            # Where the catalog service answers.
+            "BASE_URL": os.environ.get("CATALOG_URL", "http://127.0.0.1:8001"),
+            "TIMEOUT": (0.5, 3.0),
+            "DEADLINE": 5.0,
+            # Reserving stock is a catalog write.
+            "SCOPES": ["catalog:write"],
+            # Three failed attempts in a row and orders stops calling the
+            # catalog for 10 s, answering 503 at once instead of waiting.
+            "BREAKER": {"FAILURES": 3, "COOL_DOWN": 10},
+        },
+    },
+    # orders signs the tokens of its calls to catalog (sent by ServiceClient).
     "SERVICE_AUTH": {
         "SIGNING_KEYS": [
             {
@@ -34,8 +47,5 @@ MICROKIT = {
         ],
     },
 }
-
-# Where the catalog service answers.
-CATALOG_URL = os.environ.get("CATALOG_URL", "http://127.0.0.1:8001")
 
 SPECTACULAR_SETTINGS = spectacular("orders", "Orders of catalog products.")
