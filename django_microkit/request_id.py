@@ -17,14 +17,13 @@ import ipaddress
 import os
 import re
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from contextvars import ContextVar, Token
 from functools import cache, lru_cache
 from time import perf_counter
 from typing import Any, NamedTuple, cast
 
 import sentry_sdk
-from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings as django_settings
 from django.core.checks import CheckMessage, Error, Warning
 from django.core.signals import setting_changed
@@ -34,6 +33,7 @@ from django.http.response import HttpResponseBase
 from django.utils.module_loading import import_string
 from structlog.contextvars import bind_contextvars, clear_contextvars
 
+from django_microkit._middleware import Middleware
 from django_microkit.conf import microkit_settings
 from django_microkit.logging import _log_access, _printable
 
@@ -309,11 +309,6 @@ def _forget_settings(*, setting: str, **kwargs: Any) -> None:
 # Middleware
 # --------------------------------------------------------------------------
 
-_GetResponse = (
-    Callable[[HttpRequest], HttpResponseBase]
-    | Callable[[HttpRequest], Awaitable[HttpResponseBase]]
-)
-
 
 class _RequestState(NamedTuple):
     header: str
@@ -324,7 +319,7 @@ class _RequestState(NamedTuple):
     trace_token: Token[TraceContext | None]
 
 
-class RequestIDMiddleware:
+class RequestIDMiddleware(Middleware[_RequestState]):
     """Request ID, trace context and the access-log line of every request.
 
     Put it first in ``MIDDLEWARE`` so that it wraps everything that logs::
@@ -337,41 +332,7 @@ class RequestIDMiddleware:
     ``request.trace_context`` hold the values for the view.
     """
 
-    sync_capable = True
-    async_capable = True
-
-    def __init__(self, get_response: _GetResponse) -> None:
-        self.get_response = get_response
-        self.async_mode = iscoroutinefunction(get_response)
-        if self.async_mode:
-            markcoroutinefunction(self)
-
-    def __call__(
-        self, request: HttpRequest
-    ) -> HttpResponseBase | Awaitable[HttpResponseBase]:
-        if self.async_mode:
-            return self.__acall__(request)
-        state = self._begin(request)
-        try:
-            response = cast(HttpResponseBase, self.get_response(request))
-            self._finish(request, response, state)
-        finally:
-            self._end(state)
-        return response
-
-    async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
-        state = self._begin(request)
-        try:
-            get_response = cast(
-                Callable[[HttpRequest], Awaitable[HttpResponseBase]], self.get_response
-            )
-            response = await get_response(request)
-            self._finish(request, response, state)
-        finally:
-            self._end(state)
-        return response
-
-    def _begin(self, request: HttpRequest) -> _RequestState:
+    def before(self, request: HttpRequest) -> _RequestState:
         started = perf_counter()
         config = _settings()
         meta = request.META
@@ -430,15 +391,14 @@ class RequestIDMiddleware:
             _trace_context.set(trace),
         )
 
-    @staticmethod
-    def _finish(
-        request: HttpRequest, response: HttpResponseBase, state: _RequestState
-    ) -> None:
+    def after(
+        self, request: HttpRequest, response: HttpResponseBase, state: _RequestState
+    ) -> HttpResponseBase:
         response.headers[state.header] = state.request_id
         _log_access(request, response, state.started, state.rejected)
+        return response
 
-    @staticmethod
-    def _end(state: _RequestState) -> None:
+    def end(self, state: _RequestState) -> None:
         _request_id.reset(state.request_id_token)
         _trace_context.reset(state.trace_token)
         clear_contextvars()

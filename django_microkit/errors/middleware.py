@@ -10,13 +10,11 @@ they raise becomes a problem response, and Django's bare ``405`` response
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-
-from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.http import HttpRequest, HttpResponseBase, HttpResponseNotAllowed
 from django.utils.cache import patch_vary_headers
 from rest_framework.exceptions import MethodNotAllowed
 
+from django_microkit._middleware import Middleware
 from django_microkit.errors.handler import get_handler_class, prefers_html
 
 __all__ = ["ProblemMiddleware"]
@@ -27,39 +25,17 @@ _BODY_HEADERS = frozenset(
 )
 
 
-class ProblemMiddleware:
+class ProblemMiddleware(Middleware[None]):
     """Answer plain Django views' errors with problem documents.
 
     Place it after the request-ID middleware, so converted responses carry the
     request ID (system check ``django_microkit.E020``).
     """
 
-    sync_capable = True
-    async_capable = True
-
-    def __init__(
-        self,
-        get_response: Callable[[HttpRequest], HttpResponseBase]
-        | Callable[[HttpRequest], Awaitable[HttpResponseBase]],
-    ) -> None:
-        self.get_response = get_response
-        self.async_mode = iscoroutinefunction(get_response)
-        if self.async_mode:
-            markcoroutinefunction(self)
-
-    def __call__(
-        self, request: HttpRequest
-    ) -> HttpResponseBase | Awaitable[HttpResponseBase]:
-        if self.async_mode:
-            return self.__acall__(request)
-        response = self.get_response(request)
-        assert isinstance(response, HttpResponseBase)  # sync mode
+    def after(
+        self, request: HttpRequest, response: HttpResponseBase, state: None
+    ) -> HttpResponseBase:
         return self.convert_response(request, response)
-
-    async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
-        response = self.get_response(request)
-        assert not isinstance(response, HttpResponseBase)  # async mode
-        return self.convert_response(request, await response)
 
     def process_exception(
         self, request: HttpRequest, exception: Exception
