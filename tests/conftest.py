@@ -125,3 +125,14 @@ def applied_logging_config(config: dict[str, Any]) -> Iterator[LogLines]:
             ):
                 handler.setStream(buffer)
         yield LogLines(buffer)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that drive the example services in subprocesses are marked
+    ``example``: they prove the examples, not a Django version, so the tox
+    matrix leaves them to the integration run."""
+    for item in items:
+        if item.path.name.startswith("test_example") or item.name.startswith(
+            "test_example"
+        ):
+            item.add_marker(pytest.mark.example)
