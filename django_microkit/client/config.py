@@ -17,6 +17,7 @@ from functools import cache
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
+from django.core.checks import CheckMessage, Error, Warning
 from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.dispatch import receiver
@@ -33,6 +34,7 @@ __all__ = [
     "ServiceConfig",
     "get_service_config",
     "on_settings_change",
+    "check_messages",
     "settings_issues",
 ]
 
@@ -282,6 +284,16 @@ def _timeouts(value: Any) -> tuple[float, float]:
     if isinstance(value, (list, tuple)):
         return float(value[0]), float(value[1])
     return float(value), float(value)
+
+
+def check_messages() -> list[CheckMessage]:
+    """The client's system-check messages (registered in django_microkit.checks)."""
+    return [
+        (Error if issue.level == "error" else Warning)(
+            issue.msg, hint=issue.hint, id=issue.id
+        )
+        for issue in settings_issues()
+    ]
 
 
 def settings_issues() -> list[Issue]:

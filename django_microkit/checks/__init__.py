@@ -1,0 +1,163 @@
+"""System checks: misconfiguration is reported by ``manage.py check`` at start-up,
+each with a stable ID and a hint saying what to change.
+
+IDs are never reused. The list with explanations is in ``docs/checks.md``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from django.apps import AppConfig
+from django.conf import settings
+from django.core.checks import CheckMessage, Error, Tags, Warning, register
+from django.utils.module_loading import import_string
+
+from django_microkit.checks._util import did_you_mean, is_subclass_path
+from django_microkit.conf import _REST_FRAMEWORK_WIRING, DEFAULTS, Option
+from django_microkit.errors._checks import check_errors
+
+__all__: list[str] = []
+
+
+def _check_options(
+    values: Mapping[Any, Any], spec: Mapping[str, Any], where: str
+) -> list[CheckMessage]:
+    """Unknown keys and wrong types in ``values`` against ``spec``."""
+    messages: list[CheckMessage] = []
+    for key, value in values.items():
+        path = f"{where}[{key!r}]"
+        if key not in spec:
+            messages.append(
+                Error(
+                    f"{path} is not a django-microkit setting.",
+                    hint="Remove it or correct the spelling."
+                    + did_you_mean(str(key), spec),
+                    id="django_microkit.E002",
+                )
+            )
+            continue
+        option = spec[key]
+        if isinstance(option, Option):
+            if not option.accepts(value):
+                messages.append(_wrong_type(path, option.describe(), value))
+        elif not isinstance(value, Mapping):
+            messages.append(_wrong_type(path, "dict", value))
+        else:
+            messages.extend(_check_options(value, option, path))
+    return messages
+
+
+def _wrong_type(path: str, expected: str, value: Any) -> Error:
+    return Error(
+        f"{path} must be {expected}, not {type(value).__name__}.",
+        hint=f"Set {path} to a value of type {expected}.",
+        id="django_microkit.E003",
+    )
+
+
+@register(Tags.compatibility)
+def check_settings(
+    *,
+    app_configs: Sequence[AppConfig] | None,
+    databases: Sequence[str] | None,
+    **kwargs: Any,
+) -> list[CheckMessage]:
+    """``MICROKIT`` is a dict of known keys with values of the right types."""
+    value = getattr(settings, "MICROKIT", {})
+    if not isinstance(value, Mapping):
+        return [
+            Error(
+                f"settings.MICROKIT must be a dict, not {type(value).__name__}.",
+                hint='Define MICROKIT = {"SERVICE_NAME": "..."} in your settings.',
+                id="django_microkit.E001",
+            )
+        ]
+    messages = _check_options(value, DEFAULTS, "MICROKIT")
+    if not value.get("SERVICE_NAME"):
+        messages.append(
+            Warning(
+                "MICROKIT['SERVICE_NAME'] is not set.",
+                hint="Name the service (for example 'orders'): it appears in logs, "
+                "service tokens, the User-Agent of outgoing calls and service info.",
+                id="django_microkit.W001",
+            )
+        )
+    return messages
+
+
+@register(Tags.compatibility)
+def check_rest_framework(
+    *,
+    app_configs: Sequence[AppConfig] | None,
+    databases: Sequence[str] | None,
+    **kwargs: Any,
+) -> list[CheckMessage]:
+    """DRF is installed and wired to django-microkit."""
+    if "rest_framework" not in settings.INSTALLED_APPS:
+        return [
+            Error(
+                "'rest_framework' is not in INSTALLED_APPS.",
+                hint="django-microkit builds on Django REST framework: add "
+                "'rest_framework' to INSTALLED_APPS.",
+                id="django_microkit.E004",
+            )
+        ]
+    configured = getattr(settings, "REST_FRAMEWORK", {})
+    messages: list[CheckMessage] = []
+    for key, expected_path in _REST_FRAMEWORK_WIRING.items():
+        actual = configured.get(key) if isinstance(configured, Mapping) else None
+        if not is_subclass_path(actual, expected_path):
+            messages.append(
+                Error(
+                    f"REST_FRAMEWORK[{key!r}] is {actual!r}, not {expected_path!r} "
+                    "(or a subclass of it).",
+                    hint="Merge django-microkit's values into your settings: "
+                    "REST_FRAMEWORK = {**django_microkit.rest_framework_defaults(), "
+                    "...}.",
+                    id="django_microkit.E005",
+                )
+            )
+    return messages
+
+
+register(check_errors, Tags.compatibility)
+
+_SERVICE_AUTH = "django_microkit.service_auth._keys.check_messages"
+
+#: The checks of each concern: the dotted path of a function returning its
+#: messages, its keyword arguments, its tag, and whether it is deploy-only.
+#: Each module is imported when checks run, never at start-up.
+_CONCERN_CHECKS: tuple[tuple[str, dict[str, Any], str, bool], ...] = (
+    ("django_microkit.checks.pagination.messages", {}, Tags.compatibility, False),
+    ("django_microkit.checks.versioning.messages", {}, Tags.compatibility, False),
+    ("django_microkit.request_id._checks", {}, Tags.compatibility, False),
+    ("django_microkit.logging._checks", {}, Tags.compatibility, False),
+    ("django_microkit.sentry._checks", {}, Tags.compatibility, False),
+    ("django_microkit.health.registry._checks", {}, Tags.compatibility, False),
+    ("django_microkit.service_info._checks", {}, Tags.compatibility, False),
+    ("django_microkit.health.registry._deploy_checks", {}, Tags.security, True),
+    (_SERVICE_AUTH, {"deploy": False}, Tags.security, False),
+    (_SERVICE_AUTH, {"deploy": True}, Tags.security, True),
+    ("django_microkit.checks.idempotency.messages", {}, Tags.caches, False),
+    ("django_microkit.checks.idempotency.deploy_messages", {}, Tags.caches, True),
+    ("django_microkit.client.config.check_messages", {}, Tags.compatibility, False),
+)
+
+
+def _concern_check(path: str, arguments: dict[str, Any]) -> Callable[..., Any]:
+    def check(
+        *,
+        app_configs: Sequence[AppConfig] | None,
+        databases: Sequence[str] | None,
+        **kwargs: Any,
+    ) -> list[CheckMessage]:
+        return list(import_string(path)(**arguments))
+
+    check.__name__ = check.__qualname__ = "check_" + path.replace(".", "_")
+    return check
+
+
+for _path, _arguments, _tag, _deploy in _CONCERN_CHECKS:
+    register(_concern_check(_path, _arguments), _tag, deploy=_deploy)
