@@ -13,6 +13,13 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from django_microkit.conf import microkit_settings, rest_framework_defaults
+    from django_microkit.errors import Problem
+    from django_microkit.logging import logging_config
+    from django_microkit.request_id import (
+        get_request_id,
+        get_trace_context,
+        outgoing_headers,
+    )
 
 try:
     __version__ = version("django-microkit")
@@ -21,13 +28,23 @@ except PackageNotFoundError:  # pragma: no cover - running from a bare checkout
 
 # public name -> module that defines it
 _LAZY: dict[str, str] = {
+    "get_request_id": "django_microkit.request_id",
+    "get_trace_context": "django_microkit.request_id",
+    "logging_config": "django_microkit.logging",
     "microkit_settings": "django_microkit.conf",
+    "outgoing_headers": "django_microkit.request_id",
     "rest_framework_defaults": "django_microkit.conf",
+    "Problem": "django_microkit.errors",
 }
 
 __all__ = [
+    "Problem",
     "__version__",
+    "get_request_id",
+    "get_trace_context",
+    "logging_config",
     "microkit_settings",
+    "outgoing_headers",
     "rest_framework_defaults",
 ]
 

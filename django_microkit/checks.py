@@ -16,6 +16,7 @@ from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.utils.module_loading import import_string
 
 from django_microkit.conf import _REST_FRAMEWORK_WIRING, DEFAULTS, Option
+from django_microkit.errors._checks import check_errors
 
 __all__: list[str] = []
 
@@ -142,3 +143,19 @@ def _is_subclass_path(actual: Any, expected_path: str) -> bool:
         and isinstance(expected, type)
         and issubclass(actual, expected)
     )
+
+
+@register(Tags.compatibility)
+def check_request_id(
+    *,
+    app_configs: Sequence[AppConfig] | None,
+    databases: Sequence[str] | None,
+    **kwargs: Any,
+) -> list[CheckMessage]:
+    """RequestIDMiddleware comes first and its settings are usable."""
+    from django_microkit import logging, request_id, sentry
+
+    return [*request_id._checks(), *logging._checks(), *sentry._checks()]
+
+
+register(check_errors, Tags.compatibility)

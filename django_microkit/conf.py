@@ -51,6 +51,9 @@ class Option:
 
 _STR = (str,)
 _OPTIONAL_STR = (str, type(None))
+_BOOL = (bool,)
+_LIST = (list, tuple)
+_RATE = (int, float)
 
 #: Every ``MICROKIT`` key with its default. A value is either an :class:`Option`
 #: or a section: a dict of options that a service may set one by one.
@@ -59,6 +62,47 @@ DEFAULTS: dict[str, Option | dict[str, Option]] = {
     "SERVICE_NAME": Option("", _STR),
     # The deployed version of the service (not of django-microkit).
     "SERVICE_VERSION": Option("", _STR),
+    # Request IDs and W3C trace context (django_microkit.request_id).
+    "REQUEST_ID": {
+        # The header carrying the request ID, in and out.
+        "HEADER": Option("X-Request-ID", _STR),
+        # A received ID is kept only if it matches this pattern in full.
+        "PATTERN": Option(r"[A-Za-z0-9._:-]{1,128}", _STR),
+        # Whose IDs to keep: "any", "proxies" (REMOTE_ADDR in TRUSTED_PROXIES),
+        # "none", or the dotted path of a callable(request) -> bool.
+        "TRUST": Option("any", _STR),
+        # Networks (CIDR) whose requests are trusted under TRUST = "proxies".
+        "TRUSTED_PROXIES": Option((), _LIST),
+    },
+    # The one access-log line per request (django_microkit.logging).
+    "ACCESS_LOG": {
+        "ENABLED": Option(True, _BOOL),
+        # Paths starting with one of these prefixes are logged at DEBUG.
+        "HEALTH_PATHS": Option(("/health/",), _LIST),
+        # Log the query string (it may carry personal data).
+        "QUERY_STRING": Option(False, _BOOL),
+        # Log REMOTE_ADDR as client_address.
+        "CLIENT_ADDRESS": Option(False, _BOOL),
+    },
+    # Error reporting to Sentry (django_microkit.sentry).
+    "SENTRY": {
+        # No DSN: Sentry stays off.
+        "DSN": Option("", _STR),
+        "ENVIRONMENT": Option("", _STR),
+        # Empty: SERVICE_VERSION.
+        "RELEASE": Option("", _STR),
+        "SAMPLE_RATE": Option(1.0, _RATE),
+        "TRACES_SAMPLE_RATE": Option(0.0, _RATE),
+    },
+    # Problem-details error responses (django_microkit.errors).
+    "ERRORS": {
+        # The ExceptionHandler subclass every error goes through.
+        "HANDLER_CLASS": Option("django_microkit.errors.ExceptionHandler", _STR),
+        # Problem `type` is this + code when set; "about:blank" when empty.
+        "TYPE_BASE_URI": Option("", _STR),
+        # Clients preferring text/html get Django's HTML error pages.
+        "HTML_FALLBACK": Option(False, _BOOL),
+    },
 }
 
 
@@ -121,6 +165,7 @@ def _reload_on_change(*, setting: str, **kwargs: Any) -> None:
 #: ``checks`` verifies each is set to this class or a subclass of it.
 _REST_FRAMEWORK_WIRING: dict[str, str] = {
     "DEFAULT_SCHEMA_CLASS": "django_microkit.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "django_microkit.errors.exception_handler",
 }
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import dj_database_url
 
 import django_microkit
+import django_microkit.logging
 
 BASE_DIR = Path(__file__).resolve().parent
 
@@ -42,9 +43,22 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: every later middleware and view logs with the request ID.
+    "django_microkit.request_id.RequestIDMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.middleware.common.CommonMiddleware",
+    # Errors raised by plain Django views become problem documents too.
+    "django_microkit.errors.ProblemMiddleware",
 ]
+
+# JSON lines on stdout (readable console lines with DJANGO_DEBUG=1), each with
+# request_id, trace_id and the service's name.
+LOGGING = django_microkit.logging.logging_config(
+    renderer="console" if DEBUG else "json",
+    level=os.environ.get("LOG_LEVEL", "INFO"),
+)
+# CSRF failures answer with a problem document.
+CSRF_FAILURE_VIEW = "django_microkit.errors.csrf_failure"
 
 TEMPLATES = [
     {
@@ -80,6 +94,18 @@ def database(service: str) -> dict[str, dict[str, object]]:
     """The service's database: DATABASE_URL, or a SQLite file of its own."""
     default = f"sqlite:///{BASE_DIR / f'{service}.sqlite3'}"
     return {"default": dj_database_url.parse(os.environ.get("DATABASE_URL", default))}
+
+
+def microkit(service: str) -> dict[str, object]:
+    """The service's MICROKIT settings: its name, and Sentry when SENTRY_DSN is set."""
+    return {
+        "SERVICE_NAME": service,
+        "SERVICE_VERSION": "1.0.0",
+        "SENTRY": {
+            "DSN": os.environ.get("SENTRY_DSN", ""),
+            "ENVIRONMENT": os.environ.get("SENTRY_ENVIRONMENT", "development"),
+        },
+    }
 
 
 def spectacular(service: str, description: str) -> dict[str, object]:

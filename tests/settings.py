@@ -28,7 +28,12 @@ INSTALLED_APPS = [
     "tests.testapp",
 ]
 
-MIDDLEWARE: list[str] = []
+MIDDLEWARE: list[str] = [
+    "django_microkit.request_id.RequestIDMiddleware",
+    "django_microkit.errors.ProblemMiddleware",
+]
+
+CSRF_FAILURE_VIEW = "django_microkit.errors.csrf_failure"
 
 DATABASES = {
     "default": dj_database_url.parse(

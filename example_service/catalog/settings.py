@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from common_settings import *  # noqa: F403
-from common_settings import INSTALLED_APPS, database, spectacular
+from common_settings import INSTALLED_APPS, database, microkit, spectacular
 
 INSTALLED_APPS = [*INSTALLED_APPS, "catalog"]
 ROOT_URLCONF = "catalog.urls"
 WSGI_APPLICATION = "catalog.wsgi.application"
 DATABASES = database("catalog")
 
-MICROKIT = {"SERVICE_NAME": "catalog", "SERVICE_VERSION": "1.0.0"}
+MICROKIT = microkit("catalog")
 
 SPECTACULAR_SETTINGS = spectacular("catalog", "Products and their stock.")

@@ -15,3 +15,10 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
 ]
+
+# Errors that never reach a DRF view (unknown URLs, oversized bodies, crashes
+# outside views) answer with problem documents.
+handler400 = "django_microkit.errors.bad_request"
+handler403 = "django_microkit.errors.permission_denied"
+handler404 = "django_microkit.errors.page_not_found"
+handler500 = "django_microkit.errors.server_error"
