@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from django_microkit.conf import microkit_settings, rest_framework_defaults
     from django_microkit.errors import Problem
+    from django_microkit.health import register_check
     from django_microkit.logging import logging_config
     from django_microkit.request_id import (
         get_request_id,
@@ -33,6 +34,7 @@ _LAZY: dict[str, str] = {
     "logging_config": "django_microkit.logging",
     "microkit_settings": "django_microkit.conf",
     "outgoing_headers": "django_microkit.request_id",
+    "register_check": "django_microkit.health",
     "rest_framework_defaults": "django_microkit.conf",
     "Problem": "django_microkit.errors",
 }
@@ -45,6 +47,7 @@ __all__ = [
     "logging_config",
     "microkit_settings",
     "outgoing_headers",
+    "register_check",
     "rest_framework_defaults",
 ]
 

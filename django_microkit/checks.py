@@ -159,3 +159,30 @@ def check_request_id(
 
 
 register(check_errors, Tags.compatibility)
+
+
+@register(Tags.compatibility)
+def check_health(
+    *,
+    app_configs: Sequence[AppConfig] | None,
+    databases: Sequence[str] | None,
+    **kwargs: Any,
+) -> list[CheckMessage]:
+    """The probes' checks exist and can be created; timeouts and paths make sense."""
+    from django_microkit import service_info
+    from django_microkit.health import registry
+
+    return [*registry._checks(), *service_info._checks()]
+
+
+@register(Tags.security, deploy=True)
+def check_health_deploy(
+    *,
+    app_configs: Sequence[AppConfig] | None,
+    databases: Sequence[str] | None,
+    **kwargs: Any,
+) -> list[CheckMessage]:
+    """Probe responses do not show error details in production."""
+    from django_microkit.health import registry
+
+    return registry._deploy_checks()

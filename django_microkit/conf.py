@@ -53,7 +53,7 @@ _STR = (str,)
 _OPTIONAL_STR = (str, type(None))
 _BOOL = (bool,)
 _LIST = (list, tuple)
-_RATE = (int, float)
+_NUMBER = (int, float)
 
 #: Every ``MICROKIT`` key with its default. A value is either an :class:`Option`
 #: or a section: a dict of options that a service may set one by one.
@@ -91,8 +91,8 @@ DEFAULTS: dict[str, Option | dict[str, Option]] = {
         "ENVIRONMENT": Option("", _STR),
         # Empty: SERVICE_VERSION.
         "RELEASE": Option("", _STR),
-        "SAMPLE_RATE": Option(1.0, _RATE),
-        "TRACES_SAMPLE_RATE": Option(0.0, _RATE),
+        "SAMPLE_RATE": Option(1.0, _NUMBER),
+        "TRACES_SAMPLE_RATE": Option(0.0, _NUMBER),
     },
     # Problem-details error responses (django_microkit.errors).
     "ERRORS": {
@@ -102,6 +102,26 @@ DEFAULTS: dict[str, Option | dict[str, Option]] = {
         "TYPE_BASE_URI": Option("", _STR),
         # Clients preferring text/html get Django's HTML error pages.
         "HTML_FALLBACK": Option(False, _BOOL),
+    },
+    # Health probes: which checks each probe runs, their time budget, caching.
+    "HEALTH": {
+        "LIVENESS_CHECKS": Option((), _LIST),
+        "READINESS_CHECKS": Option(("database", "cache"), _LIST),
+        "STARTUP_CHECKS": Option((), _LIST),
+        "TIMEOUT": Option(2.0, _NUMBER),
+        "RESULT_TTL": Option(1.0, _NUMBER),
+        "SHOW_DETAILS": Option(None, (bool, type(None))),
+        "URL_PREFIX": Option("health/", _STR),
+        "INCLUDE_IN_SCHEMA": Option(False, _BOOL),
+    },
+    # What /.well-known/service-info says about the deployed service.
+    "SERVICE_INFO": {
+        "PATH": Option(".well-known/service-info", _STR),
+        "BUILD": Option(None, _OPTIONAL_STR),
+        "COMMIT": Option(None, _OPTIONAL_STR),
+        "OPENAPI_URL": Option("/api/schema/", _OPTIONAL_STR),
+        "SHOW_RUNTIME": Option(True, _BOOL),
+        "EXTRA": Option({}, (dict,)),
     },
 }
 

@@ -97,7 +97,8 @@ def database(service: str) -> dict[str, dict[str, object]]:
 
 
 def microkit(service: str) -> dict[str, object]:
-    """The service's MICROKIT settings: its name, and Sentry when SENTRY_DSN is set."""
+    """The service's MICROKIT settings: its name, readiness checks, and Sentry
+    when SENTRY_DSN is set."""
     return {
         "SERVICE_NAME": service,
         "SERVICE_VERSION": "1.0.0",
@@ -105,6 +106,8 @@ def microkit(service: str) -> dict[str, object]:
             "DSN": os.environ.get("SENTRY_DSN", ""),
             "ENVIRONMENT": os.environ.get("SENTRY_ENVIRONMENT", "development"),
         },
+        # Ready when its database and its cache answer.
+        "HEALTH": {"READINESS_CHECKS": ["database:default", "cache:default"]},
     }
 
 

@@ -54,6 +54,12 @@ def test_example_service_checks_and_migrates(service: str, tmp_path: Path) -> No
     assert migrations.returncode == 0, migrations.stdout + migrations.stderr
     migrate = manage(service, "migrate", "--noinput", tmp_path=tmp_path)
     assert migrate.returncode == 0, migrate.stderr
+    health = manage(service, "microkit_health", "--probe", "ready", tmp_path=tmp_path)
+    assert health.returncode == 0, health.stdout + health.stderr
+    assert [line.split()[:2] for line in health.stdout.splitlines()[1:3]] == [
+        ["database:default", "pass"],
+        ["cache:default", "pass"],
+    ]
 
 
 @pytest.mark.parametrize("service", ["catalog", "orders"])

@@ -11,6 +11,8 @@ router.include_root_view = False
 router.register("orders", OrderViewSet, basename="order")
 
 urlpatterns = [
+    # /health/live, /health/ready, /health/startup, /.well-known/service-info
+    path("", include("django_microkit.urls")),
     path("api/", include(router.urls)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
