@@ -22,9 +22,10 @@ from drf_spectacular.plumbing import (
     ComponentRegistry,
     ResolvedComponent,
 )
-from drf_spectacular.utils import OpenApiResponse
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
 from rest_framework.permissions import AllowAny
 
+from django_microkit import idempotency
 from django_microkit.errors import JSON, PROBLEM_JSON
 from django_microkit.errors.handler import _reason_phrase
 
@@ -143,7 +144,32 @@ class AutoSchema(SpectacularAutoSchema):
             self._serve_as_problem(response)
         for status in self.get_problem_statuses(operation):
             responses.setdefault(str(status), self.get_problem_response(status))
+        self._add_idempotency_problems(responses)
         return operation
+
+    def get_override_parameters(self) -> list[OpenApiParameter | Any]:
+        from django_microkit.versioning.schema import _schema_parameters
+
+        return [
+            *super().get_override_parameters(),
+            *_schema_parameters(self.view),
+            *idempotency._openapi_parameters(self.view, self.method),
+        ]
+
+    def _add_idempotency_problems(self, responses: dict[str, Any]) -> None:
+        """The problems of an operation honouring ``Idempotency-Key``."""
+        problems = idempotency._openapi_responses(self.view, self.method)
+        for status, description in problems.items():
+            response = responses.get(status)
+            if response is None:
+                responses[status] = {
+                    **self.get_problem_response(int(status)),
+                    "description": description,
+                }
+            else:
+                response["description"] = (
+                    f"{response.get('description', '')} {description}".strip()
+                )
 
     def get_problem_statuses(self, operation: Mapping[str, Any]) -> list[int]:
         """The error statuses this operation documents as problems."""
@@ -165,7 +191,21 @@ class AutoSchema(SpectacularAutoSchema):
         statuses.update(self._auth_statuses())
         if self.view.get_throttles():
             statuses.add(429)
+        statuses.update(self._pagination_statuses())
+        statuses.update(self._versioning_statuses())
         return sorted(statuses)
+
+    def _pagination_statuses(self) -> set[int]:
+        # invalid_pagination, and page_not_found past the last page.
+        if not self._is_list_view():
+            return set()
+        paginator = self._get_paginator()  # type: ignore[no-untyped-call]
+        return set(getattr(paginator, "problem_statuses", ()))
+
+    def _versioning_statuses(self) -> set[int]:
+        from django_microkit.versioning.schema import _problem_statuses
+
+        return _problem_statuses(self.view)
 
     def _auth_statuses(self) -> set[int]:
         statuses: set[int] = set()
@@ -219,3 +259,14 @@ class AutoSchema(SpectacularAutoSchema):
                 ),
             )
             self.registry.register_on_missing(component)
+
+    def get_paginated_name(self, serializer_name: str) -> str:
+        # Cursor pages have no count: their envelope is a component of its own.
+        paginator = self._get_paginator()  # type: ignore[no-untyped-call]
+        prefix = getattr(paginator, "schema_component_prefix", "Paginated")
+        return f"{prefix}{serializer_name}List"
+
+    def is_deprecated(self) -> bool:
+        from django_microkit.versioning.schema import _operation_deprecated
+
+        return bool(super().is_deprecated()) or _operation_deprecated(self.view)

@@ -23,6 +23,7 @@ from functools import cache, lru_cache
 from time import perf_counter
 from typing import Any, NamedTuple, cast
 
+import sentry_sdk
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings as django_settings
 from django.core.checks import CheckMessage, Error, Warning
@@ -135,6 +136,36 @@ class TraceContext(NamedTuple):
         if self.tracestate:
             headers[TRACESTATE_HEADER] = self.tracestate
         return headers
+
+
+def _agree_with_sentry(trace: TraceContext, *, continued: bool) -> TraceContext:
+    """One trace-id for W3C Trace Context and Sentry while Sentry is on.
+
+    sentry-sdk starts its transaction before any middleware runs, from its own
+    ``sentry-trace`` header, and ignores ``traceparent``; it then adds
+    ``sentry-trace`` and ``baggage`` to every outgoing HTTP request, beside the
+    ``traceparent`` of the service client. Both must name the same trace: a
+    trace started here takes Sentry's trace-id and sampling decision; a
+    continued W3C trace is carried into Sentry's transaction and propagation
+    context.
+    """
+    if not sentry_sdk.get_client().is_active():
+        return trace
+    scope = sentry_sdk.get_current_scope()
+    span = scope.span
+    if not continued:
+        if span is not None:
+            return trace._replace(trace_id=span.trace_id, sampled=bool(span.sampled))
+        return trace._replace(trace_id=scope.get_active_propagation_context().trace_id)
+    for traced in (span, scope.transaction):
+        if traced is not None:
+            traced.trace_id = trace.trace_id
+    propagation = scope.get_active_propagation_context()
+    propagation.trace_id = trace.trace_id
+    baggage = propagation.baggage
+    if baggage is not None and baggage.sentry_items.get("trace_id") != trace.trace_id:
+        propagation.baggage = None  # rebuilt from the trace-id when next needed
+    return trace
 
 
 # version "-" trace-id "-" parent-id "-" trace-flags, lowercase hex only. Matched
@@ -377,7 +408,9 @@ class RequestIDMiddleware:
             if trace is not None and tracestate is not None:
                 trace = trace._replace(tracestate=parse_tracestate(tracestate))
         if trace is None:
-            trace = TraceContext.new()
+            trace = _agree_with_sentry(TraceContext.new(), continued=False)
+        else:
+            trace = _agree_with_sentry(trace, continued=True)
 
         request.__dict__.update(request_id=request_id, trace_context=trace)
         if upstream is None:

@@ -23,7 +23,7 @@ from django.dispatch import receiver
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django.urls import URLPattern
 
-from django_microkit.conf import DEFAULTS, microkit_settings
+from django_microkit.conf import microkit_settings
 
 __all__ = [
     "BUILD_COMMIT_ENV",
@@ -46,6 +46,7 @@ class BuildInfo(TypedDict):
 
 
 class DeprecatedVersion(TypedDict):
+    deprecated_since: str | None
     sunset: str | None
     link: str | None
 
@@ -66,7 +67,7 @@ class _ServiceInfoRequired(TypedDict):
     name: str
     version: str
     build: BuildInfo
-    api: ApiVersions | None
+    api: ApiVersions
     openapi_url: str | None
 
 
@@ -103,10 +104,8 @@ def service_info() -> ServiceInfo:
     return info
 
 
-def _api_versions() -> ApiVersions | None:
-    """The versions from ``MICROKIT["VERSIONING"]``, when the service has them."""
-    if "VERSIONING" not in DEFAULTS:
-        return None
+def _api_versions() -> ApiVersions:
+    """The versions from ``MICROKIT["VERSIONING"]``."""
     section: Mapping[str, Any] = microkit_settings.VERSIONING
     deprecated = section.get("DEPRECATED") or {}
     return {
@@ -114,6 +113,7 @@ def _api_versions() -> ApiVersions | None:
         "default_version": _optional_str(section.get("DEFAULT_VERSION")),
         "deprecated": {
             str(version): {
+                "deprecated_since": _optional_str(details.get("deprecated_since")),
                 "sunset": _optional_str(details.get("sunset")),
                 "link": _optional_str(details.get("link")),
             }

@@ -49,6 +49,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     # Errors raised by plain Django views become problem documents too.
     "django_microkit.errors.ProblemMiddleware",
+    # X-API-Version on every response, and Deprecation/Sunset for old versions.
+    "django_microkit.versioning.VersionHeadersMiddleware",
 ]
 
 # JSON lines on stdout (readable console lines with DJANGO_DEBUG=1), each with
@@ -118,3 +120,30 @@ def spectacular(service: str, description: str) -> dict[str, object]:
         "VERSION": "1.0.0",
         "SERVE_INCLUDE_SCHEMA": False,
     }
+
+
+# Service-to-service authentication: orders signs its calls to catalog with an
+# Ed25519 key. Deployments generate their own pair with
+# `manage.py microkit_service_key --service orders` and set ORDERS_KEY_ID,
+# ORDERS_SIGNING_KEY (on orders) and ORDERS_PUBLIC_KEY (on catalog).
+# The pair below is for local development ONLY: it is published in this
+# repository, so anyone can sign as orders with it. Never deploy it.
+ORDERS_KEY_ID = os.environ.get("ORDERS_KEY_ID", "orders-development")
+DEV_ORDERS_SIGNING_KEY = """\
+-----BEGIN PRIVATE KEY-----
+MC4CAQAwBQYDK2VwBCIEIOBGyvbAFwy/YyVuoHMg+9YkNHYcvTqCliBi1kj3QaA+
+-----END PRIVATE KEY-----
+"""
+DEV_ORDERS_PUBLIC_KEY = """\
+-----BEGIN PUBLIC KEY-----
+MCowBQYDK2VwAyEA7az7xU3cvF8RwL0LOGY+FkaIXslE7qZfnfimUUYE8i4=
+-----END PUBLIC KEY-----
+"""
+
+
+def key_source(variable: str, development_default: str) -> dict[str, str]:
+    """Read a key from ``variable``, or use the development-only default when
+    the variable is not set."""
+    if os.environ.get(variable):
+        return {"env": variable}
+    return {"value": development_default}

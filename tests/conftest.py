@@ -13,26 +13,23 @@ import pytest
 import structlog
 from django.conf import settings
 from django.core.cache import cache, caches
+from django.core.cache.backends.redis import RedisCache
 from django.db import connection
 from django.utils.log import configure_logging as configure_django_logging
 
 
 @pytest.fixture(autouse=True)
 def _clear_cache() -> None:
-    """Every test starts with an empty cache. On a shared Redis only this suite's
-    keys (its KEY_PREFIX) are deleted, never the whole database."""
-    from django.conf import settings
-
-    for alias, config in settings.CACHES.items():
-        backend = caches[alias]
-        prefix = config.get("KEY_PREFIX")
-        if "redis" in config["BACKEND"].lower() and prefix:
-            client = backend._cache.get_client(write=True)  # type: ignore[attr-defined]
-            keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
-            if keys:
-                client.delete(*keys)
-        else:
-            backend.clear()
+    """Empty the cache before each test. On Redis only this run's keys are
+    deleted: ``cache.clear()`` would FLUSHDB the database other runs share."""
+    default = caches["default"]
+    if isinstance(default, RedisCache):
+        client = default._cache.get_client(write=True)
+        keys = list(client.scan_iter(match=f"{default.key_prefix}:*"))
+        if keys:
+            client.delete(*keys)
+    else:
+        default.clear()
 
 
 def pytest_report_header() -> list[str]:

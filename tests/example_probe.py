@@ -55,7 +55,10 @@ if SERVICE == "orders":
         catalog.get_product(1)
         return HttpResponse()
 
-    with override_settings(CATALOG_URL=f"http://127.0.0.1:{server.server_port}"):
+    from django.conf import settings
+
+    services = {"catalog": {"BASE_URL": f"http://127.0.0.1:{server.server_port}"}}
+    with override_settings(MICROKIT={**settings.MICROKIT, "SERVICES": services}):
         RequestIDMiddleware(view)(
             RequestFactory().get("/", HTTP_X_REQUEST_ID="orders-calls-catalog")
         )

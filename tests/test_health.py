@@ -120,7 +120,6 @@ def test_no_service_name_no_service_id() -> None:
 
 def _unreachable(kind: str) -> dict[str, Any]:
     if kind == "postgres":
-        pytest.importorskip("psycopg")
         return dj_database_url.parse("postgres://nobody@127.0.0.1:1/nothing")
     return {"ENGINE": "django.db.backends.sqlite3", "NAME": "/nonexistent/dir/db"}
 
@@ -877,7 +876,6 @@ def test_real_postgres_and_redis(get: Callable[..., HttpResponse]) -> None:
 
 @pytest.fixture
 def redis_on_a_closed_port() -> Iterator[str]:
-    pytest.importorskip("redis")
     closed = {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
         "LOCATION": "redis://127.0.0.1:1/0",

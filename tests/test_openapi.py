@@ -35,15 +35,20 @@ VALIDATION_PROBLEM = {"$ref": "#/components/schemas/ValidationProblem"}
         ("/errors/orders/", "get", ["200", "400", "406", "500"]),
         # a body: 400 and 415, plus the view's own problems
         ("/errors/orders/", "post", ["201", "400", "406", "409", "415", "422", "500"]),
-        # auth with a scheme: 401; a permission: 403; a path parameter: 404
-        ("/errors/widgets/{id}/", "get", ["200", "401", "403", "404", "406", "500"]),
+        # auth with a scheme: 401; a permission: 403; a path parameter: 404;
+        # versioned by header too: 400 for an unknown version
+        (
+            "/errors/widgets/{id}/",
+            "get",
+            ["200", "400", "401", "403", "404", "406", "500"],
+        ),
         # the view's choice, per method
         ("/errors/widgets/{id}/", "delete", ["204", "401", "404", "500"]),
         ("/errors/scope/", "get", ["200", "403", "499", "500", "503"]),
         # session auth names no scheme: DRF answers 403, never 401
-        ("/errors/session/", "get", ["200", "403", "406", "500"]),
-        ("/errors/throttled/", "get", ["200", "406", "429", "500"]),
-        ("/errors/auth/", "get", ["200", "401", "403", "406", "500"]),
+        ("/errors/session/", "get", ["200", "400", "403", "406", "500"]),
+        ("/errors/throttled/", "get", ["200", "400", "406", "429", "500"]),
+        ("/errors/auth/", "get", ["200", "400", "401", "403", "406", "500"]),
     ],
 )
 def test_problem_responses_per_operation(

@@ -50,7 +50,7 @@ def test_default_document(get: Callable[..., HttpResponse]) -> None:
         "name": "orders",
         "version": "1.4.0",
         "build": {"id": None, "commit": None},
-        "api": None,
+        "api": {"versions": ["1"], "default_version": "1", "deprecated": {}},
         "openapi_url": "/api/schema/",
         "runtime": RUNTIME,
     }
@@ -89,7 +89,7 @@ def test_optional_members(get: Callable[..., HttpResponse]) -> None:
         "name": "orders",
         "version": "1.4.0",
         "build": {"id": None, "commit": None},
-        "api": None,
+        "api": {"versions": ["1"], "default_version": "1", "deprecated": {}},
         "openapi_url": None,
     }
 
@@ -121,8 +121,12 @@ def test_api_versions_when_versioning_is_configured(
         "versions": ["1", "2", "3"],
         "default_version": "2",
         "deprecated": {
-            "1": {"sunset": "2026-06-30", "link": "https://x/1"},
-            "2": {"sunset": None, "link": None},
+            "1": {
+                "deprecated_since": None,
+                "sunset": "2026-06-30",
+                "link": "https://x/1",
+            },
+            "2": {"deprecated_since": None, "sunset": None, "link": None},
         },
     }
     with override_settings(MICROKIT={**BASE}):

@@ -1,9 +1,10 @@
 from __future__ import annotations
 
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
+from django_microkit.versioning.schema import SchemaView
 from orders.views import OrderViewSet
 
 router = DefaultRouter(trailing_slash=True)
@@ -14,7 +15,8 @@ urlpatterns = [
     # /health/live, /health/ready, /health/startup, /.well-known/service-info
     path("", include("django_microkit.urls")),
     path("api/", include(router.urls)),
-    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    # One document per API version: /api/schema/?version=1, /api/docs/?version=1.
+    path("api/schema/", SchemaView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
 ]
 
