@@ -17,7 +17,9 @@ def main(argv: list[str] | None = None) -> int:
         "startservice", help="create a new service wired with django-microkit"
     )
     start.add_argument("name", help="the service's name, a lowercase identifier")
-    start.add_argument("directory", nargs="?", help="where to create it (default ./NAME)")
+    start.add_argument(
+        "directory", nargs="?", help="where to create it (default ./NAME)"
+    )
     commands.add_parser(
         "templatedir", help="print the template directory for django-admin startproject"
     )

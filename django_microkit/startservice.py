@@ -51,8 +51,8 @@ def start_service(name: str, directory: str | Path | None = None) -> Path:
     Refuses an existing non-empty directory before writing anything, so nothing
     is ever overwritten. Returns the directory of the new service.
     """
-    from django.conf import settings
     from django.core.management import call_command
+    from django.core.management.commands.startproject import Command
 
     validate_service_name(name)
     target = Path(directory if directory is not None else name).resolve()
@@ -61,10 +61,11 @@ def start_service(name: str, directory: str | Path | None = None) -> Path:
             f"{target} already exists and is not empty: choose a new directory."
         )
     target.mkdir(parents=True, exist_ok=True)
-    if not settings.configured:
-        settings.configure()
+    # The command object itself: looking "startproject" up by name would need
+    # Django's app registry, which is not set up outside a project. The command
+    # configures the bare settings it needs to render the files.
     call_command(
-        "startproject",
+        Command(),
         name,
         str(target),
         template=str(TEMPLATE_DIR),
