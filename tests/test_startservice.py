@@ -612,21 +612,22 @@ def test_generated_service_installs_passes_its_checks_and_serves(
     run(python, "manage.py", "migrate", "--noinput", **production)
 
     port = free_port()
-    server = subprocess.Popen(
-        [
-            str(bin_dir / "gunicorn"),
-            f"{NAME}.wsgi:application",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            "1",
-        ],
-        cwd=service,
-        env={**env, **production},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    log_path = service.parent / "gunicorn.log"
+    with log_path.open("w") as log:
+        server = subprocess.Popen(
+            [
+                str(bin_dir / "gunicorn"),
+                f"{NAME}.wsgi:application",
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--workers",
+                "1",
+            ],
+            cwd=service,
+            env={**env, **production},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     try:
         base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 60
@@ -637,16 +638,16 @@ def test_generated_service_installs_passes_its_checks_and_serves(
                 break
             except OSError:
                 time.sleep(0.2)
-        assert ready is not None, "gunicorn did not answer"
+        assert ready is not None, log_path.read_text()
         status, content_type, body = ready
-        assert (status, content_type) == (200, "application/health+json")
+        assert (status, content_type) == (200, "application/health+json"), body
         assert json.loads(body)["status"] == "pass"
 
         # Behind the TLS-terminating proxy that production settings expect.
         status, content_type, body = fetch(
             f"{base}/no-such-page/", {"X-Forwarded-Proto": "https"}
         )
-        assert (status, content_type) == (404, "application/problem+json")
+        assert (status, content_type) == (404, "application/problem+json"), body
         assert json.loads(body)["code"] == "not_found"
     finally:
         server.terminate()
@@ -655,5 +656,11 @@ def test_generated_service_installs_passes_its_checks_and_serves(
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait()
-        assert server.stderr is not None
-        server.stderr.close()
+    # One JSON access line per request, with its request ID.
+    lines = [
+        json.loads(line)
+        for line in log_path.read_text().splitlines()
+        if line.startswith("{")
+    ]
+    access = [line for line in lines if line.get("path") == "/no-such-page/"]
+    assert [(line["status"], len(line["request_id"])) for line in access] == [(404, 32)]
