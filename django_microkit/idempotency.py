@@ -44,7 +44,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from django_microkit.conf import microkit_settings
-from django_microkit.errors import Problem
+from django_microkit.errors.problem import Problem
 
 __all__ = [
     "IDEMPOTENCY_KEY_HEADER",

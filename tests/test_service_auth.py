@@ -932,3 +932,30 @@ def test_openapi_security_scheme() -> None:
 )
 def test_openapi_31_lists_required_scopes(path: str, scopes: list[str]) -> None:
     assert security(schema("3.1.0"), path)[0] == {"ServiceToken": scopes}
+
+
+def test_service_tokens_can_be_drf_default_authentication() -> None:
+    """Naming the class in DEFAULT_AUTHENTICATION_CLASSES must not make DRF and
+    django-microkit import each other in a circle at start-up."""
+    script = (
+        "import django; django.setup()\n"
+        "from django.core.management import call_command\n"
+        "from rest_framework.views import APIView\n"
+        "call_command('check')\n"
+        "print([c.__name__ for c in APIView.authentication_classes])\n"
+    )
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.settings_default_auth",
+        "PYTHONPATH": str(Path(__file__).resolve().parent.parent),
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == "['ServiceTokenAuthentication']"

@@ -16,7 +16,6 @@ from django.utils.module_loading import import_string
 
 from django_microkit.checks._util import did_you_mean, is_subclass_path
 from django_microkit.conf import _REST_FRAMEWORK_WIRING, DEFAULTS, Option
-from django_microkit.errors._checks import check_errors
 
 __all__: list[str] = []
 
@@ -122,14 +121,13 @@ def check_rest_framework(
     return messages
 
 
-register(check_errors, Tags.compatibility)
-
 _SERVICE_AUTH = "django_microkit.service_auth._keys.check_messages"
 
 #: The checks of each concern: the dotted path of a function returning its
 #: messages, its keyword arguments, its tag, and whether it is deploy-only.
 #: Each module is imported when checks run, never at start-up.
 _CONCERN_CHECKS: tuple[tuple[str, dict[str, Any], str, bool], ...] = (
+    ("django_microkit.errors._checks.messages", {}, Tags.compatibility, False),
     ("django_microkit.checks.pagination.messages", {}, Tags.compatibility, False),
     ("django_microkit.checks.versioning.messages", {}, Tags.compatibility, False),
     ("django_microkit.request_id._checks", {}, Tags.compatibility, False),

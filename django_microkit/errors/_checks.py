@@ -3,11 +3,10 @@ registered from :mod:`django_microkit.checks`."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
-from django.apps import AppConfig
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Warning
 from django.urls import get_callable, get_resolver
@@ -18,7 +17,7 @@ from django_microkit.errors import views
 from django_microkit.errors.handler import ExceptionHandler
 from django_microkit.errors.middleware import ProblemMiddleware
 
-__all__ = ["check_errors"]
+__all__ = ["messages"]
 
 _MIDDLEWARE = "django_microkit.errors.ProblemMiddleware"
 
@@ -31,12 +30,7 @@ _ERROR_VIEWS: dict[int, Callable[..., Any]] = {
 }
 
 
-def check_errors(
-    *,
-    app_configs: Sequence[AppConfig] | None,
-    databases: Sequence[str] | None,
-    **kwargs: Any,
-) -> list[CheckMessage]:
+def messages() -> list[CheckMessage]:
     """Error handling is wired: handler class, middleware, error views."""
     return [
         *_check_handler_class(),

@@ -41,7 +41,6 @@ from django.utils.module_loading import import_string
 from django.utils.translation import gettext_lazy as _
 from rest_framework import exceptions
 from rest_framework.fields import get_error_detail
-from rest_framework.views import set_rollback
 
 from django_microkit.conf import microkit_settings
 from django_microkit.errors.problem import Problem, ProblemDocument, error_items
@@ -369,6 +368,10 @@ class ExceptionHandler:
     def set_rollback(self) -> None:
         """Roll back the request's transaction (``ATOMIC_REQUESTS``): the view's
         exception was caught before it could leave the atomic block."""
+        # Imported here: rest_framework.views imports the authentication
+        # classes, which may be django-microkit's own.
+        from rest_framework.views import set_rollback
+
         set_rollback()
 
     def report_exception(self, exc: Exception, response: HttpResponse) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
@@ -14,7 +14,6 @@ from rest_framework.authentication import BaseAuthentication
 from rest_framework.exceptions import APIException, PermissionDenied
 from rest_framework.permissions import BasePermission, BasePermissionMetaclass
 from rest_framework.request import Request
-from rest_framework.views import APIView
 
 from django_microkit.service_auth._tokens import (
     TOKEN_TYPE,
@@ -26,6 +25,9 @@ from django_microkit.service_auth._tokens import (
     validate_scopes,
     verify_service_token,
 )
+
+if TYPE_CHECKING:
+    from rest_framework.views import APIView
 
 __all__ = [
     "HasServiceScope",

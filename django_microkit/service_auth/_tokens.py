@@ -41,7 +41,7 @@ from rest_framework.exceptions import (
 )
 
 from django_microkit.conf import microkit_settings
-from django_microkit.errors import Problem
+from django_microkit.errors.problem import Problem
 from django_microkit.service_auth._keys import (
     Key,
     ServiceAuthConfig,
