@@ -11,6 +11,13 @@ class MicrokitConfig(AppConfig):
     verbose_name = "django-microkit"
 
     def ready(self) -> None:
-        # Registering the checks is the only start-up work: nothing else may run
-        # at import time of a service.
+        # Nothing may run at import time of a service: checks are registered
+        # here, and Sentry starts here (for the web process, manage.py commands
+        # and workers alike) when MICROKIT["SENTRY"]["DSN"] is set.
         from django_microkit import checks  # noqa: F401
+        from django_microkit.conf import microkit_settings
+
+        if microkit_settings.SENTRY["DSN"]:
+            from django_microkit.sentry import _init_from_settings
+
+            _init_from_settings()

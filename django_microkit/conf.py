@@ -51,6 +51,9 @@ class Option:
 
 _STR = (str,)
 _OPTIONAL_STR = (str, type(None))
+_BOOL = (bool,)
+_LIST = (list, tuple)
+_NUMBER = (int, float)
 
 #: Every ``MICROKIT`` key with its default. A value is either an :class:`Option`
 #: or a section: a dict of options that a service may set one by one.
@@ -59,6 +62,155 @@ DEFAULTS: dict[str, Option | dict[str, Option]] = {
     "SERVICE_NAME": Option("", _STR),
     # The deployed version of the service (not of django-microkit).
     "SERVICE_VERSION": Option("", _STR),
+    # List endpoints: page sizes and how much counting a page may cost.
+    "PAGINATION": {
+        "PAGE_SIZE": Option(20, (int,)),
+        "MAX_PAGE_SIZE": Option(100, (int,)),
+        "MAX_OFFSET": Option(None, (int, type(None))),
+        "COUNT": Option("exact", _STR),
+        "COUNT_LIMIT": Option(None, (int, type(None))),
+    },
+    # API versions this service serves, the default and the retiring ones.
+    "VERSIONING": {
+        "VERSIONS": Option(("1",), (list, tuple)),
+        "DEFAULT_VERSION": Option("1", _STR),
+        "DEPRECATED": Option({}, (dict,)),
+        "ENFORCE_SUNSET": Option(True, (bool,)),
+    },
+    # Request IDs and W3C trace context (django_microkit.request_id).
+    "REQUEST_ID": {
+        # The header carrying the request ID, in and out.
+        "HEADER": Option("X-Request-ID", _STR),
+        # A received ID is kept only if it matches this pattern in full.
+        "PATTERN": Option(r"[A-Za-z0-9._:-]{1,128}", _STR),
+        # Whose IDs to keep: "any", "proxies" (REMOTE_ADDR in TRUSTED_PROXIES),
+        # "none", or the dotted path of a callable(request) -> bool.
+        "TRUST": Option("any", _STR),
+        # Networks (CIDR) whose requests are trusted under TRUST = "proxies".
+        "TRUSTED_PROXIES": Option((), _LIST),
+    },
+    # The one access-log line per request (django_microkit.logging).
+    "ACCESS_LOG": {
+        "ENABLED": Option(True, _BOOL),
+        # Paths starting with one of these prefixes are logged at DEBUG.
+        "HEALTH_PATHS": Option(("/health/",), _LIST),
+        # Log the query string (it may carry personal data).
+        "QUERY_STRING": Option(False, _BOOL),
+        # Log REMOTE_ADDR as client_address.
+        "CLIENT_ADDRESS": Option(False, _BOOL),
+    },
+    # Error reporting to Sentry (django_microkit.sentry).
+    "SENTRY": {
+        # No DSN: Sentry stays off.
+        "DSN": Option("", _STR),
+        "ENVIRONMENT": Option("", _STR),
+        # Empty: SERVICE_VERSION.
+        "RELEASE": Option("", _STR),
+        "SAMPLE_RATE": Option(1.0, _NUMBER),
+        "TRACES_SAMPLE_RATE": Option(0.0, _NUMBER),
+    },
+    # Service-to-service authentication (django_microkit.service_auth).
+    "SERVICE_AUTH": {
+        # Keys this service signs its tokens with: [{"kid", "alg", "key"}, ...].
+        "SIGNING_KEYS": Option((), (list, tuple)),
+        # The kid of the signing key in use; "" when there is only one.
+        "SIGNING_KEY_ID": Option("", _STR),
+        # Services allowed to call this one: {"orders": [{"kid", "alg", "key"}]}.
+        "PEERS": Option({}, (dict,)),
+        # Seconds a minted token is valid, and the longest lifetime accepted.
+        "TOKEN_LIFETIME": Option(60, (int,)),
+        "MAX_TOKEN_LIFETIME": Option(300, (int,)),
+        # Seconds of clock skew tolerated between services.
+        "LEEWAY": Option(5, (int,)),
+        # Algorithms keys may use (RFC 8725: an explicit allow-list).
+        "ALGORITHMS": Option(
+            ("EdDSA", "ES256", "PS256", "RS256", "HS256", "HS384", "HS512"),
+            (list, tuple),
+        ),
+        # Refuse a token whose jti was already seen (needs a shared cache).
+        "REPLAY_PROTECTION": Option(True, (bool,)),
+        "REPLAY_CACHE": Option("default", _STR),
+        # Audiences for which a minted token is reused until shortly before
+        # it expires (only for targets that turned replay protection off).
+        "REUSE_TOKENS_FOR": Option((), (list, tuple)),
+    },
+    # Problem-details error responses (django_microkit.errors).
+    "ERRORS": {
+        # The ExceptionHandler subclass every error goes through.
+        "HANDLER_CLASS": Option("django_microkit.errors.ExceptionHandler", _STR),
+        # Problem `type` is this + code when set; "about:blank" when empty.
+        "TYPE_BASE_URI": Option("", _STR),
+        # Clients preferring text/html get Django's HTML error pages.
+        "HTML_FALLBACK": Option(False, _BOOL),
+    },
+    # Health probes: which checks each probe runs, their time budget, caching.
+    "HEALTH": {
+        "LIVENESS_CHECKS": Option((), _LIST),
+        "READINESS_CHECKS": Option(("database", "cache"), _LIST),
+        "STARTUP_CHECKS": Option((), _LIST),
+        "TIMEOUT": Option(2.0, _NUMBER),
+        "RESULT_TTL": Option(1.0, _NUMBER),
+        "SHOW_DETAILS": Option(None, (bool, type(None))),
+        "URL_PREFIX": Option("health/", _STR),
+        "INCLUDE_IN_SCHEMA": Option(False, _BOOL),
+    },
+    # What /.well-known/service-info says about the deployed service.
+    "SERVICE_INFO": {
+        "PATH": Option(".well-known/service-info", _STR),
+        "BUILD": Option(None, _OPTIONAL_STR),
+        "COMMIT": Option(None, _OPTIONAL_STR),
+        "OPENAPI_URL": Option("/api/schema/", _OPTIONAL_STR),
+        "SHOW_RUNTIME": Option(True, _BOOL),
+        "EXTRA": Option({}, (dict,)),
+    },
+    # Idempotency-Key support of IdempotentMixin views (django_microkit.idempotency).
+    "IDEMPOTENCY": {
+        # The cache alias keys and stored responses live in (shared: Redis).
+        "CACHE": Option("default", _STR),
+        # Seconds a completed response is kept for replay.
+        "TTL": Option(24 * 60 * 60, (int,)),
+        # Seconds a running request holds its key before another may take it.
+        "LOCK_TIMEOUT": Option(60, (int,)),
+        # Methods that honour Idempotency-Key.
+        "METHODS": Option(("POST", "PATCH"), (list, tuple)),
+        # Refuse those methods without a key.
+        "REQUIRED": Option(False, (bool,)),
+    },
+    # Calls to other services (django_microkit.client): the defaults of every
+    # SERVICES entry, which may override any of them.
+    "CLIENT": {
+        # Seconds to connect and to wait for the answer: (connect, read) or one
+        # number for both. Never None: every call has a timeout.
+        "TIMEOUT": Option((1.0, 5.0), (int, float, list, tuple)),
+        # Retries after the first attempt (idempotent calls only).
+        "RETRIES": Option(2, (int,)),
+        # Backoff before retry n: BACKOFF * 2 ** (n - 1) seconds, with jitter,
+        # at most BACKOFF_MAX.
+        "BACKOFF": Option(0.1, (int, float)),
+        "BACKOFF_MAX": Option(2.0, (int, float)),
+        # The longest Retry-After waited for; a longer one ends the retries.
+        "RETRY_AFTER_MAX": Option(5.0, (int, float)),
+        # Seconds a call may take in all, retries and waits included.
+        "DEADLINE": Option(10.0, (int, float)),
+        # Circuit breaker: FAILURES, RATIO, WINDOW, COOL_DOWN.
+        "BREAKER": Option(
+            {"FAILURES": 5, "RATIO": None, "WINDOW": 20, "COOL_DOWN": 30.0}, (dict,)
+        ),
+        # Connections kept open per target service.
+        "POOL_SIZE": Option(10, (int,)),
+        # TLS verification: True, False, or the path of a CA bundle.
+        "VERIFY": Option(True, (bool, str)),
+        # Callables adding headers to every attempt (trace context, token).
+        "HEADER_PROVIDERS": Option(
+            (
+                "django_microkit.client.headers.trace_headers",
+                "django_microkit.client.headers.service_token_header",
+            ),
+            (list, tuple),
+        ),
+    },
+    # The services this one calls: {"catalog": {"BASE_URL": "http://..."}}.
+    "SERVICES": Option({}, (dict,)),
 }
 
 
@@ -121,6 +273,15 @@ def _reload_on_change(*, setting: str, **kwargs: Any) -> None:
 #: ``checks`` verifies each is set to this class or a subclass of it.
 _REST_FRAMEWORK_WIRING: dict[str, str] = {
     "DEFAULT_SCHEMA_CLASS": "django_microkit.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "django_microkit.errors.exception_handler",
+}
+
+
+#: REST_FRAMEWORK values recommended but not required: a view or a service may
+#: choose another paginator or versioning scheme.
+_REST_FRAMEWORK_RECOMMENDED: dict[str, str] = {
+    "DEFAULT_PAGINATION_CLASS": "django_microkit.pagination.PageNumberPagination",
+    "DEFAULT_VERSIONING_CLASS": "django_microkit.versioning.NegotiatedVersioning",
 }
 
 
@@ -131,4 +292,4 @@ def rest_framework_defaults() -> dict[str, Any]:
     wires DRF to django-microkit in one line; keys the service sets after the
     merge win.
     """
-    return dict(_REST_FRAMEWORK_WIRING)
+    return {**_REST_FRAMEWORK_WIRING, **_REST_FRAMEWORK_RECOMMENDED}

@@ -1,19 +1,584 @@
 """The request ID and trace context of the request being handled.
 
-Readable from anywhere while a request is served, including code that has no
-request object (a model method, a signal handler), through context variables:
-each thread and each asyncio task sees only its own request's values.
+:class:`RequestIDMiddleware` gives every request an ID (the caller's, when it
+sends a valid one and is trusted, otherwise a fresh one) and a W3C trace
+context (https://www.w3.org/TR/trace-context/, Level 1), echoes the ID in the
+response, binds both into every log line and writes the one access-log line.
+
+Both are readable from anywhere while the request is served, including code
+that has no request object (a model method, a signal handler), through context
+variables: each thread and each asyncio task sees only its own request's values.
+:func:`outgoing_headers` gives what a call to another service must carry.
 """
 
 from __future__ import annotations
 
-from contextvars import ContextVar
+import ipaddress
+import os
+import re
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from contextvars import ContextVar, Token
+from functools import cache, lru_cache
+from time import perf_counter
+from typing import Any, NamedTuple, cast
 
-__all__ = ["get_request_id"]
+import sentry_sdk
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+from django.conf import settings as django_settings
+from django.core.checks import CheckMessage, Error, Warning
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+from django.http import HttpRequest
+from django.http.response import HttpResponseBase
+from django.utils.module_loading import import_string
+from structlog.contextvars import bind_contextvars, clear_contextvars
+
+from django_microkit.conf import microkit_settings
+from django_microkit.logging import _log_access, _printable
+
+__all__ = [
+    "TRACEPARENT_HEADER",
+    "TRACESTATE_HEADER",
+    "RequestIDMiddleware",
+    "TraceContext",
+    "get_request_id",
+    "get_trace_context",
+    "outgoing_headers",
+    "parse_traceparent",
+    "parse_tracestate",
+]
+
+#: Header names of W3C Trace Context, sent in lowercase as the standard asks.
+TRACEPARENT_HEADER = "traceparent"
+TRACESTATE_HEADER = "tracestate"
 
 _request_id: ContextVar[str | None] = ContextVar("microkit_request_id", default=None)
+_trace_context: ContextVar[TraceContext | None] = ContextVar(
+    "microkit_trace_context", default=None
+)
 
 
 def get_request_id() -> str | None:
     """The ID of the request being handled, or ``None`` outside a request."""
     return _request_id.get()
+
+
+def get_trace_context() -> TraceContext | None:
+    """The trace context of the request being handled, or ``None`` outside one."""
+    return _trace_context.get()
+
+
+def outgoing_headers() -> dict[str, str]:
+    """The headers a call to another service carries to continue this request.
+
+    The request ID (under the configured header name), a child ``traceparent``
+    (same trace-id, a fresh parent-id, same flags) and the kept ``tracestate``.
+    Outside a request: a ``traceparent`` starting a new trace, and no request ID.
+    """
+    trace = _trace_context.get()
+    if trace is None:
+        trace = TraceContext.new()
+    headers = trace.outgoing_headers()
+    request_id = _request_id.get()
+    if request_id is not None:
+        headers[_settings().header] = request_id
+    return headers
+
+
+# --------------------------------------------------------------------------
+# W3C Trace Context, Level 1
+# --------------------------------------------------------------------------
+
+_ZERO_TRACE_ID = "0" * 32
+_ZERO_PARENT_ID = "0" * 16
+
+
+def _new_trace_id() -> str:
+    trace_id = os.urandom(16).hex()
+    return trace_id if trace_id != _ZERO_TRACE_ID else _new_trace_id()
+
+
+def _new_parent_id() -> str:
+    parent_id = os.urandom(8).hex()
+    return parent_id if parent_id != _ZERO_PARENT_ID else _new_parent_id()
+
+
+class TraceContext(NamedTuple):
+    """Where the request being handled stands in a distributed trace.
+
+    ``parent_id`` is the caller's span (``None`` when the trace started here);
+    ``tracestate`` is the validated vendor state to pass on (``None`` if none).
+    """
+
+    trace_id: str
+    parent_id: str | None
+    sampled: bool
+    tracestate: str | None = None
+
+    @classmethod
+    def new(cls) -> TraceContext:
+        """A trace started by this service, not sampled (W3C's default)."""
+        return cls(_new_trace_id(), None, False)
+
+    @property
+    def trace_flags(self) -> str:
+        """The flags to send on: only ``sampled`` is defined, other bits are 0."""
+        return "01" if self.sampled else "00"
+
+    def child_traceparent(self) -> str:
+        """A ``traceparent`` for an outgoing call: same trace, a new parent-id."""
+        return f"00-{self.trace_id}-{_new_parent_id()}-{self.trace_flags}"
+
+    def outgoing_headers(self) -> dict[str, str]:
+        """``traceparent`` and, when kept, ``tracestate`` for an outgoing call."""
+        headers = {TRACEPARENT_HEADER: self.child_traceparent()}
+        if self.tracestate:
+            headers[TRACESTATE_HEADER] = self.tracestate
+        return headers
+
+
+def _agree_with_sentry(trace: TraceContext, *, continued: bool) -> TraceContext:
+    """One trace-id for W3C Trace Context and Sentry while Sentry is on.
+
+    sentry-sdk starts its transaction before any middleware runs, from its own
+    ``sentry-trace`` header, and ignores ``traceparent``; it then adds
+    ``sentry-trace`` and ``baggage`` to every outgoing HTTP request, beside the
+    ``traceparent`` of the service client. Both must name the same trace: a
+    trace started here takes Sentry's trace-id and sampling decision; a
+    continued W3C trace is carried into Sentry's transaction and propagation
+    context.
+    """
+    if not sentry_sdk.get_client().is_active():
+        return trace
+    scope = sentry_sdk.get_current_scope()
+    span = scope.span
+    if not continued:
+        if span is not None:
+            return trace._replace(trace_id=span.trace_id, sampled=bool(span.sampled))
+        return trace._replace(trace_id=scope.get_active_propagation_context().trace_id)
+    for traced in (span, scope.transaction):
+        if traced is not None:
+            traced.trace_id = trace.trace_id
+    propagation = scope.get_active_propagation_context()
+    propagation.trace_id = trace.trace_id
+    baggage = propagation.baggage
+    if baggage is not None and baggage.sentry_items.get("trace_id") != trace.trace_id:
+        propagation.baggage = None  # rebuilt from the trace-id when next needed
+    return trace
+
+
+# version "-" trace-id "-" parent-id "-" trace-flags, lowercase hex only. Matched
+# as a prefix: later versions may add fields after another dash.
+_TRACEPARENT = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
+_TRACEPARENT_LENGTH = 55
+
+# list-member = key "=" value, with key = simple-key / multi-tenant-key.
+_TRACESTATE_MEMBER = re.compile(
+    r"(?:[a-z][a-z0-9_\-*/]{0,255}"
+    r"|[a-z0-9][a-z0-9_\-*/]{0,240}@[a-z][a-z0-9_\-*/]{0,13})"
+    r"=[\x20-\x2b\x2d-\x3c\x3e-\x7e]{0,255}[\x21-\x2b\x2d-\x3c\x3e-\x7e]"
+)
+_TRACESTATE_MAX_MEMBERS = 32
+_OWS = " \t"
+
+
+def parse_traceparent(value: str) -> TraceContext | None:
+    """The trace context in a ``traceparent`` header, ``None`` if it is invalid.
+
+    Follows Trace Context Level 1: version ``ff`` is invalid; version ``00`` is
+    exactly 55 characters; a later version is read for its first four fields
+    when they are followed by the end of the value or a dash; an all-zero
+    trace-id or parent-id is invalid. Only the ``sampled`` flag is kept.
+    """
+    value = value.strip(_OWS)
+    match = _TRACEPARENT.match(value)
+    if match is None:
+        return None
+    version, trace_id, parent_id, flags = match.groups()
+    if version == "ff":
+        return None
+    if len(value) != _TRACEPARENT_LENGTH and (
+        version == "00" or value[_TRACEPARENT_LENGTH] != "-"
+    ):
+        return None
+    if trace_id == _ZERO_TRACE_ID or parent_id == _ZERO_PARENT_ID:
+        return None
+    return TraceContext(trace_id, parent_id, int(flags, 16) & 1 == 1)
+
+
+def parse_tracestate(value: str) -> str | None:
+    """The ``tracestate`` to keep, normalised, or ``None`` to drop it.
+
+    Empty list members are skipped. More than 32 members, an invalid member or
+    a repeated key makes the whole header invalid, and it is dropped.
+    """
+    members: list[str] = []
+    keys: set[str] = set()
+    for raw in value.split(","):
+        member = raw.strip(_OWS)
+        if not member:
+            continue
+        if (
+            len(members) == _TRACESTATE_MAX_MEMBERS
+            or _TRACESTATE_MEMBER.fullmatch(member) is None
+        ):
+            return None
+        key = member.partition("=")[0]
+        if key in keys:
+            return None
+        keys.add(key)
+        members.append(member)
+    return ",".join(members) or None
+
+
+# --------------------------------------------------------------------------
+# Settings, resolved once and forgotten when MICROKIT changes
+# --------------------------------------------------------------------------
+
+# Received IDs longer than this, or not printable ASCII, are refused even if a
+# permissive PATTERN would accept them.
+_MAX_REQUEST_ID_LENGTH = 1024
+
+_TrustPolicy = Callable[[HttpRequest], bool]
+
+
+class _ProxyTrust:
+    """Trusts requests whose REMOTE_ADDR is in one of the configured networks."""
+
+    def __init__(self, networks: list[str]) -> None:
+        self._networks = [ipaddress.ip_network(n, strict=False) for n in networks]
+        self._trusts_address = lru_cache(maxsize=1024)(self._in_networks)
+
+    def _in_networks(self, address: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(ip in network for network in self._networks)
+
+    def __call__(self, request: HttpRequest) -> bool:
+        return self._trusts_address(request.META.get("REMOTE_ADDR", ""))
+
+
+def _trust_nobody(request: HttpRequest) -> bool:
+    return False
+
+
+def _trust_policy(name: str, proxies: list[str]) -> _TrustPolicy | None:
+    """The callable deciding whom to trust; ``None`` means everyone."""
+    if name == "any":
+        return None
+    if name == "none":
+        return _trust_nobody
+    if name == "proxies":
+        return _ProxyTrust(proxies)
+    return cast(_TrustPolicy, import_string(name))
+
+
+class _Settings(NamedTuple):
+    header: str
+    meta_key: str
+    pattern: re.Pattern[str]
+    trust: _TrustPolicy | None
+
+
+def _meta_key(header: str) -> str:
+    return "HTTP_" + header.upper().replace("-", "_")
+
+
+@cache
+def _settings() -> _Settings:
+    section = microkit_settings.REQUEST_ID
+    header = section["HEADER"]
+    return _Settings(
+        header=header,
+        meta_key=_meta_key(header),
+        pattern=re.compile(section["PATTERN"]),
+        trust=_trust_policy(section["TRUST"], list(section["TRUSTED_PROXIES"])),
+    )
+
+
+@receiver(setting_changed)
+def _forget_settings(*, setting: str, **kwargs: Any) -> None:
+    if setting == "MICROKIT":
+        _settings.cache_clear()
+
+
+# --------------------------------------------------------------------------
+# Middleware
+# --------------------------------------------------------------------------
+
+_GetResponse = (
+    Callable[[HttpRequest], HttpResponseBase]
+    | Callable[[HttpRequest], Awaitable[HttpResponseBase]]
+)
+
+
+class _RequestState(NamedTuple):
+    header: str
+    request_id: str
+    rejected: str | None
+    started: float
+    request_id_token: Token[str | None]
+    trace_token: Token[TraceContext | None]
+
+
+class RequestIDMiddleware:
+    """Request ID, trace context and the access-log line of every request.
+
+    Put it first in ``MIDDLEWARE`` so that it wraps everything that logs::
+
+        MIDDLEWARE = ["django_microkit.request_id.RequestIDMiddleware", ...]
+
+    A request ``X-Request-ID: 9f1c2b7e`` (from a trusted caller) is answered with
+    ``X-Request-ID: 9f1c2b7e``; without one, or with an invalid one, the answer
+    carries a new 32-hex-character ID. ``request.request_id`` and
+    ``request.trace_context`` hold the values for the view.
+    """
+
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response: _GetResponse) -> None:
+        self.get_response = get_response
+        self.async_mode = iscoroutinefunction(get_response)
+        if self.async_mode:
+            markcoroutinefunction(self)
+
+    def __call__(
+        self, request: HttpRequest
+    ) -> HttpResponseBase | Awaitable[HttpResponseBase]:
+        if self.async_mode:
+            return self.__acall__(request)
+        state = self._begin(request)
+        try:
+            response = cast(HttpResponseBase, self.get_response(request))
+            self._finish(request, response, state)
+        finally:
+            self._end(state)
+        return response
+
+    async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
+        state = self._begin(request)
+        try:
+            get_response = cast(
+                Callable[[HttpRequest], Awaitable[HttpResponseBase]], self.get_response
+            )
+            response = await get_response(request)
+            self._finish(request, response, state)
+        finally:
+            self._end(state)
+        return response
+
+    def _begin(self, request: HttpRequest) -> _RequestState:
+        started = perf_counter()
+        config = _settings()
+        meta = request.META
+        received = meta.get(config.meta_key)
+        traceparent = meta.get("HTTP_TRACEPARENT")
+        trusted = config.trust is None or (
+            (received is not None or traceparent is not None) and config.trust(request)
+        )
+        upstream = rejected = None
+
+        if received is None:
+            request_id = uuid.uuid4().hex
+        elif not (
+            len(received) <= _MAX_REQUEST_ID_LENGTH
+            and received.isascii()
+            and received.isprintable()
+            and config.pattern.fullmatch(received)
+        ):
+            # Never echoed nor logged as is, whatever PATTERN allows: it may
+            # hold newlines, terminal escapes or kilobytes of anything.
+            request_id = uuid.uuid4().hex
+            rejected = _printable(received)
+        elif trusted:
+            request_id = received
+        else:
+            request_id = uuid.uuid4().hex
+            upstream = received
+
+        # An untrusted caller cannot join our traces: the trace restarts.
+        trace = None
+        if traceparent is not None and trusted:
+            trace = parse_traceparent(traceparent)
+            tracestate = meta.get("HTTP_TRACESTATE")
+            if trace is not None and tracestate is not None:
+                trace = trace._replace(tracestate=parse_tracestate(tracestate))
+        if trace is None:
+            trace = _agree_with_sentry(TraceContext.new(), continued=False)
+        else:
+            trace = _agree_with_sentry(trace, continued=True)
+
+        request.__dict__.update(request_id=request_id, trace_context=trace)
+        if upstream is None:
+            bind_contextvars(request_id=request_id, trace_id=trace.trace_id)
+        else:
+            bind_contextvars(
+                request_id=request_id,
+                trace_id=trace.trace_id,
+                upstream_request_id=upstream,
+            )
+        return _RequestState(
+            config.header,
+            request_id,
+            rejected,
+            started,
+            _request_id.set(request_id),
+            _trace_context.set(trace),
+        )
+
+    @staticmethod
+    def _finish(
+        request: HttpRequest, response: HttpResponseBase, state: _RequestState
+    ) -> None:
+        response.headers[state.header] = state.request_id
+        _log_access(request, response, state.started, state.rejected)
+
+    @staticmethod
+    def _end(state: _RequestState) -> None:
+        _request_id.reset(state.request_id_token)
+        _trace_context.reset(state.trace_token)
+        clear_contextvars()
+
+
+# --------------------------------------------------------------------------
+# System checks (registered in django_microkit.checks)
+# --------------------------------------------------------------------------
+
+_MIDDLEWARE_PATH = "django_microkit.request_id.RequestIDMiddleware"
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_TRUST_NAMES = ("any", "none", "proxies")
+
+
+def _is_request_id_middleware(path: str) -> bool:
+    if path == _MIDDLEWARE_PATH:
+        return True
+    try:
+        middleware = import_string(path)
+    except ImportError:
+        return False
+    return isinstance(middleware, type) and issubclass(middleware, RequestIDMiddleware)
+
+
+def _check_middleware(middleware: list[str]) -> list[CheckMessage]:
+    position = next(
+        (i for i, path in enumerate(middleware) if _is_request_id_middleware(path)),
+        None,
+    )
+    if position is None:
+        return [
+            Warning(
+                f"{_MIDDLEWARE_PATH} is not in MIDDLEWARE.",
+                hint="Add it first in MIDDLEWARE: without it requests have no ID, "
+                "log lines no request_id and there is no access log.",
+                id="django_microkit.W020",
+            )
+        ]
+    before = middleware[:position]
+    ours = [path for path in before if path.startswith("django_microkit.")]
+    if ours:
+        return [
+            Error(
+                f"{_MIDDLEWARE_PATH} comes after {', '.join(ours)} in MIDDLEWARE.",
+                hint="Move it before every other django-microkit middleware, "
+                "which rely on the request ID it sets.",
+                id="django_microkit.E020",
+            )
+        ]
+    if before:
+        return [
+            Warning(
+                f"{_MIDDLEWARE_PATH} is not first in MIDDLEWARE "
+                f"({', '.join(before)} come before it).",
+                hint="Move it first so that it wraps everything that logs or "
+                "answers: lines and responses from middleware before it have no "
+                "request ID and no access line.",
+                id="django_microkit.W021",
+            )
+        ]
+    return []
+
+
+def _check_settings(section: Mapping[str, Any]) -> list[CheckMessage]:
+    where = "MICROKIT['REQUEST_ID']"
+    messages: list[CheckMessage] = []
+    header = section["HEADER"]
+    if isinstance(header, str) and not _TOKEN.fullmatch(header):
+        messages.append(
+            Error(
+                f"{where}['HEADER'] {header!r} is not a valid HTTP header name.",
+                hint="Use letters, digits and dashes, e.g. 'X-Request-ID'.",
+                id="django_microkit.E022",
+            )
+        )
+    pattern = section["PATTERN"]
+    if isinstance(pattern, str):
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            messages.append(
+                Error(
+                    f"{where}['PATTERN'] is not a valid regular expression: {exc}.",
+                    hint="Fix the pattern; it must match a whole request ID.",
+                    id="django_microkit.E021",
+                )
+            )
+    trust = section["TRUST"]
+    if isinstance(trust, str) and trust not in _TRUST_NAMES:
+        problem: str | None
+        try:
+            policy = import_string(trust)
+        except ImportError as exc:
+            problem = f"cannot be imported ({exc})"
+        else:
+            problem = None if callable(policy) else "is not callable"
+        if problem is not None:
+            messages.append(
+                Error(
+                    f"{where}['TRUST'] {trust!r} {problem}.",
+                    hint='Use "any", "none", "proxies" or the dotted path of a '
+                    "function taking the request and returning a bool.",
+                    id="django_microkit.E023",
+                )
+            )
+    proxies = section["TRUSTED_PROXIES"]
+    if isinstance(proxies, list | tuple):
+        for network in proxies:
+            try:
+                ipaddress.ip_network(str(network), strict=False)
+            except ValueError:
+                valid = False
+            else:
+                valid = isinstance(network, str)
+            if not valid:
+                messages.append(
+                    Error(
+                        f"{where}['TRUSTED_PROXIES'] holds {network!r}, "
+                        "which is not an IP network.",
+                        hint="Give addresses or networks in CIDR notation, "
+                        "e.g. '10.0.0.0/8' or '2001:db8::1'.",
+                        id="django_microkit.E024",
+                    )
+                )
+        if trust == "proxies" and not proxies:
+            messages.append(
+                Warning(
+                    f"{where}['TRUST'] is 'proxies' but TRUSTED_PROXIES is empty: "
+                    "no request ID from a caller will ever be kept.",
+                    hint="List the networks of your proxies in TRUSTED_PROXIES, "
+                    "or set TRUST to 'none' if that is what you mean.",
+                    id="django_microkit.W022",
+                )
+            )
+    return messages
+
+
+def _checks() -> list[CheckMessage]:
+    """Every request-ID check, for :mod:`django_microkit.checks`."""
+    return [
+        *_check_middleware(list(getattr(django_settings, "MIDDLEWARE", None) or [])),
+        *_check_settings(microkit_settings.REQUEST_ID),
+    ]

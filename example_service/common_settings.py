@@ -12,6 +12,7 @@ from pathlib import Path
 import dj_database_url
 
 import django_microkit
+import django_microkit.logging
 
 BASE_DIR = Path(__file__).resolve().parent
 
@@ -42,9 +43,24 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: every later middleware and view logs with the request ID.
+    "django_microkit.request_id.RequestIDMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.middleware.common.CommonMiddleware",
+    # Errors raised by plain Django views become problem documents too.
+    "django_microkit.errors.ProblemMiddleware",
+    # X-API-Version on every response, and Deprecation/Sunset for old versions.
+    "django_microkit.versioning.VersionHeadersMiddleware",
 ]
+
+# JSON lines on stdout (readable console lines with DJANGO_DEBUG=1), each with
+# request_id, trace_id and the service's name.
+LOGGING = django_microkit.logging.logging_config(
+    renderer="console" if DEBUG else "json",
+    level=os.environ.get("LOG_LEVEL", "INFO"),
+)
+# CSRF failures answer with a problem document.
+CSRF_FAILURE_VIEW = "django_microkit.errors.csrf_failure"
 
 TEMPLATES = [
     {
@@ -82,6 +98,21 @@ def database(service: str) -> dict[str, dict[str, object]]:
     return {"default": dj_database_url.parse(os.environ.get("DATABASE_URL", default))}
 
 
+def microkit(service: str) -> dict[str, object]:
+    """The service's MICROKIT settings: its name, readiness checks, and Sentry
+    when SENTRY_DSN is set."""
+    return {
+        "SERVICE_NAME": service,
+        "SERVICE_VERSION": "1.0.0",
+        "SENTRY": {
+            "DSN": os.environ.get("SENTRY_DSN", ""),
+            "ENVIRONMENT": os.environ.get("SENTRY_ENVIRONMENT", "development"),
+        },
+        # Ready when its database and its cache answer.
+        "HEALTH": {"READINESS_CHECKS": ["database:default", "cache:default"]},
+    }
+
+
 def spectacular(service: str, description: str) -> dict[str, object]:
     return {
         "TITLE": f"{service} service",
@@ -89,3 +120,30 @@ def spectacular(service: str, description: str) -> dict[str, object]:
         "VERSION": "1.0.0",
         "SERVE_INCLUDE_SCHEMA": False,
     }
+
+
+# Service-to-service authentication: orders signs its calls to catalog with an
+# Ed25519 key. Deployments generate their own pair with
+# `manage.py microkit_service_key --service orders` and set ORDERS_KEY_ID,
+# ORDERS_SIGNING_KEY (on orders) and ORDERS_PUBLIC_KEY (on catalog).
+# The pair below is for local development ONLY: it is published in this
+# repository, so anyone can sign as orders with it. Never deploy it.
+ORDERS_KEY_ID = os.environ.get("ORDERS_KEY_ID", "orders-development")
+DEV_ORDERS_SIGNING_KEY = """\
+-----BEGIN PRIVATE KEY-----
+MC4CAQAwBQYDK2VwBCIEIOBGyvbAFwy/YyVuoHMg+9YkNHYcvTqCliBi1kj3QaA+
+-----END PRIVATE KEY-----
+"""
+DEV_ORDERS_PUBLIC_KEY = """\
+-----BEGIN PUBLIC KEY-----
+MCowBQYDK2VwAyEA7az7xU3cvF8RwL0LOGY+FkaIXslE7qZfnfimUUYE8i4=
+-----END PUBLIC KEY-----
+"""
+
+
+def key_source(variable: str, development_default: str) -> dict[str, str]:
+    """Read a key from ``variable``, or use the development-only default when
+    the variable is not set."""
+    if os.environ.get(variable):
+        return {"env": variable}
+    return {"value": development_default}

@@ -7,6 +7,7 @@ real PostgreSQL and Redis when ``DATABASE_URL`` / ``REDIS_URL`` are set.
 from __future__ import annotations
 
 import os
+import uuid
 
 import dj_database_url
 
@@ -28,7 +29,13 @@ INSTALLED_APPS = [
     "tests.testapp",
 ]
 
-MIDDLEWARE: list[str] = []
+MIDDLEWARE: list[str] = [
+    "django_microkit.request_id.RequestIDMiddleware",
+    "django_microkit.errors.ProblemMiddleware",
+    "django_microkit.versioning.VersionHeadersMiddleware",
+]
+
+CSRF_FAILURE_VIEW = "django_microkit.errors.csrf_failure"
 
 DATABASES = {
     "default": dj_database_url.parse(
@@ -37,11 +44,16 @@ DATABASES = {
 }
 
 if os.environ.get("REDIS_URL"):
+    # A key prefix of this run's own, inherited by the subprocesses it starts:
+    # runs sharing one Redis database never see or clear each other's keys.
+    os.environ.setdefault(
+        "MICROKIT_TEST_CACHE_PREFIX", f"microkit-tests-{uuid.uuid4().hex[:12]}"
+    )
     CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": os.environ["REDIS_URL"],
-            "KEY_PREFIX": "microkit-tests",
+            "KEY_PREFIX": os.environ["MICROKIT_TEST_CACHE_PREFIX"],
         }
     }
 else:

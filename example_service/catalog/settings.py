@@ -3,13 +3,48 @@
 from __future__ import annotations
 
 from common_settings import *  # noqa: F403
-from common_settings import INSTALLED_APPS, database, spectacular
+from common_settings import (
+    DEV_ORDERS_PUBLIC_KEY,
+    INSTALLED_APPS,
+    ORDERS_KEY_ID,
+    database,
+    key_source,
+    microkit,
+    spectacular,
+)
 
 INSTALLED_APPS = [*INSTALLED_APPS, "catalog"]
 ROOT_URLCONF = "catalog.urls"
 WSGI_APPLICATION = "catalog.wsgi.application"
 DATABASES = database("catalog")
 
-MICROKIT = {"SERVICE_NAME": "catalog", "SERVICE_VERSION": "1.0.0"}
+MICROKIT = {
+    **microkit("catalog"),
+    # catalog accepts tokens from orders, verified with its public key.
+    "SERVICE_AUTH": {
+        "PEERS": {
+            "orders": [
+                {
+                    "kid": ORDERS_KEY_ID,
+                    "alg": "EdDSA",
+                    "key": key_source("ORDERS_PUBLIC_KEY", DEV_ORDERS_PUBLIC_KEY),
+                }
+            ],
+        },
+    },
+    # Version 2 is current; version 1 (price as a number, no stock) is being
+    # retired. Clients that name no version get version 2.
+    "VERSIONING": {
+        "VERSIONS": ["1", "2"],
+        "DEFAULT_VERSION": "2",
+        "DEPRECATED": {
+            "1": {
+                "deprecated_since": "2026-09-01",
+                "sunset": "2030-06-30",
+                "link": "https://developer.example.com/catalog/v1-retirement",
+            },
+        },
+    },
+}
 
 SPECTACULAR_SETTINGS = spectacular("catalog", "Products and their stock.")

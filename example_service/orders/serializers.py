@@ -5,9 +5,25 @@ from typing import Any
 from django.db import transaction
 from rest_framework import serializers
 
+from django_microkit.client import (
+    ConflictError,
+    NotFoundError,
+    ServiceUnavailableError,
+)
 from django_microkit.errors import Problem
 from orders import catalog
 from orders.models import Order, OrderItem
+
+
+def catalog_unavailable(exc: ServiceUnavailableError) -> Problem:
+    """503 for any way the catalog can fail us: down, slow, 5xx, open circuit."""
+    retry_after = max(1, round(exc.retry_after or 5))
+    return Problem(
+        503,
+        "catalog_unavailable",
+        detail="The catalog service is unavailable; try again later.",
+        headers={"Retry-After": str(retry_after)},
+    )
 
 
 class OrderItemSerializer(serializers.ModelSerializer[OrderItem]):
@@ -36,16 +52,11 @@ class OrderSerializer(serializers.ModelSerializer[Order]):
         for item in items:
             try:
                 product = catalog.get_product(item["product_id"])
-            except catalog.ProductNotFound:
+            except NotFoundError:
                 errors.append({"product_id": ["No product with this id."]})
                 continue
-            except catalog.CatalogUnavailable as exc:
-                raise Problem(
-                    503,
-                    "catalog_unavailable",
-                    detail="The catalog service is unavailable; try again later.",
-                    headers={"Retry-After": "5"},
-                ) from exc
+            except ServiceUnavailableError as exc:
+                raise catalog_unavailable(exc) from exc
             item["unit_price"] = product["price"]
             errors.append({})
         if any(errors):
@@ -54,6 +65,28 @@ class OrderSerializer(serializers.ModelSerializer[Order]):
 
     def create(self, validated_data: dict[str, Any]) -> Order:
         items = validated_data.pop("items")
+        # Stock is reserved in the catalog before the order is saved here. The
+        # catalog has no way to release a reservation, so an order refused on
+        # its second item keeps the first one's: a real system would add one.
+        for index, item in enumerate(items):
+            try:
+                catalog.reserve(item["product_id"], item["quantity"])
+            except ConflictError as exc:
+                raise Problem(
+                    409,
+                    exc.code or "conflict",
+                    title=exc.title,
+                    detail=exc.detail,
+                    errors=[
+                        {
+                            "code": exc.code or "conflict",
+                            "detail": exc.detail or "Not enough stock.",
+                            "pointer": f"/items/{index}/quantity",
+                        }
+                    ],
+                ) from exc
+            except ServiceUnavailableError as exc:
+                raise catalog_unavailable(exc) from exc
         with transaction.atomic():
             order = Order.objects.create(**validated_data)
             OrderItem.objects.bulk_create(

@@ -5,16 +5,47 @@ from __future__ import annotations
 import os
 
 from common_settings import *  # noqa: F403
-from common_settings import INSTALLED_APPS, database, spectacular
+from common_settings import (
+    DEV_ORDERS_SIGNING_KEY,
+    INSTALLED_APPS,
+    ORDERS_KEY_ID,
+    database,
+    key_source,
+    microkit,
+    spectacular,
+)
 
 INSTALLED_APPS = [*INSTALLED_APPS, "orders"]
 ROOT_URLCONF = "orders.urls"
 WSGI_APPLICATION = "orders.wsgi.application"
 DATABASES = database("orders")
 
-MICROKIT = {"SERVICE_NAME": "orders", "SERVICE_VERSION": "1.0.0"}
-
-# Where the catalog service answers.
-CATALOG_URL = os.environ.get("CATALOG_URL", "http://127.0.0.1:8001")
+MICROKIT = {
+    **microkit("orders"),
+    # The services orders calls, through django_microkit.ServiceClient.
+    "SERVICES": {
+        "catalog": {
+            # Where the catalog service answers.
+            "BASE_URL": os.environ.get("CATALOG_URL", "http://127.0.0.1:8001"),
+            "TIMEOUT": (0.5, 3.0),
+            "DEADLINE": 5.0,
+            # Reserving stock is a catalog write.
+            "SCOPES": ["catalog:write"],
+            # Three failed attempts in a row and orders stops calling the
+            # catalog for 10 s, answering 503 at once instead of waiting.
+            "BREAKER": {"FAILURES": 3, "COOL_DOWN": 10},
+        },
+    },
+    # orders signs the tokens of its calls to catalog (sent by ServiceClient).
+    "SERVICE_AUTH": {
+        "SIGNING_KEYS": [
+            {
+                "kid": ORDERS_KEY_ID,
+                "alg": "EdDSA",
+                "key": key_source("ORDERS_SIGNING_KEY", DEV_ORDERS_SIGNING_KEY),
+            }
+        ],
+    },
+}
 
 SPECTACULAR_SETTINGS = spectacular("orders", "Orders of catalog products.")

@@ -3,19 +3,31 @@ from __future__ import annotations
 from django.db.models import QuerySet
 from rest_framework import mixins, viewsets
 
+from django_microkit import IdempotentMixin
+from django_microkit.pagination import CursorPagination
 from orders.models import Order
 from orders.serializers import OrderSerializer
 
 
 class OrderViewSet(
+    IdempotentMixin,
     mixins.CreateModelMixin,
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
     viewsets.GenericViewSet[Order],
 ):
-    """Orders of catalog products: list, create, read."""
+    """Orders of catalog products: list, create, read.
+
+    The list grows without bound, so it is paged by cursor, newest first
+    (``Order.Meta.ordering``): no ``COUNT(*)``, and orders placed while a client
+    pages never shift a page.
+
+    Creating an order is idempotent: a ``POST`` retried with the same
+    ``Idempotency-Key`` places one order and gets the first response again.
+    """
 
     serializer_class = OrderSerializer
+    pagination_class = CursorPagination
 
     def get_queryset(self) -> QuerySet[Order]:
         return Order.objects.prefetch_related("items")

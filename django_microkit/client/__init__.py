@@ -1,0 +1,538 @@
+"""Calling other services: :class:`ServiceClient`.
+
+``ServiceClient("catalog").get("/api/products/7/")`` sends a GET to the catalog
+service configured in ``MICROKIT["SERVICES"]["catalog"]`` and returns the parsed
+JSON body. Every call
+
+- has a connect and a read timeout and a deadline for all its attempts;
+- retries, with exponential backoff and jitter, on connection errors, timeouts,
+  429, 502, 503 and 504 (honouring ``Retry-After``), for idempotent methods or
+  calls carrying an ``Idempotency-Key``;
+- goes through the circuit breaker of its target, shared by every client of that
+  service in the process;
+- carries the headers of the configured header providers (request ID, trace
+  context, service token) and a ``User-Agent`` naming this service;
+- turns an error answer into a typed exception (:mod:`.errors`);
+- writes one log line (logger ``django_microkit.client``).
+
+The retry loop is this module's own rather than urllib3's ``Retry``: urllib3
+replays the very same request, so a retry would resend a service token whose
+``jti`` the target has already seen (and refuses as a replay); it has no
+deadline spanning attempts (each attempt gets the full timeout and a
+``Retry-After`` is slept up to ``retry_after_max`` whatever time is left); and
+the circuit breaker must see every attempt's outcome, which urllib3 keeps to
+itself.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+import uuid
+from collections.abc import Iterator, Mapping
+from http.cookiejar import DefaultCookiePolicy
+from typing import Any, Literal, overload
+from urllib.parse import urljoin, urlsplit
+
+import requests
+import structlog
+from requests.adapters import BaseAdapter, HTTPAdapter
+from requests.structures import CaseInsensitiveDict
+
+from django_microkit.client.breaker import CircuitBreaker
+from django_microkit.client.config import (
+    ServiceConfig,
+    get_service_config,
+    on_settings_change,
+)
+from django_microkit.client.errors import (
+    CircuitOpenError,
+    ClientError,
+    ConflictError,
+    InvalidResponseError,
+    NotFoundError,
+    ServiceConnectionError,
+    ServiceError,
+    ServiceTimeoutError,
+    ServiceUnavailableError,
+    error_from_response,
+    parse_retry_after,
+)
+from django_microkit.client.headers import HeaderProvider, OutgoingCall, user_agent
+
+__all__ = [
+    "CircuitOpenError",
+    "ClientError",
+    "ConflictError",
+    "HeaderProvider",
+    "IDEMPOTENCY_KEY_HEADER",
+    "InvalidResponseError",
+    "LOGGER",
+    "NotFoundError",
+    "OutgoingCall",
+    "ServiceClient",
+    "ServiceConnectionError",
+    "ServiceError",
+    "ServiceTimeoutError",
+    "ServiceUnavailableError",
+]
+
+IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
+#: RFC 9110 §9.2.2: repeating these has the effect of sending them once.
+_IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
+#: Answers meaning "not now, try again": rate limited, or a gateway/the service
+#: is (momentarily) unable to answer.
+_RETRY_STATUSES = frozenset({429, 502, 503, 504})
+
+#: The logger of the one line written per call.
+LOGGER = "django_microkit.client"
+_logger = logging.getLogger(LOGGER)
+_log = structlog.get_logger(LOGGER)
+
+_UNSET: Any = object()
+# The least time worth starting an attempt with.
+_MIN_ATTEMPT_TIME = 0.01
+Timeout = float | tuple[float, float]
+
+# Shared per target service for the life of the process (until MICROKIT changes).
+_lock = threading.Lock()
+_sessions: dict[str, requests.Session] = {}
+_breakers: dict[str, CircuitBreaker] = {}
+# Adapters standing in for the network (django_microkit.testing.fake_service).
+_fake_adapters: dict[str, BaseAdapter] = {}
+
+
+def _new_session(config: ServiceConfig) -> requests.Session:
+    session = requests.Session()
+    # No proxies or credentials from the environment or ~/.netrc: service calls
+    # go where BASE_URL says, with the headers this module sets. TLS roots come
+    # from VERIFY.
+    session.trust_env = False
+    session.verify = config.verify
+    # Service calls carry no cookies; a jar shared by threads would also be
+    # the one piece of a Session that is not safe to share.
+    session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
+    adapter = HTTPAdapter(pool_maxsize=config.pool_size, max_retries=0)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    fake = _fake_adapters.get(config.name)
+    if fake is not None:
+        session.mount(f"{config.base_url}/", fake)
+    return session
+
+
+def _session(config: ServiceConfig) -> requests.Session:
+    with _lock:
+        session = _sessions.get(config.name)
+        if session is None:
+            session = _sessions[config.name] = _new_session(config)
+        return session
+
+
+def _breaker(config: ServiceConfig) -> CircuitBreaker:
+    with _lock:
+        breaker = _breakers.get(config.name)
+        if breaker is None:
+            breaker = _breakers[config.name] = CircuitBreaker(
+                config.name, config.breaker
+            )
+        return breaker
+
+
+@on_settings_change
+def _forget_targets() -> None:
+    with _lock:
+        for session in _sessions.values():
+            session.close()
+        _sessions.clear()
+        _breakers.clear()
+
+
+def _install_fake(name: str, adapter: BaseAdapter | None) -> None:
+    """Route the calls to ``name`` to ``adapter`` (``None``: to the network),
+    with a new session and a closed breaker."""
+    with _lock:
+        if adapter is None:
+            _fake_adapters.pop(name, None)
+        else:
+            _fake_adapters[name] = adapter
+        session = _sessions.pop(name, None)
+        _breakers.pop(name, None)
+    if session is not None:
+        session.close()
+
+
+class ServiceClient:
+    """Calls to one service named in ``MICROKIT["SERVICES"]``.
+
+    Cheap to create and safe to share between threads: the connection pool and
+    the circuit breaker belong to the target service, not to the instance, and
+    the settings are read at call time, so a module-level
+    ``catalog = ServiceClient("catalog")`` is fine.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"ServiceClient({self.name!r})"
+
+    @property
+    def config(self) -> ServiceConfig:
+        """The merged settings of the target (``ImproperlyConfigured`` if none)."""
+        return get_service_config(self.name)
+
+    @property
+    def breaker(self) -> CircuitBreaker:
+        """The target's circuit breaker, shared by all its clients."""
+        return _breaker(self.config)
+
+    @property
+    def session(self) -> requests.Session:
+        """The target's pooled ``requests.Session``, shared by all its clients."""
+        return _session(self.config)
+
+    # ----------------------------------------------------------------------
+    # Verbs
+    # ----------------------------------------------------------------------
+
+    def get(
+        self, path: str, *, params: Mapping[str, Any] | None = None, **kwargs: Any
+    ) -> Any:
+        """GET ``path``; the parsed JSON body (the response with ``raw=True``)."""
+        return self.request("GET", path, params=params, **kwargs)
+
+    def post(self, path: str, json: Any = _UNSET, **kwargs: Any) -> Any:
+        """POST ``json``; retried only with ``idempotent=True`` or an
+        ``Idempotency-Key`` header."""
+        return self.request("POST", path, json=json, **kwargs)
+
+    def put(self, path: str, json: Any = _UNSET, **kwargs: Any) -> Any:
+        """PUT ``json`` (idempotent: retried)."""
+        return self.request("PUT", path, json=json, **kwargs)
+
+    def patch(self, path: str, json: Any = _UNSET, **kwargs: Any) -> Any:
+        """PATCH ``json``; retried only with ``idempotent=True`` or an
+        ``Idempotency-Key`` header."""
+        return self.request("PATCH", path, json=json, **kwargs)
+
+    def delete(self, path: str, **kwargs: Any) -> Any:
+        """DELETE ``path`` (idempotent: retried)."""
+        return self.request("DELETE", path, **kwargs)
+
+    @overload
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = ...,
+        json: Any = ...,
+        data: Any = ...,
+        headers: Mapping[str, str] | None = ...,
+        timeout: Timeout = ...,
+        deadline: float | None = ...,
+        retries: int | None = ...,
+        idempotent: bool | None = ...,
+        raw: Literal[False] = ...,
+    ) -> Any: ...
+
+    @overload
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = ...,
+        json: Any = ...,
+        data: Any = ...,
+        headers: Mapping[str, str] | None = ...,
+        timeout: Timeout = ...,
+        deadline: float | None = ...,
+        retries: int | None = ...,
+        idempotent: bool | None = ...,
+        raw: Literal[True],
+    ) -> requests.Response: ...
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = _UNSET,
+        data: Any = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: Timeout = _UNSET,
+        deadline: float | None = None,
+        retries: int | None = None,
+        idempotent: bool | None = None,
+        raw: bool = False,
+    ) -> Any:
+        """Send ``method`` to ``path`` (relative to the service's ``BASE_URL``,
+        or an absolute URL under it) and return the parsed JSON body, ``None``
+        for an empty one, or the ``requests.Response`` with ``raw=True``.
+
+        ``timeout`` (seconds, or a ``(connect, read)`` pair), ``deadline`` and
+        ``retries`` override the settings for this call. ``idempotent=True``
+        lets a POST or PATCH be retried, sending a generated
+        ``Idempotency-Key`` (the same for every attempt) unless ``headers`` has
+        one; ``idempotent=False`` turns retries off.
+
+        An error answer (status >= 400) or a failed call raises a
+        :class:`ServiceError` subclass, with or without ``raw``.
+        """
+        config = self.config
+        method = method.upper()
+        url = config.url(path)
+        connect, read = _timeout(config.timeout if timeout is _UNSET else timeout)
+        budget = config.deadline if deadline is None else deadline
+        if budget <= 0:
+            raise ValueError(f"deadline must be > 0 seconds, not {budget!r}")
+        if retries is not None and retries < 0:
+            raise ValueError(f"retries must be >= 0, not {retries!r}")
+        call_headers: CaseInsensitiveDict[str] = CaseInsensitiveDict(headers or {})
+        attempts_allowed = 1
+        if _may_retry(method, call_headers, idempotent):
+            attempts_allowed += config.retries if retries is None else retries
+        send: dict[str, Any] = {"params": params, "data": data}
+        if json is not _UNSET:
+            send["json"] = json
+        call = _Call(self.name, method, urlsplit(url).path)
+        try:
+            response = call.run(
+                config,
+                url,
+                send,
+                call_headers,
+                timeout=(connect, read),
+                deadline_at=call.started + budget,
+                attempts_allowed=attempts_allowed,
+            )
+        finally:
+            call.log()
+        if response.status_code >= 400:
+            raise error_from_response(self.name, method, call.path, response)
+        if raw:
+            return response
+        return _parse(self.name, method, call.path, response)
+
+    def paginate(
+        self, path: str, *, params: Mapping[str, Any] | None = None, **kwargs: Any
+    ) -> Iterator[Any]:
+        """Every item of a paginated list, page after page.
+
+        Follows ``next`` of the ``{"results", "next", "previous", "count"}``
+        envelope until it is null. A ``next`` outside the service's
+        ``BASE_URL`` (another host, scheme or base path) is refused with
+        :class:`InvalidResponseError`: the service token is never sent
+        elsewhere. A plain JSON list is taken as a single page.
+        """
+        url = self.config.url(path)
+        seen = {url}
+        while True:
+            page = self.get(url, params=params, **kwargs)
+            params = None  # the next link carries the query
+            if isinstance(page, list):
+                yield from page
+                return
+            if not isinstance(page, dict) or not isinstance(page.get("results"), list):
+                raise InvalidResponseError(
+                    self.name,
+                    "GET",
+                    urlsplit(url).path,
+                    detail="The answer is not a paginated list.",
+                )
+            yield from page["results"]
+            link = page.get("next")
+            if not link:
+                return
+            next_url = urljoin(url, link) if isinstance(link, str) else ""
+            if not self.config.owns(next_url) or next_url in seen:
+                raise InvalidResponseError(
+                    self.name,
+                    "GET",
+                    urlsplit(url).path,
+                    detail="The next page link leaves the service's BASE_URL "
+                    "or repeats a page.",
+                )
+            seen.add(next_url)
+            url = next_url
+
+
+def _timeout(value: Timeout) -> tuple[float, float]:
+    if value is None:
+        raise TypeError("A service call needs a timeout; None is not allowed.")
+    connect, read = value if isinstance(value, tuple) else (value, value)
+    if not connect > 0 or not read > 0:
+        raise ValueError(f"Timeouts must be > 0 seconds, not {value!r}.")
+    return float(connect), float(read)
+
+
+def _may_retry(
+    method: str, headers: CaseInsensitiveDict[str], idempotent: bool | None
+) -> bool:
+    """Whether attempts after the first are allowed; adds the key they need."""
+    if idempotent is False:
+        return False
+    if method in _IDEMPOTENT_METHODS or IDEMPOTENCY_KEY_HEADER in headers:
+        return True
+    if idempotent:
+        headers[IDEMPOTENCY_KEY_HEADER] = str(uuid.uuid4())
+        return True
+    return False
+
+
+def _parse(service: str, method: str, path: str, response: requests.Response) -> Any:
+    if not response.content:
+        return None
+    try:
+        return response.json()
+    except ValueError:
+        raise InvalidResponseError(
+            service,
+            method,
+            path,
+            status=response.status_code,
+            detail="The answer is not JSON.",
+            response=response,
+        ) from None
+
+
+class _Call:
+    """One call: its attempts and its log line."""
+
+    def __init__(self, service: str, method: str, path: str) -> None:
+        self.service = service
+        self.method = method
+        self.path = path
+        self.started = time.monotonic()
+        self.attempts = 0
+        self.status: int | None = None
+        self.error: str | None = None
+
+    def run(
+        self,
+        config: ServiceConfig,
+        url: str,
+        send: dict[str, Any],
+        call_headers: CaseInsensitiveDict[str],
+        *,
+        timeout: tuple[float, float],
+        deadline_at: float,
+        attempts_allowed: int,
+    ) -> requests.Response:
+        session = _session(config)
+        breaker = _breaker(config)
+        base_headers = {"User-Agent": user_agent(), "Accept": "application/json"}
+        while True:
+            try:
+                permit = breaker.before_attempt()
+            except CircuitOpenError as exc:
+                self.error = exc.code
+                raise
+            self.attempts += 1
+            remaining = max(deadline_at - time.monotonic(), _MIN_ATTEMPT_TIME)
+            attempt_timeout = (min(timeout[0], remaining), min(timeout[1], remaining))
+            try:
+                headers = self._headers(config, url, base_headers, call_headers)
+                response = session.request(
+                    self.method, url, headers=headers, timeout=attempt_timeout, **send
+                )
+            except requests.Timeout as exc:
+                cut = attempt_timeout != timeout
+                failure: ServiceError = ServiceTimeoutError(
+                    self.service,
+                    self.method,
+                    self.path,
+                    code="deadline_exceeded" if cut else None,
+                )
+                outcome: requests.Response | ServiceError = failure.with_cause(exc)
+            except (
+                requests.ConnectionError,
+                requests.exceptions.ChunkedEncodingError,
+            ) as exc:
+                failure = ServiceConnectionError(self.service, self.method, self.path)
+                outcome = failure.with_cause(exc)
+            except BaseException:
+                breaker.release(permit)
+                raise
+            else:
+                outcome = response
+            if isinstance(outcome, requests.Response):
+                self.status, self.error = outcome.status_code, None
+                breaker.record(permit, failed=outcome.status_code >= 500)
+            else:
+                self.status, self.error = None, outcome.code
+                breaker.record(permit, failed=True)
+            delay = self._retry_delay(config, outcome, attempts_allowed)
+            if (
+                delay is None
+                or time.monotonic() + delay + _MIN_ATTEMPT_TIME >= deadline_at
+            ):
+                if isinstance(outcome, ServiceError):
+                    raise outcome
+                return outcome
+            time.sleep(delay)
+
+    def _headers(
+        self,
+        config: ServiceConfig,
+        url: str,
+        base_headers: dict[str, str],
+        call_headers: CaseInsensitiveDict[str],
+    ) -> dict[str, str]:
+        headers: CaseInsensitiveDict[str] = CaseInsensitiveDict(base_headers)
+        outgoing = OutgoingCall(
+            self.service,
+            config.audience,
+            config.scopes,
+            self.method,
+            url,
+            self.attempts,
+        )
+        for provider in config.header_providers:
+            headers.update(provider(outgoing))
+        headers.update(call_headers)
+        return dict(headers)
+
+    def _retry_delay(
+        self,
+        config: ServiceConfig,
+        outcome: requests.Response | ServiceError,
+        attempts_allowed: int,
+    ) -> float | None:
+        """Seconds to wait before the next attempt, ``None``: no next attempt."""
+        if self.attempts >= attempts_allowed:
+            return None
+        response = outcome if isinstance(outcome, requests.Response) else None
+        if response is not None and response.status_code not in _RETRY_STATUSES:
+            return None
+        backoff = min(config.backoff_max, config.backoff * 2 ** (self.attempts - 1))
+        delay = random.uniform(backoff / 2, backoff)
+        if response is not None:
+            retry_after = parse_retry_after(response.headers.get("Retry-After"))
+            if retry_after is not None:
+                if retry_after > config.retry_after_max:
+                    return None
+                delay = max(delay, retry_after)
+        return delay
+
+    def log(self) -> None:
+        failed = self.error is not None or (self.status or 0) >= 500
+        level = logging.WARNING if failed else logging.INFO
+        if not _logger.isEnabledFor(level):
+            return
+        fields: dict[str, Any] = {
+            "service": self.service,
+            "method": self.method,
+            "path": self.path,
+            "status": self.status,
+            "duration_ms": round((time.monotonic() - self.started) * 1000, 3),
+            "attempts": self.attempts,
+        }
+        if self.error is not None:
+            fields["error"] = self.error
+        _log.log(level, "service_call", **fields)

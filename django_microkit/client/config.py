@@ -1,0 +1,437 @@
+"""Where each target service is and how to call it, from ``MICROKIT`` settings.
+
+``MICROKIT["SERVICES"]`` names the services this one calls; each entry gives
+at least a ``BASE_URL`` and may override any default of ``MICROKIT["CLIENT"]``.
+The merged, validated configuration of a service is built once and kept until
+``MICROKIT`` changes. The same validation feeds the system checks
+(``django_microkit.E060``–``E066``, ``W060``), so a mistake is reported at
+start-up and, if ignored, refused with ``ImproperlyConfigured`` at the first call.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import urlsplit
+
+from django.core.exceptions import ImproperlyConfigured
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+from django.utils.module_loading import import_string
+
+from django_microkit.client.breaker import BreakerConfig
+from django_microkit.conf import DEFAULTS, Option, microkit_settings
+
+if TYPE_CHECKING:
+    from django_microkit.client import HeaderProvider
+
+__all__ = [
+    "Issue",
+    "ServiceConfig",
+    "get_service_config",
+    "on_settings_change",
+    "settings_issues",
+]
+
+_NUMBER = (int, float)
+_CLIENT_SPEC: dict[str, Option] = DEFAULTS["CLIENT"]  # type: ignore[assignment]
+#: Keys a SERVICES entry may have: every CLIENT key, plus its own.
+_SERVICE_SPEC: dict[str, Option] = {
+    "BASE_URL": Option("", (str,)),
+    "AUDIENCE": Option("", (str,)),
+    "SCOPES": Option((), (list, tuple)),
+    **_CLIENT_SPEC,
+}
+_BREAKER_SPEC: dict[str, Option] = {
+    "FAILURES": Option(5, (int,)),
+    "RATIO": Option(None, (int, float, type(None))),
+    "WINDOW": Option(20, (int,)),
+    "COOL_DOWN": Option(30.0, _NUMBER),
+}
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+@dataclass(frozen=True)
+class Issue:
+    """A mistake in the client settings, reported by the check ``id``."""
+
+    id: str
+    msg: str
+    hint: str
+    level: Literal["error", "warning"] = "error"
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    """Everything a call to one service needs, merged and validated."""
+
+    name: str
+    base_url: str
+    timeout: tuple[float, float]
+    retries: int
+    backoff: float
+    backoff_max: float
+    retry_after_max: float
+    deadline: float
+    breaker: BreakerConfig
+    pool_size: int
+    verify: bool | str
+    audience: str
+    scopes: tuple[str, ...]
+    header_providers: tuple[HeaderProvider, ...] = field(repr=False)
+
+    def url(self, path: str) -> str:
+        """The absolute URL of ``path`` (relative to ``base_url``), or ``path``
+        itself when it is already an absolute URL under ``base_url``."""
+        if "://" not in path:
+            return f"{self.base_url}/{path.lstrip('/')}"
+        if not self.owns(path):
+            raise ValueError(f"{path!r} is not under {self.name}'s {self.base_url}")
+        return path
+
+    def owns(self, url: str) -> bool:
+        """Whether ``url`` is under ``base_url``: same scheme, host and port, and
+        a path below the base path. Credentials are never sent anywhere else."""
+        return _under(_origin_and_path(url), _origin_and_path(self.base_url))
+
+
+def _origin_and_path(url: str) -> tuple[str, str, int, str] | None:
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return None
+    scheme = parts.scheme.lower()
+    if scheme not in _DEFAULT_PORTS or not parts.hostname:
+        return None
+    return scheme, parts.hostname, port or _DEFAULT_PORTS[scheme], parts.path
+
+
+def _under(
+    url: tuple[str, str, int, str] | None, base: tuple[str, str, int, str] | None
+) -> bool:
+    if url is None or base is None or url[:3] != base[:3]:
+        return False
+    base_path = base[3].rstrip("/")
+    return url[3] == base_path or url[3].startswith(base_path + "/")
+
+
+# --------------------------------------------------------------------------
+# Validation, shared by the system checks and the first call
+# --------------------------------------------------------------------------
+
+
+def _did_you_mean(name: str, candidates: Mapping[str, Any]) -> str:
+    matches = difflib.get_close_matches(name, list(candidates), n=1)
+    return f" Did you mean {matches[0]!r}?" if matches else ""
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, _NUMBER) and not isinstance(value, bool)
+
+
+def _timeout_issue(value: Any, where: str) -> Issue | None:
+    parts = value if isinstance(value, (list, tuple)) else (value, value)
+    if len(parts) == 2 and all(_is_number(p) and p > 0 for p in parts):
+        return None
+    return Issue(
+        "django_microkit.E064",
+        f"{where} must be a number of seconds > 0 or a (connect, read) pair of "
+        f"them, not {value!r}.",
+        "Every call needs a connect and a read timeout; there is no 'no timeout'.",
+    )
+
+
+def _range_issue(where: str, value: Any, expected: str) -> Issue:
+    return Issue(
+        "django_microkit.E065",
+        f"{where} must be {expected}, not {value!r}.",
+        f"Set {where} to {expected}.",
+    )
+
+
+# key -> (test, what the value must be)
+_RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "RETRIES": (lambda v: v >= 0, "an int >= 0"),
+    "BACKOFF": (lambda v: v >= 0, "a number of seconds >= 0"),
+    "BACKOFF_MAX": (lambda v: v >= 0, "a number of seconds >= 0"),
+    "RETRY_AFTER_MAX": (lambda v: v >= 0, "a number of seconds >= 0"),
+    "DEADLINE": (lambda v: v > 0, "a number of seconds > 0"),
+    "POOL_SIZE": (lambda v: v >= 1, "an int >= 1"),
+    "AUDIENCE": (lambda v: v != "", "a non-empty service name"),
+    "FAILURES": (lambda v: v >= 1, "an int >= 1"),
+    "RATIO": (lambda v: v is None or 0 < v <= 1, "None or a number in (0, 1]"),
+    "WINDOW": (lambda v: v >= 1, "an int >= 1"),
+    "COOL_DOWN": (lambda v: v > 0, "a number of seconds > 0"),
+}
+
+
+def _provider_issues(paths: Any, where: str) -> list[Issue]:
+    issues = []
+    for path in paths:
+        try:
+            provider = import_string(path) if isinstance(path, str) else None
+        except ImportError:
+            provider = None
+        if not callable(provider):
+            issues.append(
+                Issue(
+                    "django_microkit.E066",
+                    f"{where} entry {path!r} is not the dotted path of a callable.",
+                    "Give 'package.module.function' paths of header providers: "
+                    "callables taking an OutgoingCall and returning headers.",
+                )
+            )
+    return issues
+
+
+def _entry_issues(
+    values: Mapping[Any, Any], spec: Mapping[str, Option], where: str, *, own: bool
+) -> list[Issue]:
+    """Issues in one dict of settings. ``own``: the dict is not covered by the
+    generic E002/E003 checks, so unknown keys and wrong types are reported here
+    (a SERVICES entry, a BREAKER dict); otherwise they are skipped."""
+    issues: list[Issue] = []
+    for key, value in values.items():
+        path = f"{where}[{key!r}]"
+        option = spec.get(key)
+        if option is None:
+            if own:
+                issues.append(
+                    Issue(
+                        "django_microkit.E062",
+                        f"{path} is not a service client setting.",
+                        "Remove it or correct the spelling."
+                        + _did_you_mean(str(key), spec),
+                    )
+                )
+            continue
+        if key == "TIMEOUT" and own:
+            # None, True...: reported as a timeout problem, not as a type.
+            issues.extend(_value_issues(key, value, path))
+            continue
+        if not option.accepts(value):
+            if own:
+                issues.append(
+                    Issue(
+                        "django_microkit.E063",
+                        f"{path} must be {option.describe()}, "
+                        f"not {type(value).__name__}.",
+                        f"Set {path} to a value of type {option.describe()}.",
+                    )
+                )
+            continue
+        issues.extend(_value_issues(key, value, path))
+    return issues
+
+
+def _value_issues(key: str, value: Any, path: str) -> list[Issue]:
+    if key == "TIMEOUT":
+        issue = _timeout_issue(value, path)
+        return [issue] if issue else []
+    if key == "BREAKER":
+        return _entry_issues(value, _BREAKER_SPEC, path, own=True)
+    if key == "HEADER_PROVIDERS":
+        return _provider_issues(value, path)
+    if key == "SCOPES" and not all(isinstance(s, str) for s in value):
+        return [
+            Issue(
+                "django_microkit.E063",
+                f"{path} must be a list of str.",
+                f"Set {path} to scope names such as ['products:read'].",
+            )
+        ]
+    if key == "BASE_URL":
+        issue = _base_url_issue(value, path)
+        return [issue] if issue else []
+    if key in _RANGES:
+        test, expected = _RANGES[key]
+        if not test(value):
+            return [_range_issue(path, value, expected)]
+    return []
+
+
+def _base_url_issue(value: str, where: str) -> Issue | None:
+    problem = None
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError for a malformed port
+    except ValueError:
+        problem = "is malformed"
+    else:
+        if parts.scheme not in _DEFAULT_PORTS or not parts.hostname:
+            problem = "needs an http:// or https:// scheme and a host"
+        elif parts.username is not None or parts.password is not None:
+            problem = "must not carry credentials"
+        elif parts.query or parts.fragment:
+            problem = "must not have a query or a fragment"
+    if problem is None:
+        return None
+    return Issue(
+        "django_microkit.E061",
+        f"{where} {problem}: {value!r}.",
+        "Give the service's root, for example 'http://catalog:8000' or "
+        "'https://catalog.internal/api'.",
+    )
+
+
+def _timeouts(value: Any) -> tuple[float, float]:
+    if isinstance(value, (list, tuple)):
+        return float(value[0]), float(value[1])
+    return float(value), float(value)
+
+
+def settings_issues() -> list[Issue]:
+    """Every mistake in ``MICROKIT["CLIENT"]`` and ``MICROKIT["SERVICES"]``."""
+    issues = _client_issues()
+    services = microkit_settings.user_settings().get("SERVICES")
+    if isinstance(services, Mapping):
+        for name, entry in services.items():
+            issues.extend(_service_issues(name, entry))
+        issues.extend(_token_issues(services))
+    return issues
+
+
+_TOKEN_PROVIDER = "django_microkit.client.headers.service_token_header"
+
+
+def _token_issues(services: Mapping[Any, Any]) -> list[Issue]:
+    """W061: calls meant to carry a service token, and nothing to sign it with."""
+    if microkit_settings.SERVICE_AUTH["SIGNING_KEYS"]:
+        return []
+    default = microkit_settings.CLIENT["HEADER_PROVIDERS"]
+    names = [
+        str(name)
+        for name, entry in services.items()
+        if isinstance(entry, Mapping)
+        and _TOKEN_PROVIDER in entry.get("HEADER_PROVIDERS", default)
+    ]
+    if not names:
+        return []
+    return [
+        Issue(
+            "django_microkit.W061",
+            f"Calls to {', '.join(names)} carry no service token: "
+            "MICROKIT['SERVICE_AUTH']['SIGNING_KEYS'] is empty.",
+            "Give this service a signing key (manage.py microkit_service_key), or "
+            "drop service_token_header from HEADER_PROVIDERS of the services that "
+            "need no token.",
+            level="warning",
+        )
+    ]
+
+
+def _client_issues() -> list[Issue]:
+    client = microkit_settings.user_settings().get("CLIENT")
+    if not isinstance(client, Mapping):
+        return []  # E003 says so
+    return _entry_issues(client, _CLIENT_SPEC, "MICROKIT['CLIENT']", own=False)
+
+
+def _service_issues(name: Any, entry: Any) -> list[Issue]:
+    where = f"MICROKIT['SERVICES'][{name!r}]"
+    if not isinstance(name, str) or not name or not isinstance(entry, Mapping):
+        return [
+            Issue(
+                "django_microkit.E060",
+                f"{where} must map a service name to a dict of settings.",
+                "Write SERVICES = {'catalog': {'BASE_URL': 'http://catalog:8000'}}.",
+            )
+        ]
+    issues = _entry_issues(entry, _SERVICE_SPEC, where, own=True)
+    if "BASE_URL" not in entry:
+        issues.append(
+            Issue(
+                "django_microkit.E061",
+                f"{where} has no 'BASE_URL'.",
+                "Say where the service answers, for example 'http://catalog:8000'.",
+            )
+        )
+    if not any(issue.level == "error" for issue in issues):
+        merged = _merged(name, entry)
+        connect, read = _timeouts(merged["TIMEOUT"])
+        if merged["DEADLINE"] < connect + read:
+            issues.append(
+                Issue(
+                    "django_microkit.W060",
+                    f"{where}: the DEADLINE ({merged['DEADLINE']} s) is shorter than "
+                    f"the connect and read timeouts together ({connect + read} s).",
+                    "A slow answer is cut by the deadline before its read timeout: "
+                    "raise DEADLINE or lower TIMEOUT.",
+                    level="warning",
+                )
+            )
+    return issues
+
+
+def _merged(name: str, entry: Mapping[str, Any]) -> dict[str, Any]:
+    client = microkit_settings.CLIENT
+    merged: dict[str, Any] = {"AUDIENCE": name, "SCOPES": (), **client, **entry}
+    merged["BREAKER"] = {
+        **{key: option.default for key, option in _BREAKER_SPEC.items()},
+        **client["BREAKER"],
+        **entry.get("BREAKER", {}),
+    }
+    return merged
+
+
+# --------------------------------------------------------------------------
+# Resolution, cached until MICROKIT changes
+# --------------------------------------------------------------------------
+
+
+@cache
+def get_service_config(name: str) -> ServiceConfig:
+    """The merged configuration of service ``name``.
+
+    Raises ``ImproperlyConfigured`` when the service is not in
+    ``MICROKIT["SERVICES"]`` or its settings have an error.
+    """
+    services = microkit_settings.SERVICES
+    if not isinstance(services, Mapping) or name not in services:
+        raise ImproperlyConfigured(
+            f"MICROKIT['SERVICES'] has no entry {name!r}: add one with its BASE_URL."
+        )
+    errors = [
+        issue
+        for issue in _client_issues() + _service_issues(name, services[name])
+        if issue.level == "error"
+    ]
+    if errors:
+        raise ImproperlyConfigured(f"{errors[0].msg} {errors[0].hint}")
+    merged = _merged(name, services[name])
+    return ServiceConfig(
+        name=name,
+        base_url=merged["BASE_URL"].rstrip("/"),
+        timeout=_timeouts(merged["TIMEOUT"]),
+        retries=merged["RETRIES"],
+        backoff=float(merged["BACKOFF"]),
+        backoff_max=float(merged["BACKOFF_MAX"]),
+        retry_after_max=float(merged["RETRY_AFTER_MAX"]),
+        deadline=float(merged["DEADLINE"]),
+        breaker=BreakerConfig.from_settings(merged["BREAKER"]),
+        pool_size=merged["POOL_SIZE"],
+        verify=merged["VERIFY"],
+        audience=merged["AUDIENCE"],
+        scopes=tuple(merged["SCOPES"]),
+        header_providers=tuple(import_string(p) for p in merged["HEADER_PROVIDERS"]),
+    )
+
+
+_on_change: list[Callable[[], None]] = [get_service_config.cache_clear]
+
+
+def on_settings_change(callback: Callable[[], None]) -> Callable[[], None]:
+    """Run ``callback`` whenever ``MICROKIT`` changes (sessions, breakers)."""
+    _on_change.append(callback)
+    return callback
+
+
+@receiver(setting_changed)
+def _forget(*, setting: str, **kwargs: Any) -> None:
+    if setting == "MICROKIT":
+        for callback in _on_change:
+            callback()

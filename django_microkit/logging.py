@@ -1,0 +1,402 @@
+"""Structured logging: one JSON line per event, whoever emits it.
+
+structlog loggers and the standard library's ``logging`` (Django's own loggers,
+third-party libraries) go through the same processors, so every line carries
+``timestamp``, ``level``, ``logger``, ``service`` and, while a request is
+handled, ``request_id`` and ``trace_id``. A service applies it with one
+setting::
+
+    LOGGING = django_microkit.logging.logging_config()
+
+Logging is where request time goes, so the path is kept short: events below the
+configured level are dropped before any processor runs, bound loggers are
+cached, JSON is rendered by orjson when it is installed, and
+:class:`~django_microkit.request_id.RequestIDMiddleware` writes a single access
+line per request (logger ``django_microkit.access``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import logging.config
+import re
+import time
+from collections.abc import Callable
+from datetime import date, datetime
+from datetime import time as dt_time
+from functools import cache
+from time import perf_counter
+from typing import Any, Literal, NamedTuple, cast
+from urllib.parse import quote
+from uuid import UUID
+
+import structlog
+from django.core.checks import CheckMessage, Error
+from django.core.exceptions import ImproperlyConfigured
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+from django.http import HttpRequest
+from django.http.response import HttpResponseBase
+from django.utils.functional import LazyObject, empty
+from structlog.contextvars import merge_contextvars
+from structlog.stdlib import ProcessorFormatter
+from structlog.typing import EventDict, Processor, WrappedLogger
+
+from django_microkit.conf import microkit_settings
+
+__all__ = [
+    "ACCESS_LOGGER",
+    "MicrokitFormatter",
+    "configure_logging",
+    "configure_structlog",
+    "logging_config",
+]
+
+#: Name of the logger that writes one line per request.
+ACCESS_LOGGER = "django_microkit.access"
+
+Renderer = Literal["json", "console"]
+_RENDERERS = ("json", "console")
+
+
+# --------------------------------------------------------------------------
+# Processors and renderers
+# --------------------------------------------------------------------------
+
+
+def _service_name() -> str:
+    try:
+        return str(microkit_settings.SERVICE_NAME)
+    except ImproperlyConfigured:  # logging before Django is configured
+        return ""
+
+
+_second_text: tuple[int, str] = (0, "")
+
+
+def _iso_timestamp(created: float) -> str:
+    """``created`` (a Unix time) as ISO 8601 in UTC, to the microsecond."""
+    global _second_text
+    second = int(created)
+    cached_second, text = _second_text
+    if second != cached_second:
+        text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        _second_text = (second, text)
+    return f"{text}.{int((created - second) * 1_000_000):06d}Z"
+
+
+def _add_record_fields(
+    logger: WrappedLogger, method_name: str, event_dict: EventDict
+) -> EventDict:
+    """Adds ``timestamp`` (when the event was logged), ``level``, ``logger`` and
+    ``service`` from the log record the event travels in."""
+    record: logging.LogRecord = event_dict["_record"]
+    event_dict["timestamp"] = _iso_timestamp(record.created)
+    event_dict["level"] = record.levelname.lower()
+    event_dict["logger"] = record.name
+    service = _service_name()
+    if service:
+        event_dict["service"] = service
+    return event_dict
+
+
+def _json_default(value: Any) -> Any:
+    """What JSON cannot say natively, said the way orjson says it."""
+    if isinstance(value, datetime | date | dt_time):
+        return value.isoformat()
+    if isinstance(value, UUID):
+        return str(value)
+    return repr(value)
+
+
+def _json_serializer() -> Callable[..., str]:
+    """orjson when installed (the ``orjson`` extra), else the standard library."""
+    try:
+        import orjson
+    except ImportError:
+        dumps = json.JSONEncoder(separators=(",", ":"), default=_json_default).encode
+        return lambda obj, **kw: dumps(obj)
+
+    options = orjson.OPT_NON_STR_KEYS
+
+    def orjson_dumps(obj: Any, **kw: Any) -> str:
+        return orjson.dumps(obj, default=repr, option=options).decode()
+
+    return orjson_dumps
+
+
+def _processors(renderer: Renderer) -> list[Processor]:
+    """What the formatter runs on every event, structlog's and stdlib's alike."""
+    processors: list[Processor] = [
+        _add_record_fields,
+        ProcessorFormatter.remove_processors_meta,
+    ]
+    if renderer == "json":
+        # A plain traceback: never local variables, which may hold secrets.
+        processors.append(structlog.processors.format_exc_info)
+        processors.append(structlog.processors.JSONRenderer(_json_serializer()))
+    else:
+        processors.append(
+            structlog.dev.ConsoleRenderer(
+                exception_formatter=structlog.dev.plain_traceback
+            )
+        )
+    return processors
+
+
+class MicrokitFormatter(ProcessorFormatter):
+    """A ``logging`` formatter rendering every record with django-microkit's
+    processors, as JSON (``renderer="json"``) or for a terminal
+    (``renderer="console"``).
+
+    Creating it also configures structlog (see :func:`configure_structlog`) with
+    ``level``, so that structlog loggers write through it; pass
+    ``configure_structlog=False`` to keep a structlog configuration of your own.
+    """
+
+    def __init__(
+        self,
+        renderer: Renderer = "json",
+        level: int | str = logging.INFO,
+        configure_structlog: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        _check_renderer(renderer)
+        super().__init__(
+            processors=_processors(renderer),
+            foreign_pre_chain=[merge_contextvars],
+            **kwargs,
+        )
+        if configure_structlog:
+            _configure_structlog(level)
+
+    def format(self, record: logging.LogRecord) -> str:
+        event_dict = record.msg
+        if type(event_dict) is not dict or not hasattr(record, "_name"):
+            return super().format(record)
+        # An event from structlog (see wrap_for_formatter). The base class
+        # copies the record to leave it intact for other handlers; rendering
+        # from a copy of the event dict leaves it intact as well, for less.
+        event: Any = event_dict.copy()
+        event["_record"] = record
+        event["_from_structlog"] = True
+        logger = self.logger if self.logger is not None else record.__dict__["_logger"]
+        method_name = record.__dict__["_name"]
+        for processor in self.processors:
+            event = processor(logger, method_name, event)
+        return cast(str, event)
+
+
+def _check_renderer(renderer: str) -> None:
+    if renderer not in _RENDERERS:
+        raise ValueError(f"renderer must be one of {_RENDERERS}, not {renderer!r}.")
+
+
+def configure_structlog(level: int | str = logging.INFO) -> None:
+    """Send structlog events through ``logging`` to :class:`MicrokitFormatter`.
+
+    Events below ``level`` cost one method call: the bound logger drops them
+    before any processor runs. Bound loggers are cached on first use.
+    """
+    _configure_structlog(level)
+
+
+def _configure_structlog(level: int | str) -> None:
+    global _access_log
+    structlog.configure(
+        processors=[merge_contextvars, ProcessorFormatter.wrap_for_formatter],
+        wrapper_class=structlog.make_filtering_bound_logger(_level_number(level)),
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        context_class=dict,
+        cache_logger_on_first_use=True,
+    )
+    # A logger cached under an earlier configuration would ignore this one.
+    _access_log = structlog.get_logger(ACCESS_LOGGER)
+
+
+def _level_number(level: int | str) -> int:
+    if isinstance(level, int):
+        return level
+    # getLevelName maps a registered level name to its number.
+    number = logging.getLevelName(level.upper())
+    if not isinstance(number, int):
+        raise ValueError(f"Unknown log level: {level!r}.")
+    return number
+
+
+def logging_config(
+    *,
+    renderer: Renderer = "json",
+    level: int | str = "INFO",
+    stream: str = "ext://sys.stdout",
+) -> dict[str, Any]:
+    """A ``LOGGING`` dict: every log line rendered by :class:`MicrokitFormatter`
+    and written to ``stream`` (standard output by default).
+
+    Django's ``django.request`` logger is set to ``ERROR``: its 4xx warnings
+    ("Not Found: /x") repeat what the access line says, so they are dropped
+    before a record is even built; 5xx errors are still logged, once, with
+    their traceback. ``django.server`` (``runserver``'s own request lines) is set
+    to ``ERROR`` for the same reason. Extend the returned dict as usual, e.g.
+    ``config["loggers"]["orders"] = {"level": "DEBUG"}``.
+    """
+    _check_renderer(renderer)
+    name = logging.getLevelName(_level_number(level))
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {
+            "django_microkit": {
+                "()": MicrokitFormatter,
+                "renderer": renderer,
+                "level": name,
+            }
+        },
+        "handlers": {
+            "django_microkit": {
+                "class": "logging.StreamHandler",
+                "stream": stream,
+                "formatter": "django_microkit",
+            }
+        },
+        "root": {"handlers": ["django_microkit"], "level": name},
+        "loggers": {
+            # Replace Django's default handlers (console, mail_admins): every
+            # line goes to the root handler.
+            "django": {"handlers": [], "level": name, "propagate": True},
+            "django.request": {"handlers": [], "level": "ERROR", "propagate": True},
+            "django.server": {"handlers": [], "level": "ERROR", "propagate": True},
+        },
+    }
+
+
+def configure_logging(
+    *,
+    renderer: Renderer = "json",
+    level: int | str = "INFO",
+    stream: str = "ext://sys.stdout",
+) -> None:
+    """Apply :func:`logging_config` now (for scripts and workers that do not
+    go through Django's ``LOGGING`` setting)."""
+    logging.config.dictConfig(
+        logging_config(renderer=renderer, level=level, stream=stream)
+    )
+
+
+# --------------------------------------------------------------------------
+# Access line
+# --------------------------------------------------------------------------
+
+_access_logger = logging.getLogger(ACCESS_LOGGER)
+_access_log = structlog.get_logger(ACCESS_LOGGER)
+
+_METHODS = frozenset(
+    ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT")
+)
+# Characters a URI path keeps unescaped (those of django.utils.encoding's
+# escape_uri_path): anything else is percent-encoded before being logged.
+_PATH_SAFE = "/:@&+$,-_.!~*'()"
+_SAFE_PATH = re.compile(r"[A-Za-z0-9/:@&+$,\-_.!~*'()]*")
+_QUERY_SAFE = "/?:@&=+$,;%!~*'()-_."
+_SAFE_ADDRESS = re.compile(r"[0-9A-Fa-f:.]{1,45}")
+
+
+def _printable(value: str, limit: int = 64) -> str:
+    """A received value made safe to log: ASCII, control characters escaped,
+    at most ``limit`` characters of it."""
+    text = ascii(value[:limit])[1:-1]
+    return text + "..." if len(value) > limit else text
+
+
+class _AccessSettings(NamedTuple):
+    enabled: bool
+    health_paths: tuple[str, ...]
+    query_string: bool
+    client_address: bool
+
+
+@cache
+def _access_settings() -> _AccessSettings:
+    section = microkit_settings.ACCESS_LOG
+    return _AccessSettings(
+        enabled=section["ENABLED"],
+        health_paths=tuple(section["HEALTH_PATHS"]),
+        query_string=section["QUERY_STRING"],
+        client_address=section["CLIENT_ADDRESS"],
+    )
+
+
+@receiver(setting_changed)
+def _forget_settings(*, setting: str, **kwargs: Any) -> None:
+    if setting == "MICROKIT":
+        _access_settings.cache_clear()
+
+
+def _peer_service(request: HttpRequest) -> str | None:
+    """The calling service's name once authentication has run, without ever
+    running it (a lazy ``request.user`` is not evaluated)."""
+    user = request.__dict__.get("user")
+    if isinstance(user, LazyObject):
+        user = user._wrapped
+        if user is empty:
+            return None
+    name = getattr(user, "service_name", None)
+    return name if isinstance(name, str) else None
+
+
+def _log_access(
+    request: HttpRequest,
+    response: HttpResponseBase,
+    started: float,
+    rejected_request_id: str | None,
+) -> None:
+    """Writes the request's access line: method, path, status, duration."""
+    duration_ms = round((perf_counter() - started) * 1000, 3)
+    settings = _access_settings()
+    if not settings.enabled:
+        return
+    path = request.path
+    level = logging.DEBUG if path.startswith(settings.health_paths) else logging.INFO
+    if not _access_logger.isEnabledFor(level):
+        return
+    method = request.method or ""
+    fields: dict[str, Any] = {
+        "method": method if method in _METHODS else _printable(method, 16),
+        "path": path if _SAFE_PATH.fullmatch(path) else quote(path, _PATH_SAFE),
+        "status": response.status_code,
+        "duration_ms": duration_ms,
+    }
+    if settings.query_string:
+        query = request.META.get("QUERY_STRING")
+        if query:
+            fields["query"] = quote(query, _QUERY_SAFE)
+    if settings.client_address:
+        address = request.META.get("REMOTE_ADDR")
+        if address:
+            fields["client_address"] = (
+                address if _SAFE_ADDRESS.fullmatch(address) else _printable(address)
+            )
+    peer_service = _peer_service(request)
+    if peer_service is not None:
+        fields["peer_service"] = peer_service
+    if rejected_request_id is not None:
+        fields["rejected_request_id"] = rejected_request_id
+    _access_log.log(level, "request", **fields)
+
+
+def _checks() -> list[CheckMessage]:
+    """The access-log checks, for :mod:`django_microkit.checks`."""
+    paths = microkit_settings.ACCESS_LOG["HEALTH_PATHS"]
+    if not isinstance(paths, list | tuple):
+        return []  # E003 reports the type.
+    return [
+        Error(
+            f"MICROKIT['ACCESS_LOG']['HEALTH_PATHS'] holds {path!r}, which is not "
+            "a path prefix.",
+            hint="Give path prefixes starting with '/', e.g. '/health/'.",
+            id="django_microkit.E025",
+        )
+        for path in paths
+        if not (isinstance(path, str) and path.startswith("/"))
+    ]

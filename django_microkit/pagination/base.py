@@ -1,0 +1,213 @@
+"""What the three paginators share: the envelope, the links, the errors.
+
+Every paginator answers ``{"results": [...], "next": url, "previous": url}``
+(plus ``"count"`` where it is known) and repeats the two links in an RFC 8288
+``Link`` header. Page sizes come from ``MICROKIT["PAGINATION"]`` at call time.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from django.utils.encoding import escape_uri_path
+from django.utils.http import urlencode
+from rest_framework.pagination import BasePagination
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from django_microkit.conf import microkit_settings
+from django_microkit.errors.problem import ErrorItem, Problem
+
+if TYPE_CHECKING:
+    pass
+
+__all__ = ["format_link_header"]
+
+_DIGITS = re.compile(r"[0-9]{1,15}")
+
+
+def format_link_header(links: Sequence[tuple[str, str]]) -> str:
+    """An RFC 8288 ``Link`` field value from ``(uri, rel)`` pairs.
+
+    The URIs come from :func:`_page_url` and are already percent-encoded; any
+    character RFC 3986 does not allow in a URI (``<``, ``>``, ``"``, spaces) is
+    encoded again here so that the value always parses.
+    """
+    return ", ".join(f'<{_safe_uri(uri)}>; rel="{rel}"' for uri, rel in links)
+
+
+_UNSAFE_URI = re.compile(r"[^A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]")
+
+
+def _safe_uri(uri: str) -> str:
+    return _UNSAFE_URI.sub(lambda m: "".join(f"%{b:02X}" for b in m[0].encode()), uri)
+
+
+def _page_url(request: Request, changes: dict[str, str | None]) -> str:
+    """The absolute URL of this request with pagination parameters changed.
+
+    Other query parameters keep their order; the changed ones come last, and a
+    ``None`` value removes the parameter. The format is stable so that clients
+    and caches see the same URL for the same page.
+    """
+    params = [
+        (key, value)
+        for key, values in request.query_params.lists()
+        if key not in changes
+        for value in values
+    ]
+    params.extend((key, value) for key, value in changes.items() if value is not None)
+    url = request.build_absolute_uri(escape_uri_path(request.path))
+    return f"{url}?{urlencode(params)}" if params else url
+
+
+def _invalid(parameter: str, detail: str, code: str = "invalid") -> Problem:
+    item: ErrorItem = {"code": code, "detail": detail, "parameter": parameter}
+    return Problem(
+        400,
+        "invalid_pagination",
+        detail="The pagination query parameters are not valid.",
+        errors=[item],
+    )
+
+
+def _page_not_found() -> Problem:
+    return Problem(
+        404,
+        "page_not_found",
+        detail="The requested page is beyond the end of the list.",
+    )
+
+
+def _int_param(
+    request: Request,
+    name: str,
+    *,
+    minimum: int,
+    maximum: int | None = None,
+    maximum_reason: str = "",
+) -> int | None:
+    """The integer value of query parameter ``name``, ``None`` when absent."""
+    values = request.query_params.getlist(name)
+    if not values:
+        return None
+    if len(values) > 1:
+        raise _invalid(name, f"Give '{name}' at most once.", "duplicate")
+    if not _DIGITS.fullmatch(values[0]):
+        raise _invalid(name, f"'{name}' must be a whole number.", "not_an_integer")
+    value = int(values[0])
+    if value < minimum:
+        raise _invalid(name, f"'{name}' must be at least {minimum}.", "min_value")
+    if maximum is not None and value > maximum:
+        raise _invalid(
+            name, f"'{name}' must be at most {maximum}{maximum_reason}.", "max_value"
+        )
+    return value
+
+
+class _Pagination(BasePagination):
+    """What the three paginators share: page size, envelope, links, schema.
+
+    Class attributes left at ``None`` take their value from
+    ``MICROKIT["PAGINATION"]`` when a request is paged; a subclass sets them to
+    pin a value for the views that use it.
+    """
+
+    #: Items per page when the client does not ask (``PAGE_SIZE``).
+    page_size: int | None = None
+    #: Largest page a client may ask for (``MAX_PAGE_SIZE``).
+    max_page_size: int | None = None
+    #: Query parameter a client sets the page size with.
+    page_size_query_param = "page_size"
+    #: Name prefix of the envelope component in the OpenAPI schema.
+    schema_component_prefix = "Paginated"
+    #: Problem statuses a paged list can answer, for the OpenAPI schema.
+    problem_statuses: tuple[int, ...] = (400, 404)
+    display_page_controls = False
+
+    request: Request | None = None
+    _next: str | None = None
+    _previous: str | None = None
+
+    def get_page_size(self, request: Request) -> int:
+        """The page size asked for with ``page_size_query_param``, or the default."""
+        asked = _int_param(
+            request,
+            self.page_size_query_param,
+            minimum=1,
+            maximum=self.get_max_page_size(),
+        )
+        return self.get_default_page_size() if asked is None else asked
+
+    def get_default_page_size(self) -> int:
+        size = self.page_size
+        return int(microkit_settings.PAGINATION["PAGE_SIZE"]) if size is None else size
+
+    def get_max_page_size(self) -> int:
+        size = self.max_page_size
+        if size is None:
+            return int(microkit_settings.PAGINATION["MAX_PAGE_SIZE"])
+        return size
+
+    def get_next_link(self) -> str | None:
+        return self._next
+
+    def get_previous_link(self) -> str | None:
+        return self._previous
+
+    def get_envelope(self, data: Any) -> dict[str, Any]:
+        return {
+            "results": data,
+            "next": self.get_next_link(),
+            "previous": self.get_previous_link(),
+        }
+
+    def get_headers(self) -> dict[str, str]:
+        pairs = ((self.get_next_link(), "next"), (self.get_previous_link(), "prev"))
+        links = [(uri, rel) for uri, rel in pairs if uri is not None]
+        return {"Link": format_link_header(links)} if links else {}
+
+    def get_paginated_response(self, data: Any) -> Response:
+        return Response(self.get_envelope(data), headers=self.get_headers())
+
+    def get_paginated_response_schema(self, schema: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "type": "object",
+            "required": ["results", "next", "previous"],
+            "properties": {
+                "results": schema,
+                "next": {
+                    "type": "string",
+                    "format": "uri",
+                    "nullable": True,
+                    "description": "The next page; null on the last page.",
+                    "example": self._example_link("next"),
+                },
+                "previous": {
+                    "type": "string",
+                    "format": "uri",
+                    "nullable": True,
+                    "description": "The previous page; null on the first page.",
+                    "example": None,
+                },
+            },
+        }
+
+    def _example_link(self, rel: str) -> str:
+        raise NotImplementedError
+
+    def _page_size_parameter(self) -> dict[str, Any]:
+        return {
+            "name": self.page_size_query_param,
+            "required": False,
+            "in": "query",
+            "description": "Number of results per page "
+            f"(default {self.get_default_page_size()}).",
+            "schema": {
+                "type": "integer",
+                "minimum": 1,
+                "maximum": self.get_max_page_size(),
+            },
+        }

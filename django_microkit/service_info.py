@@ -1,0 +1,196 @@
+"""``/.well-known/service-info``: what is deployed, in one small JSON document.
+
+Name, version and build of the service, the API versions it serves and which
+are deprecated, where its OpenAPI schema is, and the versions of Python, Django
+and django-microkit it runs on. The document depends only on settings and the
+environment, so it is built once and served from memory until ``MICROKIT``
+changes.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import platform
+from collections.abc import Mapping
+from typing import Any, TypedDict
+
+import django
+from django.core.checks import CheckMessage, Error
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
+from django.urls import URLPattern
+
+from django_microkit.conf import microkit_settings
+
+__all__ = [
+    "BUILD_COMMIT_ENV",
+    "BUILD_ID_ENV",
+    "ServiceInfo",
+    "async_service_info_view",
+    "service_info",
+    "service_info_urlpatterns",
+    "service_info_view",
+]
+
+#: Environment variables read when ``BUILD`` / ``COMMIT`` are not set.
+BUILD_ID_ENV = "BUILD_ID"
+BUILD_COMMIT_ENV = "BUILD_COMMIT"
+
+
+class BuildInfo(TypedDict):
+    id: str | None
+    commit: str | None
+
+
+class DeprecatedVersion(TypedDict):
+    deprecated_since: str | None
+    sunset: str | None
+    link: str | None
+
+
+class ApiVersions(TypedDict):
+    versions: list[str]
+    default_version: str | None
+    deprecated: dict[str, DeprecatedVersion]
+
+
+class RuntimeInfo(TypedDict):
+    python: str
+    django: str
+    django_microkit: str
+
+
+class _ServiceInfoRequired(TypedDict):
+    name: str
+    version: str
+    build: BuildInfo
+    api: ApiVersions
+    openapi_url: str | None
+
+
+class ServiceInfo(_ServiceInfoRequired, total=False):
+    """The service-info document (``runtime`` unless ``SHOW_RUNTIME`` is off)."""
+
+    runtime: RuntimeInfo
+
+
+_body: bytes | None = None
+
+
+def service_info() -> ServiceInfo:
+    """The service-info document (the endpoint adds ``EXTRA`` members to it)."""
+    section = microkit_settings.SERVICE_INFO
+    info: ServiceInfo = {
+        "name": microkit_settings.SERVICE_NAME,
+        "version": microkit_settings.SERVICE_VERSION,
+        "build": {
+            "id": section["BUILD"] or os.environ.get(BUILD_ID_ENV) or None,
+            "commit": section["COMMIT"] or os.environ.get(BUILD_COMMIT_ENV) or None,
+        },
+        "api": _api_versions(),
+        "openapi_url": section["OPENAPI_URL"],
+    }
+    if section["SHOW_RUNTIME"]:
+        from django_microkit import __version__
+
+        info["runtime"] = {
+            "python": platform.python_version(),
+            "django": django.get_version(),
+            "django_microkit": __version__,
+        }
+    return info
+
+
+def _api_versions() -> ApiVersions:
+    """The versions from ``MICROKIT["VERSIONING"]``."""
+    section: Mapping[str, Any] = microkit_settings.VERSIONING
+    deprecated = section.get("DEPRECATED") or {}
+    return {
+        "versions": [str(version) for version in section.get("VERSIONS") or ()],
+        "default_version": _optional_str(section.get("DEFAULT_VERSION")),
+        "deprecated": {
+            str(version): {
+                "deprecated_since": _optional_str(details.get("deprecated_since")),
+                "sunset": _optional_str(details.get("sunset")),
+                "link": _optional_str(details.get("link")),
+            }
+            for version, details in deprecated.items()
+            if isinstance(details, Mapping)
+        },
+    }
+
+
+def _optional_str(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, (datetime.date, datetime.datetime)):
+        return value.isoformat()
+    return str(value)
+
+
+def _render() -> bytes:
+    global _body
+    if _body is None:
+        # EXTRA adds members; it never replaces the standard ones.
+        document = {**microkit_settings.SERVICE_INFO["EXTRA"], **service_info()}
+        _body = json.dumps(document, separators=(",", ":")).encode()
+    return _body
+
+
+@receiver(setting_changed)
+def _forget_on_change(*, setting: str, **kwargs: Any) -> None:
+    global _body
+    if setting == "MICROKIT":
+        _body = None
+
+
+def _response(request: HttpRequest) -> HttpResponse:
+    if request.method not in ("GET", "HEAD"):
+        return HttpResponseNotAllowed(["GET", "HEAD"])
+    response = HttpResponse(_render(), content_type="application/json")
+    response["Cache-Control"] = "no-cache"
+    return response
+
+
+def service_info_view(request: HttpRequest) -> HttpResponse:
+    """The service-info document (served under WSGI)."""
+    return _response(request)
+
+
+async def async_service_info_view(request: HttpRequest) -> HttpResponse:
+    """The service-info document (served under ASGI)."""
+    return _response(request)
+
+
+def service_info_urlpatterns() -> list[URLPattern]:
+    """The service-info route at ``MICROKIT["SERVICE_INFO"]["PATH"]``, named
+    ``microkit-service-info``; read when the URLconf is loaded."""
+    from django_microkit.health.views import _exempt, _ServerModePattern
+
+    _exempt(service_info_view)
+    _exempt(async_service_info_view)
+    return [
+        _ServerModePattern(
+            microkit_settings.SERVICE_INFO["PATH"],
+            service_info_view,
+            async_service_info_view,
+            name="microkit-service-info",
+        )
+    ]
+
+
+def _checks() -> list[CheckMessage]:
+    path = microkit_settings.SERVICE_INFO["PATH"]
+    if isinstance(path, str) and (not path or path.startswith("/")):
+        return [
+            Error(
+                f"MICROKIT['SERVICE_INFO']['PATH'] is {path!r}.",
+                hint="Write it as Django routes are written, without a leading "
+                "slash: '.well-known/service-info'.",
+                id="django_microkit.E047",
+            )
+        ]
+    return []

@@ -1,0 +1,143 @@
+"""A real HTTP server on 127.0.0.1 for the service client tests.
+
+Each path answers from a script of replies (the last one repeats): statuses,
+bodies, headers, a delay before answering, or a dropped connection. Every
+request is recorded with its headers, body and arrival time.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int = 200
+    json: Any = None
+    body: bytes | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0
+    drop: bool = False
+
+    def encoded(self) -> tuple[bytes, dict[str, str]]:
+        headers = dict(self.headers)
+        if self.body is not None:
+            return self.body, headers
+        if self.json is None:
+            return b"", headers
+        headers.setdefault("Content-Type", "application/json")
+        return json.dumps(self.json).encode(), headers
+
+
+@dataclass(frozen=True)
+class Received:
+    method: str
+    path: str
+    header_items: list[tuple[str, str]]
+    body: bytes
+    at: float
+
+    def header(self, name: str) -> str | None:
+        values = self.all(name)
+        return values[0] if values else None
+
+    def all(self, name: str) -> list[str]:
+        return [v for k, v in self.header_items if k.lower() == name.lower()]
+
+
+class ScriptedServer(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.scripts: dict[str, list[Reply]] = {}
+        self.received: list[Received] = []
+        self.lock = threading.Lock()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+    def script(self, path: str, *replies: Reply) -> None:
+        with self.lock:
+            self.scripts[path] = list(replies)
+
+    def next_reply(self, path: str) -> Reply:
+        with self.lock:
+            replies = self.scripts.get(path)
+            if not replies:
+                return Reply(404, {"detail": "not scripted"})
+            return replies.pop(0) if len(replies) > 1 else replies[0]
+
+    def hits(self, path: str | None = None) -> list[Received]:
+        with self.lock:
+            return [
+                r
+                for r in self.received
+                if path is None or urlsplit(r.path).path == path
+            ]
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: ScriptedServer
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def _handle(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        with self.server.lock:
+            self.server.received.append(
+                Received(
+                    self.command,
+                    self.path,
+                    list(self.headers.items()),
+                    body,
+                    time.monotonic(),
+                )
+            )
+        reply = self.server.next_reply(urlsplit(self.path).path)
+        if reply.delay:
+            time.sleep(reply.delay)
+        if reply.drop:
+            self.close_connection = True
+            return
+        content, headers = reply.encoded()
+        try:
+            self.send_response(reply.status)
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(content)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(content)
+        except OSError:  # the client gave up (timeout): nothing to answer
+            self.close_connection = True
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _handle
+
+
+@pytest.fixture(name="server")
+def server_fixture() -> Iterator[ScriptedServer]:
+    httpd = ScriptedServer()
+    thread = threading.Thread(
+        target=httpd.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
+    )
+    thread.start()
+    try:
+        yield httpd
+    finally:
+        httpd.shutdown()
+        httpd.server_close()

@@ -1,0 +1,163 @@
+"""The circuit breaker's state machine, on a clock the test moves."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from django_microkit.client.breaker import BreakerConfig, CircuitBreaker
+from django_microkit.client.errors import CircuitOpenError
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def breaker(clock: Clock, **config: object) -> CircuitBreaker:
+    return CircuitBreaker("catalog", BreakerConfig(**config), clock=clock)  # type: ignore[arg-type]
+
+
+def outcome(cb: CircuitBreaker, failed: bool) -> None:
+    cb.record(cb.before_attempt(), failed=failed)
+
+
+def test_opens_after_consecutive_failures_only() -> None:
+    clock = Clock()
+    cb = breaker(clock, failures=3)
+    for failed in (True, True, False, True, True):
+        outcome(cb, failed)
+    assert cb.state == "closed"
+    outcome(cb, True)
+    assert cb.state == "open"
+    with pytest.raises(CircuitOpenError) as caught:
+        cb.before_attempt()
+    assert caught.value.service == "catalog"
+    assert caught.value.retry_after == 30.0
+
+
+@pytest.mark.parametrize(
+    ("outcomes", "state"),
+    [
+        ([True, False, True, False], "open"),  # 2 of 4 >= 0.5
+        ([True, False, False, False], "closed"),  # 1 of 4
+        ([True, False, True], "closed"),  # window not full yet
+    ],
+)
+def test_failure_ratio_over_a_window(outcomes: list[bool], state: str) -> None:
+    cb = breaker(Clock(), failures=100, ratio=0.5, window=4)
+    for failed in outcomes:
+        outcome(cb, failed)
+    assert cb.state == state
+
+
+def test_ratio_window_slides() -> None:
+    cb = breaker(Clock(), failures=100, ratio=0.75, window=4)
+    for failed in (True, True, False, False, False, True, True):
+        outcome(cb, failed)
+    assert cb.state == "closed"  # last four: F F T T
+    outcome(cb, True)
+    assert cb.state == "open"  # F T T T
+
+
+def test_half_open_after_cool_down_with_one_trial() -> None:
+    clock = Clock()
+    cb = breaker(clock, failures=1, cool_down=10)
+    outcome(cb, True)
+    clock.now += 9.5
+    with pytest.raises(CircuitOpenError) as caught:
+        cb.before_attempt()
+    assert caught.value.retry_after == pytest.approx(0.5)
+    clock.now += 0.5
+    assert cb.state == "half_open"
+    trial = cb.before_attempt()
+    with pytest.raises(CircuitOpenError) as caught:
+        cb.before_attempt()
+    assert caught.value.retry_after == 0.0
+    cb.record(trial, failed=False)
+    assert cb.state == "closed"
+    cb.before_attempt()
+
+
+def test_failed_trial_restarts_the_cool_down() -> None:
+    clock = Clock()
+    cb = breaker(clock, failures=1, cool_down=10)
+    outcome(cb, True)
+    clock.now += 10
+    outcome(cb, True)
+    assert cb.state == "open"
+    clock.now += 9
+    assert cb.state == "open"
+    clock.now += 1
+    assert cb.state == "half_open"
+
+
+def test_released_trial_lets_the_next_caller_try() -> None:
+    clock = Clock()
+    cb = breaker(clock, failures=1, cool_down=1)
+    outcome(cb, True)
+    clock.now += 1
+    cb.release(cb.before_attempt())
+    assert cb.state == "half_open"
+    outcome(cb, False)
+    assert cb.state == "closed"
+
+
+def test_outcomes_from_before_a_state_change_are_ignored() -> None:
+    clock = Clock()
+    cb = breaker(clock, failures=1, cool_down=1)
+    slow = cb.before_attempt()  # started while closed
+    outcome(cb, True)  # opens
+    clock.now += 1
+    trial = cb.before_attempt()
+    cb.record(slow, failed=False)  # must not close the breaker
+    cb.release(slow)
+    assert cb.state == "half_open"
+    with pytest.raises(CircuitOpenError):
+        cb.before_attempt()
+    cb.record(trial, failed=True)
+    assert cb.state == "open"
+
+
+def test_release_outside_half_open_changes_nothing() -> None:
+    cb = breaker(Clock(), failures=2)
+    outcome(cb, True)
+    cb.release(cb.before_attempt())
+    outcome(cb, True)
+    assert cb.state == "open"
+
+
+def test_reset_closes() -> None:
+    cb = breaker(Clock(), failures=1)
+    outcome(cb, True)
+    cb.reset()
+    assert cb.state == "closed"
+    outcome(cb, False)
+
+
+def test_concurrent_trials_get_one_permit() -> None:
+    clock = Clock()
+    cb = breaker(clock, failures=1, cool_down=1)
+    outcome(cb, True)
+    clock.now += 1
+    permits: list[int] = []
+    refused: list[CircuitOpenError] = []
+    barrier = threading.Barrier(8)
+
+    def attempt() -> None:
+        barrier.wait()
+        try:
+            permits.append(cb.before_attempt())
+        except CircuitOpenError as exc:
+            refused.append(exc)
+
+    threads = [threading.Thread(target=attempt) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert (len(permits), len(refused)) == (1, 7)

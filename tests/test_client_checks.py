@@ -1,0 +1,253 @@
+"""System checks of MICROKIT["SERVICES"] and MICROKIT["CLIENT"]."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.core.checks import run_checks
+from django.test import override_settings
+
+from django_microkit.service_auth._keys import generate_key
+
+SECRET, _ = generate_key("HS256")
+SIGNING = {
+    "SIGNING_KEYS": [{"kid": "orders-1", "alg": "HS256", "key": {"value": SECRET}}]
+}
+
+
+def found(**microkit: Any) -> list[tuple[str, str, str]]:
+    microkit = {"SERVICE_NAME": "orders", "SERVICE_AUTH": SIGNING, **microkit}
+    with override_settings(MICROKIT=microkit):
+        return [
+            (m.id or "", m.msg, m.hint or "")
+            for m in run_checks()
+            if (m.id or "").startswith("django_microkit")
+        ]
+
+
+def ids(**microkit: Any) -> list[str]:
+    return [found_id for found_id, _, _ in found(**microkit)]
+
+
+def service(**entry: Any) -> dict[str, Any]:
+    return {"SERVICES": {"catalog": {"BASE_URL": "http://catalog:8000", **entry}}}
+
+
+def test_a_valid_configuration_is_clean() -> None:
+    assert (
+        ids(
+            CLIENT={"TIMEOUT": 2, "BREAKER": {"RATIO": 0.5}},
+            SERVICES={
+                "catalog": {
+                    "BASE_URL": "https://catalog.internal/api/",
+                    "TIMEOUT": [0.5, 3],
+                    "RETRIES": 0,
+                    "BACKOFF": 0,
+                    "BREAKER": {"FAILURES": 3, "COOL_DOWN": 5},
+                    "SCOPES": ["products:read"],
+                    "AUDIENCE": "catalog-v2",
+                    "VERIFY": "/etc/ssl/internal.pem",
+                    "HEADER_PROVIDERS": [
+                        "django_microkit.client.headers.trace_headers"
+                    ],
+                },
+                "search": {"BASE_URL": "http://[::1]:9200"},
+            },
+        )
+        == []
+    )
+
+
+@pytest.mark.parametrize(
+    "services",
+    [
+        {"catalog": "http://catalog:8000"},
+        {"": {"BASE_URL": "http://catalog:8000"}},
+        {5: {"BASE_URL": "http://catalog:8000"}},
+    ],
+)
+def test_e060_entry_is_not_a_dict_of_settings(services: Any) -> None:
+    assert ids(SERVICES=services) == ["django_microkit.E060"]
+
+
+@pytest.mark.parametrize(
+    ("base_url", "problem"),
+    [
+        ("catalog:8000", "needs an http:// or https:// scheme"),
+        ("ftp://catalog", "needs an http:// or https:// scheme"),
+        ("http://", "needs an http:// or https:// scheme"),
+        ("http://catalog:port", "is malformed"),
+        ("http://user:pw@catalog", "must not carry credentials"),
+        ("http://catalog/?x=1", "must not have a query"),
+        ("http://catalog/#top", "must not have a query"),
+    ],
+)
+def test_e061_invalid_base_url(base_url: str, problem: str) -> None:
+    (message,) = found(**service(BASE_URL=base_url))
+    assert message[0] == "django_microkit.E061"
+    assert problem in message[1]
+
+
+def test_e061_missing_base_url() -> None:
+    (message,) = found(SERVICES={"catalog": {"RETRIES": 1}})
+    assert message[:2] == (
+        "django_microkit.E061",
+        "MICROKIT['SERVICES']['catalog'] has no 'BASE_URL'.",
+    )
+
+
+@pytest.mark.parametrize(
+    ("microkit", "where", "suggestion"),
+    [
+        (service(RETRYS=3), "['catalog']['RETRYS']", "Did you mean 'RETRIES'?"),
+        (
+            service(BREAKER={"COOLDOWN": 3}),
+            "['catalog']['BREAKER']['COOLDOWN']",
+            "Did you mean 'COOL_DOWN'?",
+        ),
+        (
+            {"CLIENT": {"BREAKER": {"FAILURE": 3}}},
+            "['CLIENT']['BREAKER']['FAILURE']",
+            "Did you mean 'FAILURES'?",
+        ),
+        (service(ZZZ=1), "['catalog']['ZZZ']", ""),
+    ],
+)
+def test_e062_unknown_key(microkit: Any, where: str, suggestion: str) -> None:
+    (message,) = found(**microkit)
+    assert message[0] == "django_microkit.E062"
+    assert where in message[1]
+    assert suggestion in message[2]
+    if not suggestion:
+        assert "Did you mean" not in message[2]
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ({"RETRIES": "3"}, "['RETRIES'] must be int, not str."),
+        ({"RETRIES": True}, "['RETRIES'] must be int, not bool."),
+        ({"BREAKER": 3}, "['BREAKER'] must be dict, not int."),
+        ({"BREAKER": {"RATIO": "half"}}, "['RATIO'] must be int or float or None"),
+        ({"SCOPES": "products:read"}, "['SCOPES'] must be list or tuple, not str."),
+        ({"SCOPES": ["a", 1]}, "['SCOPES'] must be a list of str."),
+        ({"VERIFY": None}, "['VERIFY'] must be bool or str, not NoneType."),
+    ],
+)
+def test_e063_wrong_type_in_an_entry(entry: dict[str, Any], message: str) -> None:
+    (issue,) = found(**service(**entry))
+    assert issue[0] == "django_microkit.E063"
+    assert message in issue[1]
+
+
+def test_client_section_keys_and_types_are_left_to_e002_e003() -> None:
+    assert ids(CLIENT={"RETRIES": "3"}) == ["django_microkit.E003"]
+    assert ids(CLIENT={"RETRYS": 3}) == ["django_microkit.E002"]
+
+
+@pytest.mark.parametrize(
+    "timeout", [None, 0, -1, (1,), (1, 2, 3), (1, None), [0, 1], True]
+)
+def test_e064_invalid_timeout_in_an_entry(timeout: Any) -> None:
+    assert ids(**service(TIMEOUT=timeout)) == ["django_microkit.E064"]
+
+
+@pytest.mark.parametrize("timeout", [0, (0.5, -1)])
+def test_e064_invalid_default_timeout(timeout: Any) -> None:
+    (message,) = found(CLIENT={"TIMEOUT": timeout})
+    assert message[0] == "django_microkit.E064"
+    assert "MICROKIT['CLIENT']['TIMEOUT']" in message[1]
+    assert "there is no 'no timeout'" in message[2]
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        {"RETRIES": -1},
+        {"BACKOFF": -0.1},
+        {"BACKOFF_MAX": -1},
+        {"RETRY_AFTER_MAX": -1},
+        {"DEADLINE": 0},
+        {"POOL_SIZE": 0},
+        {"AUDIENCE": ""},
+        {"BREAKER": {"FAILURES": 0}},
+        {"BREAKER": {"RATIO": 0}},
+        {"BREAKER": {"RATIO": 1.5}},
+        {"BREAKER": {"WINDOW": 0}},
+        {"BREAKER": {"COOL_DOWN": 0}},
+    ],
+)
+def test_e065_value_out_of_range(entry: dict[str, Any]) -> None:
+    assert ids(**service(**entry)) == ["django_microkit.E065"]
+
+
+def test_e065_in_the_client_section() -> None:
+    (message,) = found(CLIENT={"DEADLINE": -1})
+    assert message[:2] == (
+        "django_microkit.E065",
+        "MICROKIT['CLIENT']['DEADLINE'] must be a number of seconds > 0, not -1.",
+    )
+
+
+@pytest.mark.parametrize(
+    "providers",
+    [["no.such.module.provider"], ["django_microkit.client.headers.nope"], [5]],
+)
+def test_e066_header_provider_is_not_importable(providers: list[Any]) -> None:
+    assert ids(**service(HEADER_PROVIDERS=providers)) == ["django_microkit.E066"]
+    assert ids(CLIENT={"HEADER_PROVIDERS": providers}) == ["django_microkit.E066"]
+
+
+def test_e066_header_provider_is_not_callable() -> None:
+    assert ids(**service(HEADER_PROVIDERS=["django_microkit.client.LOGGER"])) == [
+        "django_microkit.E066"
+    ]
+
+
+@pytest.mark.parametrize(
+    "microkit",
+    [
+        service(DEADLINE=3, TIMEOUT=(1, 5)),
+        {**service(), "CLIENT": {"DEADLINE": 2, "TIMEOUT": 1.5}},
+    ],
+)
+def test_w060_deadline_shorter_than_the_timeouts(microkit: Any) -> None:
+    (message,) = found(**microkit)
+    assert message[0] == "django_microkit.W060"
+    assert "raise DEADLINE or lower TIMEOUT" in message[2]
+
+
+def test_no_w060_while_the_entry_has_errors() -> None:
+    assert ids(**service(DEADLINE=1, TIMEOUT=(1, 5), RETRIES=-1)) == [
+        "django_microkit.E065"
+    ]
+
+
+def test_w061_no_signing_key_for_the_token_provider() -> None:
+    (message,) = found(
+        SERVICE_AUTH={},
+        SERVICES={
+            "catalog": {"BASE_URL": "http://catalog"},
+            "search": {"BASE_URL": "http://search", "HEADER_PROVIDERS": []},
+            "billing": {"BASE_URL": "http://billing"},
+        },
+    )
+    assert message[:2] == (
+        "django_microkit.W061",
+        "Calls to catalog, billing carry no service token: "
+        "MICROKIT['SERVICE_AUTH']['SIGNING_KEYS'] is empty.",
+    )
+
+
+@pytest.mark.parametrize(
+    "microkit",
+    [
+        {"SERVICE_AUTH": {}, **service(HEADER_PROVIDERS=[])},
+        {"SERVICE_AUTH": {}, "CLIENT": {"HEADER_PROVIDERS": []}, **service()},
+        {"SERVICE_AUTH": {}},
+        service(),
+    ],
+)
+def test_no_w061_when_no_token_is_wanted_or_one_can_be_signed(microkit: Any) -> None:
+    assert ids(**microkit) == []

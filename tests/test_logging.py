@@ -1,0 +1,441 @@
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import re
+import sys
+from datetime import date, datetime, timezone
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import pytest
+import structlog
+from django.core.exceptions import ImproperlyConfigured
+from django.test import Client, override_settings
+
+from django_microkit import logging as microkit_logging
+from django_microkit.conf import MicrokitSettings, microkit_settings
+from django_microkit.logging import (
+    MicrokitFormatter,
+    configure_logging,
+    configure_structlog,
+    logging_config,
+)
+from tests.conftest import LogLines, applied_logging_config, restored_logging
+from tests.test_checks import messages
+
+TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+ISO = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z")
+COMMON = {"request_id", "trace_id", "service", "level", "logger", "timestamp", "event"}
+
+
+def get(path: str, **headers: str) -> Any:
+    return Client(raise_request_exception=False).get(path, headers=headers)
+
+
+def assert_common_fields(line: dict[str, Any], request_id: str) -> None:
+    assert set(line) >= COMMON
+    assert line["request_id"] == request_id
+    assert line["trace_id"] == "4bf92f3577b34da6a3ce929d0e0e4736"
+    assert line["service"] == "tests"
+    assert ISO.fullmatch(line["timestamp"])
+    stamp = datetime.strptime(line["timestamp"], "%Y-%m-%dT%H:%M:%S.%fZ")
+    age = datetime.now(timezone.utc) - stamp.replace(tzinfo=timezone.utc)
+    assert 0 <= age.total_seconds() < 60
+
+
+# --- every line carries the same fields, whoever emits it --------------------
+
+
+def test_lines_from_structlog_and_a_third_party_logger(log_lines: LogLines) -> None:
+    get(
+        "/request-id/echo?marker=m1",
+        **{"X-Request-ID": "rid-1"},
+        traceparent=TRACEPARENT,
+    )
+
+    (app,) = log_lines.of("tests.app")
+    assert_common_fields(app, "rid-1")
+    assert (app["event"], app["level"], app["marker"]) == ("in view", "info", "m1")
+    assert app["bound_in_view"] == "m1"
+
+    (library,) = log_lines.of("thirdparty.client")
+    assert_common_fields(library, "rid-1")
+    assert (library["event"], library["level"]) == ("third party says m1", "warning")
+
+
+def test_django_logs_a_server_error_once_with_the_request_id() -> None:
+    with applied_logging_config(logging_config()) as log_lines:
+        response = get(
+            "/request-id/fail", **{"X-Request-ID": "rid-500"}, traceparent=TRACEPARENT
+        )
+    assert response.status_code == 500
+    (error,) = log_lines.of("django.request")
+    assert_common_fields(error, "rid-500")
+    assert error["level"] == "error"
+    assert error["event"] == "Internal Server Error: /request-id/fail"
+    assert "RuntimeError: boom in view" in error["exception"]
+    (access,) = log_lines.of("django_microkit.access")
+    assert access["status"] == 500
+
+
+def test_django_not_found_warning_stays_out_of_the_logs() -> None:
+    with applied_logging_config(logging_config()) as log_lines:
+        response = get("/request-id/not-found", **{"X-Request-ID": "rid-404"})
+        get("/no/such/url")
+    assert response.status_code == 404
+    assert log_lines.of("django.request") == []
+    assert [line["status"] for line in log_lines.of("django_microkit.access")] == [
+        404,
+        404,
+    ]
+
+
+def test_lines_outside_a_request_have_no_request_fields(log_lines: LogLines) -> None:
+    structlog.get_logger("tests.batch").info("nightly job", rows=3)
+    logging.getLogger("tests.batch").error("stdlib says %d", 4)
+    first, second = log_lines.of("tests.batch")
+    assert "request_id" not in first and "trace_id" not in first
+    assert first["rows"] == 3
+    assert (second["event"], second["level"]) == ("stdlib says 4", "error")
+    assert second["service"] == "tests"
+
+
+def test_exceptions_become_a_plain_traceback(log_lines: LogLines) -> None:
+    log = structlog.get_logger("tests.app")
+    try:
+        raise ValueError("secret_local_value stays out")
+    except ValueError:
+        secret = "do-not-log-me"  # noqa: F841
+        log.exception("failed")
+        logging.getLogger("thirdparty.client").exception("also failed")
+    structlog_line, stdlib_line = log_lines.all()
+    for line in (structlog_line, stdlib_line):
+        assert line["level"] == "error"
+        assert "ValueError: secret_local_value stays out" in line["exception"]
+        assert "do-not-log-me" not in json.dumps(line)
+
+
+# --- the access line ---------------------------------------------------------
+
+
+def test_access_line_shape(log_lines: LogLines) -> None:
+    response = get(
+        "/request-id/echo?token=abc",
+        **{"X-Request-ID": "rid-2"},
+        traceparent=TRACEPARENT,
+        Authorization="Bearer secret-token-value",
+        Cookie="sessionid=secret-cookie-value",
+    )
+    (access,) = log_lines.of("django_microkit.access")
+    assert set(access) == COMMON | {"method", "path", "status", "duration_ms"} | {
+        "bound_in_view"
+    }
+    assert_common_fields(access, "rid-2")
+    assert access["event"] == "request"
+    assert access["level"] == "info"
+    assert (access["method"], access["path"], access["status"]) == (
+        "GET",
+        "/request-id/echo",
+        response.status_code,
+    )
+    assert 0 < access["duration_ms"] < 10_000
+    text = log_lines.text()
+    assert "secret" not in text
+    assert "token=abc" not in text
+
+
+def test_access_line_is_the_last_line_of_the_request(log_lines: LogLines) -> None:
+    get("/request-id/echo")
+    assert [line["logger"] for line in log_lines.all()] == [
+        "tests.app",
+        "thirdparty.client",
+        "django_microkit.access",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("options", "extra"),
+    [
+        ({"QUERY_STRING": True}, {"query": "a=1&b=x%20y&c=%1B%5B31m"}),
+        ({"CLIENT_ADDRESS": True}, {"client_address": "127.0.0.1"}),
+    ],
+)
+def test_access_line_options(
+    options: dict[str, Any], extra: dict[str, Any], log_lines: LogLines
+) -> None:
+    with override_settings(MICROKIT={"SERVICE_NAME": "tests", "ACCESS_LOG": options}):
+        Client().get("/request-id/echo", QUERY_STRING="a=1&b=x y&c=\x1b[31m")
+    (access,) = log_lines.of("django_microkit.access")
+    assert {key: access[key] for key in extra} == extra
+
+
+def test_access_line_options_without_values(log_lines: LogLines) -> None:
+    options = {"QUERY_STRING": True, "CLIENT_ADDRESS": True}
+    with override_settings(MICROKIT={"SERVICE_NAME": "tests", "ACCESS_LOG": options}):
+        Client().get("/request-id/echo", REMOTE_ADDR="")
+    (access,) = log_lines.of("django_microkit.access")
+    assert "query" not in access
+    assert "client_address" not in access
+
+
+@pytest.mark.parametrize(
+    ("address", "logged"),
+    [("2001:db8::1", "2001:db8::1"), ("evil\n\x1b[0m", "evil\\n\\x1b[0m")],
+)
+def test_client_address_is_checked(
+    address: str, logged: str, log_lines: LogLines
+) -> None:
+    with override_settings(
+        MICROKIT={"SERVICE_NAME": "tests", "ACCESS_LOG": {"CLIENT_ADDRESS": True}}
+    ):
+        Client().get("/request-id/echo", REMOTE_ADDR=address)
+    (access,) = log_lines.of("django_microkit.access")
+    assert access["client_address"] == logged
+
+
+def test_hostile_path_and_method_are_escaped(log_lines: LogLines) -> None:
+    Client().get("/no/such/\x1b[31m\u00e9")
+    Client().get("/", PATH_INFO="/no/such/line\nbreak\r")
+    Client().generic("GET\x1b[2J", "/request-id/echo")
+    first, second, third = log_lines.of("django_microkit.access")
+    assert first["path"] == "/no/such/%1B%5B31m%C3%A9"
+    assert second["path"] == "/no/such/line%0Abreak%0D"
+    assert third["method"] == "GET\\x1b[2J"
+    assert "\x1b" not in log_lines.text()
+
+
+def test_health_paths_log_at_debug(log_lines: LogLines) -> None:
+    with override_settings(
+        MICROKIT={
+            "SERVICE_NAME": "tests",
+            "ACCESS_LOG": {"HEALTH_PATHS": ["/request-id/health/"]},
+        }
+    ):
+        get("/request-id/health/live")
+        get("/request-id/echo")
+        logging.getLogger().setLevel(logging.INFO)
+        get("/request-id/health/live")
+    levels = [
+        (line["path"], line["level"]) for line in log_lines.of("django_microkit.access")
+    ]
+    assert levels == [
+        ("/request-id/health/live", "debug"),
+        ("/request-id/echo", "info"),
+    ]
+
+
+def test_default_health_prefix_is_health() -> None:
+    assert microkit_settings.ACCESS_LOG["HEALTH_PATHS"] == ("/health/",)
+
+
+def test_access_line_can_be_turned_off(log_lines: LogLines) -> None:
+    with override_settings(
+        MICROKIT={"SERVICE_NAME": "tests", "ACCESS_LOG": {"ENABLED": False}}
+    ):
+        get("/request-id/echo")
+    assert log_lines.of("django_microkit.access") == []
+    assert len(log_lines.of("tests.app")) == 1
+
+
+def test_access_logger_level_is_honoured(log_lines: LogLines) -> None:
+    logger = logging.getLogger("django_microkit.access")
+    logger.setLevel(logging.WARNING)
+    try:
+        get("/request-id/echo")
+    finally:
+        logger.setLevel(logging.NOTSET)
+    assert log_lines.of("django_microkit.access") == []
+
+
+def test_peer_service_is_logged_once_authenticated(log_lines: LogLines) -> None:
+    get("/request-id/service", **{"X-Test-Service": "orders"})
+    get("/request-id/service")
+    with_caller, anonymous = log_lines.of("django_microkit.access")
+    assert with_caller["peer_service"] == "orders"
+    assert "peer_service" not in anonymous
+
+
+def test_lazy_user_is_never_evaluated_for_the_log(log_lines: LogLines) -> None:
+    lazy = get("/request-id/lazy-user")
+    evaluated = get("/request-id/lazy-user?evaluate=1")
+    assert lazy.json() == {"evaluated": False}
+    assert evaluated.json() == {"evaluated": True}
+    first, second = log_lines.of("django_microkit.access")
+    assert "peer_service" not in first
+    assert second["peer_service"] == "should-not-appear"
+
+
+# --- configuration -----------------------------------------------------------
+
+
+def test_service_is_left_out_when_unnamed(log_lines: LogLines) -> None:
+    with override_settings(MICROKIT={}):
+        structlog.get_logger("tests.app").info("nameless")
+    (line,) = log_lines.all()
+    assert "service" not in line
+
+
+def test_lines_logged_before_django_is_configured(
+    log_lines: LogLines, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def unconfigured() -> None:
+        raise ImproperlyConfigured("settings are not configured")
+
+    monkeypatch.setattr(MicrokitSettings, "user_settings", staticmethod(unconfigured))
+    microkit_settings.reload()
+    try:
+        logging.getLogger("early").warning("starting")
+    finally:
+        monkeypatch.undo()
+        microkit_settings.reload()
+    (line,) = log_lines.all()
+    assert (line["event"], line["logger"]) == ("starting", "early")
+    assert "service" not in line
+
+
+def test_console_renderer_for_development() -> None:
+    buffer = io.StringIO()
+    handler = logging.StreamHandler(buffer)
+    handler.setFormatter(MicrokitFormatter(renderer="console", level="DEBUG"))
+    root = logging.getLogger()
+    with restored_logging():
+        root.addHandler(handler)
+        root.setLevel(logging.DEBUG)
+        get("/request-id/echo?marker=dev", **{"X-Request-ID": "rid-console"})
+    text = buffer.getvalue()
+    assert "in view" in text
+    assert "rid-console" in text
+    assert len(text.splitlines()) == 3
+    assert not text.lstrip().startswith("{")
+
+
+def test_without_orjson_the_standard_library_renders(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    event = {
+        "event": "x",
+        "n": 1,
+        "when": datetime(2024, 1, 1, 12, 30, 1, 5, tzinfo=timezone.utc),
+        "day": date(2024, 1, 1),
+        "id": UUID("12345678-1234-5678-1234-567812345678"),
+        "other": object,
+        3: "non-str key",
+    }
+    fast = microkit_logging._json_serializer()(event)
+    monkeypatch.setitem(sys.modules, "orjson", None)
+    plain = microkit_logging._json_serializer()(event)
+    assert json.loads(plain) == json.loads(fast)
+    assert ", " not in plain and '": ' not in plain
+    assert json.loads(plain)["when"] == "2024-01-01T12:30:01.000005+00:00"
+
+
+def test_logging_config_shape() -> None:
+    config = logging_config(renderer="console", level=logging.WARNING)
+    assert config["root"] == {"handlers": ["django_microkit"], "level": "WARNING"}
+    assert config["formatters"]["django_microkit"]["renderer"] == "console"
+    assert config["loggers"]["django.request"]["level"] == "ERROR"
+    assert config["handlers"]["django_microkit"]["stream"] == "ext://sys.stdout"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [({"renderer": "xml"}, "renderer"), ({"level": "LOUD"}, "LOUD")],
+)
+def test_logging_config_refuses_bad_values(
+    kwargs: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        MicrokitFormatter(**kwargs)
+    with pytest.raises(ValueError, match=message):
+        logging_config(**kwargs)
+
+
+def test_configure_logging_in_one_call() -> None:
+    with restored_logging():
+        configure_logging(
+            renderer="console", level="warning", stream="ext://sys.stderr"
+        )
+        (handler,) = logging.getLogger().handlers
+        assert isinstance(handler.formatter, MicrokitFormatter)
+        assert isinstance(handler, logging.StreamHandler)
+        assert handler.stream is sys.stderr
+        assert logging.getLogger().level == logging.WARNING
+
+
+def test_structlog_drops_events_below_the_level_before_processing() -> None:
+    with restored_logging():
+        configure_structlog("INFO")
+        config = structlog.get_config()
+        assert config["cache_logger_on_first_use"] is True
+        logger = structlog.get_logger("tests.app").bind()
+        assert not logger.is_enabled_for(logging.DEBUG)
+        assert logger.is_enabled_for(logging.INFO)
+
+
+def test_formatter_can_leave_structlog_alone() -> None:
+    with restored_logging():
+        structlog.configure(processors=[structlog.processors.KeyValueRenderer()])
+        MicrokitFormatter(configure_structlog=False)
+        assert len(structlog.get_config()["processors"]) == 1
+
+
+def test_a_record_seen_by_two_handlers_is_left_intact(log_lines: LogLines) -> None:
+    other = io.StringIO()
+    handler = logging.StreamHandler(other)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        structlog.get_logger("tests.app").warning("twice", n=1)
+    finally:
+        root.removeHandler(handler)
+    (line,) = log_lines.all()
+    assert line["event"] == "twice"
+    assert other.getvalue().startswith("WARNING {")
+
+
+# --- checks ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("paths", "expected"),
+    [
+        (["/health/", "/ready"], []),
+        (["health/"], ["django_microkit.E025"]),
+        (["/ok/", 5], ["django_microkit.E025"]),
+        ("/health/", ["django_microkit.E003"]),
+    ],
+)
+def test_e025_health_paths(paths: Any, expected: list[str]) -> None:
+    found = messages(
+        MICROKIT={"SERVICE_NAME": "x", "ACCESS_LOG": {"HEALTH_PATHS": paths}}
+    )
+    assert sorted(found) == expected
+
+
+def test_logging_config_can_be_built_in_a_settings_module() -> None:
+    """Settings modules run before Django is configured: building the dict
+    must not touch Django settings."""
+    import subprocess
+
+    code = (
+        "import django_microkit, json;"
+        "print(json.dumps(django_microkit.logging_config()['root']))"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    assert json.loads(result.stdout) == {
+        "handlers": ["django_microkit"],
+        "level": "INFO",
+    }

@@ -1,0 +1,157 @@
+from __future__ import annotations
+
+import datetime
+import json
+import platform
+from collections.abc import Callable
+from typing import Any
+
+import django
+import pytest
+from asgiref.sync import async_to_sync
+from django.http import HttpResponse
+from django.test import AsyncClient, Client, override_settings
+
+from django_microkit import __version__, conf
+from django_microkit.service_info import service_info, service_info_urlpatterns
+
+BASE = {"SERVICE_NAME": "orders", "SERVICE_VERSION": "1.4.0"}
+RUNTIME = {
+    "python": platform.python_version(),
+    "django": django.get_version(),
+    "django_microkit": __version__,
+}
+
+
+@pytest.fixture(params=["wsgi", "asgi"])
+def get(request: pytest.FixtureRequest) -> Callable[..., HttpResponse]:
+    if request.param == "wsgi":
+        return Client().get
+    return async_to_sync(AsyncClient().get)  # type: ignore[return-value]
+
+
+def info(get: Callable[..., HttpResponse], **section: Any) -> dict[str, Any]:
+    with override_settings(MICROKIT={**BASE, "SERVICE_INFO": section}):
+        response = get("/.well-known/service-info")
+    assert response.status_code == 200
+    assert response["Content-Type"] == "application/json"
+    assert response["Cache-Control"] == "no-cache"
+    return json.loads(response.content)  # type: ignore[no-any-return]
+
+
+@pytest.fixture(autouse=True)
+def _no_build_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("BUILD_ID", raising=False)
+    monkeypatch.delenv("BUILD_COMMIT", raising=False)
+
+
+def test_default_document(get: Callable[..., HttpResponse]) -> None:
+    assert info(get) == {
+        "name": "orders",
+        "version": "1.4.0",
+        "build": {"id": None, "commit": None},
+        "api": {"versions": ["1"], "default_version": "1", "deprecated": {}},
+        "openapi_url": "/api/schema/",
+        "runtime": RUNTIME,
+    }
+
+
+def test_build_from_settings(get: Callable[..., HttpResponse]) -> None:
+    document = info(get, BUILD="2024.06.1", COMMIT="9f1c2b7")
+    assert document["build"] == {"id": "2024.06.1", "commit": "9f1c2b7"}
+
+
+def test_build_from_environment(
+    get: Callable[..., HttpResponse], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BUILD_ID", "812")
+    monkeypatch.setenv("BUILD_COMMIT", "0a1b2c3")
+    with override_settings(MICROKIT=BASE):
+        first = get("/.well-known/service-info")
+        # Built once: the environment of a running process does not change.
+        monkeypatch.setenv("BUILD_ID", "813")
+        assert get("/.well-known/service-info").content == first.content
+    assert json.loads(first.content)["build"] == {"id": "812", "commit": "0a1b2c3"}
+    monkeypatch.setenv("BUILD_ID", "812")
+    # Settings win over the environment.
+    assert info(get, COMMIT="fffffff")["build"] == {"id": "812", "commit": "fffffff"}
+
+
+def test_optional_members(get: Callable[..., HttpResponse]) -> None:
+    document = info(
+        get,
+        OPENAPI_URL=None,
+        SHOW_RUNTIME=False,
+        EXTRA={"team": "checkout", "name": "not-this"},
+    )
+    assert document == {
+        "team": "checkout",
+        "name": "orders",
+        "version": "1.4.0",
+        "build": {"id": None, "commit": None},
+        "api": {"versions": ["1"], "default_version": "1", "deprecated": {}},
+        "openapi_url": None,
+    }
+
+
+def test_api_versions_when_versioning_is_configured(
+    get: Callable[..., HttpResponse], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(
+        conf.DEFAULTS,
+        "VERSIONING",
+        {
+            "VERSIONS": conf.Option(("1",), (list, tuple)),
+            "DEFAULT_VERSION": conf.Option("1", (str,)),
+            "DEPRECATED": conf.Option({}, (dict,)),
+        },
+    )
+    versioning = {
+        "VERSIONS": ["1", "2", "3"],
+        "DEFAULT_VERSION": "2",
+        "DEPRECATED": {
+            "1": {"sunset": datetime.date(2026, 6, 30), "link": "https://x/1"},
+            "2": {"sunset": None},
+            "0": "ignored: not a dict",
+        },
+    }
+    with override_settings(MICROKIT={**BASE, "VERSIONING": versioning}):
+        response = get("/.well-known/service-info")
+    assert json.loads(response.content)["api"] == {
+        "versions": ["1", "2", "3"],
+        "default_version": "2",
+        "deprecated": {
+            "1": {
+                "deprecated_since": None,
+                "sunset": "2026-06-30",
+                "link": "https://x/1",
+            },
+            "2": {"deprecated_since": None, "sunset": None, "link": None},
+        },
+    }
+    with override_settings(MICROKIT={**BASE}):
+        assert service_info()["api"] == {
+            "versions": ["1"],
+            "default_version": "1",
+            "deprecated": {},
+        }
+
+
+@pytest.mark.parametrize("method", ["post", "delete"])
+def test_only_get_and_head(method: str) -> None:
+    assert getattr(Client(), method)("/.well-known/service-info").status_code == 405
+    assert Client().head("/.well-known/service-info").status_code == 200
+
+
+def test_path_is_configurable() -> None:
+    with override_settings(MICROKIT={**BASE, "SERVICE_INFO": {"PATH": "info"}}):
+        assert [str(p.pattern) for p in service_info_urlpatterns()] == ["info"]
+
+
+@pytest.mark.parametrize("path", ["", "/.well-known/service-info"])
+def test_e047_path(path: str) -> None:
+    from django.core.checks import run_checks
+
+    with override_settings(MICROKIT={**BASE, "SERVICE_INFO": {"PATH": path}}):
+        ids = [m.id for m in run_checks() if (m.id or "").startswith("django_micro")]
+    assert ids == ["django_microkit.E047"]

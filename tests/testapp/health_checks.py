@@ -1,0 +1,132 @@
+"""Checks the health tests configure by dotted path or registered name."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import threading
+import time
+from collections import Counter
+from typing import Any
+
+from health_check import HealthCheck
+from health_check.exceptions import ServiceUnavailable, ServiceWarning
+
+from django_microkit.health import register_check
+
+P = "tests.testapp.health_checks"
+
+#: How many times each counted check ran.
+RUNS: Counter[str] = Counter()
+#: Where the last run of ``where_am_i`` / ``async_where_am_i`` happened.
+SEEN: dict[str, Any] = {}
+_lock = threading.Lock()
+
+
+def ok() -> None:
+    pass
+
+
+async def async_ok() -> None:
+    await asyncio.sleep(0)
+
+
+def sleep(seconds: float = 1.0) -> None:
+    time.sleep(seconds)
+
+
+async def async_sleep(seconds: float = 1.0) -> None:
+    await asyncio.sleep(seconds)
+
+
+def counted(key: str = "counted", seconds: float = 0.0) -> None:
+    with _lock:
+        RUNS[key] += 1
+    time.sleep(seconds)
+
+
+async def async_counted(key: str = "async_counted") -> None:
+    RUNS[key] += 1
+    await asyncio.sleep(0.05)
+
+
+def unavailable() -> None:
+    raise ServiceUnavailable("connection to secret-host.internal:5432 refused")
+
+
+async def async_unavailable() -> None:
+    raise ServiceUnavailable("connection to secret-host.internal:6379 refused")
+
+
+def degraded() -> None:
+    raise ServiceWarning("disk 91% full on secret-host.internal")
+
+
+def crashes() -> None:
+    raise ValueError("password=hunter2")
+
+
+def returns_false() -> bool:
+    return False
+
+
+def returns_coroutine() -> Any:
+    return async_ok()
+
+
+def where_am_i() -> None:
+    SEEN["sync"] = threading.current_thread().name
+
+
+async def async_where_am_i() -> None:
+    SEEN["async"] = threading.current_thread().name
+
+
+@dataclasses.dataclass
+class Pinger(HealthCheck):
+    """A django-health-check style check, configured through ``options``."""
+
+    alias: str = "primary"
+    fail: bool = False
+
+    def run(self) -> None:
+        if self.fail:
+            raise ServiceUnavailable(f"{self.alias} is down")
+
+
+@dataclasses.dataclass
+class AsyncPinger(HealthCheck):
+    async def run(self) -> None:
+        await asyncio.sleep(0)
+
+
+PINGER = Pinger(alias="secondary")
+
+
+class Callable:
+    """An object that is a check by being awaitable when called."""
+
+    async def __call__(self) -> None:
+        await asyncio.sleep(0)
+
+
+CALLABLE = Callable()
+NOT_A_CHECK = 42
+
+
+@register_check("registered", probes=())
+def registered() -> None:
+    RUNS["registered"] += 1
+
+
+@register_check("registered-soft", probes=(), critical=False, timeout=0.2)
+async def registered_soft() -> None:
+    await asyncio.sleep(1)
+
+
+@register_check(probes=("startup",), component_type="system")
+class Migrations(HealthCheck):
+    """Registered by class, for the startup probe."""
+
+    def run(self) -> None:
+        RUNS["migrations"] += 1
