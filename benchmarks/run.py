@@ -3,7 +3,10 @@
 Each stack runs in its own worker process (Django settings are process-global);
 this runner drives them in interleaved rounds, in a fresh random order each
 round, so that drift of a shared, noisy machine falls on every stack alike.
-Ratios are taken within a round, then summarised over rounds.
+Ratios are taken within a round, then summarised over rounds. Beside wall time,
+each batch's CPU time (``time.process_time``) is recorded: it is less disturbed
+by other jobs taking the CPU away. Python function calls per request (cProfile)
+are the noise-free figure.
 
     python benchmarks/run.py                  # all stacks, all endpoints
     python benchmarks/run.py --rounds 5 --batch 50 --output -
@@ -14,16 +17,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import random
 import statistics
 import subprocess
 import sys
 from dataclasses import dataclass, field
-from datetime import date
-from importlib.metadata import version
 from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.results import RESULTS, environment, load, write_section  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 STACKS = {
@@ -31,8 +35,16 @@ STACKS = {
     "drf": "benchmarks.stacks.bare_drf",
     "peer": "benchmarks.stacks.peer",
     "microkit": "benchmarks.stacks.microkit",
+    "microkit-nolog": "benchmarks.stacks.microkit_nolog",
 }
 ENDPOINTS = ["list", "not_found", "invalid", "ready"]
+PAIRS = (
+    ("microkit", "drf"),
+    ("microkit", "peer"),
+    ("microkit-nolog", "drf"),
+    ("peer", "drf"),
+)
+Series = dict[tuple[str, str], list[float]]
 
 
 @dataclass
@@ -68,7 +80,11 @@ class Worker:
     def stop(self) -> None:
         if self.process.stdin:
             self.process.stdin.close()
-        self.process.wait(timeout=30)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
 
 
 def summary(values: list[float]) -> str:
@@ -76,24 +92,28 @@ def summary(values: list[float]) -> str:
 
 
 def measure(stacks: list[str], rounds: int, batch: int) -> dict[str, Any]:
-    workers = {name: Worker.start(name) for name in stacks}
+    workers: dict[str, Worker] = {}
     try:
+        for name in stacks:
+            workers[name] = Worker.start(name)
         statuses: dict[tuple[str, str], int] = {}
         for worker in workers.values():  # warm up: imports, caches, first queries
             for endpoint in ENDPOINTS:
                 statuses[worker.name, endpoint] = worker.ask(
                     endpoint=endpoint, count=batch
                 )["status"]
-        medians: dict[tuple[str, str], list[float]] = {}
+        wall: Series = {}
+        cpu: Series = {}
         for _ in range(rounds):
             for endpoint in ENDPOINTS:
                 order = list(workers)
                 random.shuffle(order)
                 for name in order:
-                    times = workers[name].ask(endpoint=endpoint, count=batch)["times"]
-                    medians.setdefault((name, endpoint), []).append(
-                        statistics.median(times) / 1000
+                    answer = workers[name].ask(endpoint=endpoint, count=batch)
+                    wall.setdefault((name, endpoint), []).append(
+                        statistics.median(answer["times"]) / 1000
                     )
+                    cpu.setdefault((name, endpoint), []).append(answer["cpu"] / 1000)
         calls = {
             (name, endpoint): workers[name].ask(
                 endpoint=endpoint, count=50, profile=True
@@ -104,49 +124,67 @@ def measure(stacks: list[str], rounds: int, batch: int) -> dict[str, Any]:
     finally:
         for worker in workers.values():
             worker.stop()
-    return {"medians": medians, "calls": calls, "statuses": statuses}
+    return {"wall": wall, "cpu": cpu, "calls": calls, "statuses": statuses}
 
 
-def ratios(
-    medians: dict[tuple[str, str], list[float]], a: str, b: str, endpoint: str
-) -> list[float]:
+def ratios(series: Series, a: str, b: str, endpoint: str) -> list[float]:
     return [
-        x / y for x, y in zip(medians[a, endpoint], medians[b, endpoint], strict=True)
+        x / y for x, y in zip(series[a, endpoint], series[b, endpoint], strict=True)
     ]
 
 
-def report(stacks: list[str], result: dict[str, Any], rounds: int, batch: int) -> str:
-    medians, calls, statuses = result["medians"], result["calls"], result["statuses"]
+def _ratio_table(series: Series, stacks: list[str]) -> list[str]:
+    pairs = [(a, b) for a, b in PAIRS if a in stacks and b in stacks]
+    if not pairs:
+        return []
+    lines = ["| endpoint | " + " | ".join(f"{a} / {b}" for a, b in pairs) + " |"]
+    lines.append("|---|" + "---|" * len(pairs))
+    for endpoint in ENDPOINTS:
+        cells = [summary(ratios(series, a, b, endpoint)) for a, b in pairs]
+        lines.append(f"| {endpoint} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def report(
+    stacks: list[str], result: dict[str, Any], rounds: int, batch: int, start: str
+) -> str:
+    wall, cpu = result["wall"], result["cpu"]
+    calls, statuses = result["calls"], result["statuses"]
     lines = [
-        f"## In-process WSGI, {date.today().isoformat()}",
+        "## In-process WSGI: per-request cost",
         "",
-        f"Python {platform.python_version()}, Django {version('django')}, "
-        f"DRF {version('djangorestframework')}, {os.cpu_count()} cores. "
-        f"{rounds} interleaved rounds of {batch} requests per stack and endpoint; "
-        "figures are min / median / max over rounds of each round's median.",
+        environment("drf-standardized-errors", "django-guid", "django-structlog")
+        + f" Load average at the start: {start}.",
         "",
-        "| endpoint | " + " | ".join(f"{s} µs" for s in stacks) + " |",
+        f"{rounds} interleaved rounds of {batch} requests per stack and endpoint "
+        "(in-memory SQLite, local-memory cache, no network). Figures are "
+        "min / median / max over rounds of each round's median; the HTTP status "
+        "is in brackets. `microkit` writes its JSON access line to /dev/null "
+        "(without the client address: `ACCESS_LOG.CLIENT_ADDRESS` is off by "
+        "default); `microkit-nolog` is the same stack with the access line off. "
+        "The readiness probe of `microkit` reuses a round of checks for "
+        "`RESULT_TTL` (1 s), as deployed; `benchmarks/probes.py` measures fresh "
+        "rounds.",
+        "",
+        "Wall time per request, µs:",
+        "",
+        "| endpoint | " + " | ".join(stacks) + " |",
         "|---|" + "---|" * len(stacks),
     ]
     for endpoint in ENDPOINTS:
         cells = [
-            f"{summary(medians[s, endpoint])} ({statuses[s, endpoint]})" for s in stacks
+            f"{summary(wall[s, endpoint])} ({statuses[s, endpoint]})" for s in stacks
         ]
         lines.append(f"| {endpoint} | " + " | ".join(cells) + " |")
-    pairs = [
-        (a, b)
-        for a, b in (("microkit", "drf"), ("microkit", "peer"), ("peer", "drf"))
-        if a in stacks and b in stacks
+    lines += ["", "Ratios of wall time (within each round; min / median / max):", ""]
+    lines += _ratio_table(wall, stacks)
+    lines += [
+        "",
+        "Ratios of CPU time per request (process time of each batch; "
+        "min / median / max):",
+        "",
     ]
-    if pairs:
-        lines += ["", "Ratios (within each round; min / median / max):", ""]
-        lines.append(
-            "| endpoint | " + " | ".join(f"{a} / {b}" for a, b in pairs) + " |"
-        )
-        lines.append("|---|" + "---|" * len(pairs))
-        for endpoint in ENDPOINTS:
-            cells = [summary(ratios(medians, a, b, endpoint)) for a, b in pairs]
-            lines.append(f"| {endpoint} | " + " | ".join(cells) + " |")
+    lines += _ratio_table(cpu, stacks)
     lines += ["", "Python function calls per request (cProfile, noise-free):", ""]
     lines.append("| endpoint | " + " | ".join(stacks) + " |")
     lines.append("|---|" + "---|" * len(stacks))
@@ -164,6 +202,7 @@ def main() -> None:
     parser.add_argument(
         "--stacks",
         nargs="+",
+        choices=list(STACKS),
         default=[
             s for s in STACKS if (ROOT / (STACKS[s].replace(".", "/") + ".py")).exists()
         ],
@@ -171,17 +210,17 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--batch", type=int, default=200)
     parser.add_argument(
-        "--output", default="-", help="file to append the report to, or - for stdout"
+        "--output",
+        default=str(RESULTS),
+        help="results file whose in-process section is rewritten, or - for stdout",
     )
     args = parser.parse_args()
+    start = load()
     result = measure(args.stacks, args.rounds, args.batch)
-    text = report(args.stacks, result, args.rounds, args.batch)
-    if args.output == "-":
-        sys.stdout.write(text)
-    else:
-        with open(args.output, "a") as output:
-            output.write("\n" + text)
-        sys.stdout.write(text)
+    text = report(args.stacks, result, args.rounds, args.batch, start)
+    sys.stdout.write(text)
+    if args.output != "-":
+        write_section("in-process", text, Path(args.output))
 
 
 if __name__ == "__main__":

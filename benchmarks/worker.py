@@ -101,11 +101,13 @@ def main() -> None:
         else:
             times = []
             status = 0
+            cpu_start = time.process_time_ns()
             for _ in range(count):
                 start = time.perf_counter_ns()
                 status = call(endpoint)
                 times.append(time.perf_counter_ns() - start)
-            answer = {"times": times, "status": status}
+            cpu = (time.process_time_ns() - cpu_start) / count
+            answer = {"times": times, "cpu": cpu, "status": status}
         sys.stdout.write(json.dumps(answer) + "\n")
         sys.stdout.flush()
 
