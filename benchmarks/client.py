@@ -191,13 +191,18 @@ def _callers(base_url: str) -> dict[str, tuple[Any, Callable[[], Any]]]:
     }
 
 
-def _batch(call: Callable[[], Any], count: int) -> float:
+def _batch(call: Callable[[], Any], count: int) -> tuple[float, float]:
+    """Median wall time and mean CPU time of this process per call, in µs."""
     times = []
+    cpu = time.process_time_ns()
     for _ in range(count):
         start = time.perf_counter_ns()
         call()
         times.append(time.perf_counter_ns() - start)
-    return statistics.median(times) / 1000
+    return (
+        statistics.median(times) / 1000,
+        (time.process_time_ns() - cpu) / count / 1000,
+    )
 
 
 def _calls(call: Callable[[], Any], count: int = 50) -> float:
@@ -216,6 +221,7 @@ def summary(values: list[float]) -> str:
 def measure_calls(base_url: str, rounds: int, batch: int) -> list[str]:
     callers = _callers(base_url)
     times: dict[str, list[float]] = {variant: [] for variant in VARIANTS}
+    cpu: dict[str, list[float]] = {variant: [] for variant in VARIANTS}
     calls: dict[str, float] = {}
     for variant, (override, call) in callers.items():  # warm up, count calls
         with override:
@@ -227,20 +233,25 @@ def measure_calls(base_url: str, rounds: int, batch: int) -> list[str]:
         for variant in order:
             override, call = callers[variant]
             with override:
-                times[variant].append(_batch(call, batch))
+                wall, used = _batch(call, batch)
+                times[variant].append(wall)
+                cpu[variant].append(used)
     lines = [
-        "| variant | µs per call | ratio to session | ratio to session-no-env "
+        "| variant | wall µs per call | wall ratio to session | wall ratio to "
+        "session-no-env | client CPU µs per call | CPU ratio to session-no-env "
         "| Python calls per call |",
-        "|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|",
     ]
+
+    def ratio(series: dict[str, list[float]], a: str, b: str) -> str:
+        return summary([x / y for x, y in zip(series[a], series[b], strict=True)])
+
     for variant in VARIANTS:
-        cells = [
-            summary([x / y for x, y in zip(times[variant], times[base], strict=True)])
-            for base in ("session", "session-no-env")
-        ]
         lines.append(
-            f"| {variant} | {summary(times[variant])} | {cells[0]} | {cells[1]} "
-            f"| {calls[variant]:.0f} |"
+            f"| {variant} | {summary(times[variant])} "
+            f"| {ratio(times, variant, 'session')} "
+            f"| {ratio(times, variant, 'session-no-env')} | {summary(cpu[variant])} "
+            f"| {ratio(cpu, variant, 'session-no-env')} | {calls[variant]:.0f} |"
         )
     return lines
 
@@ -261,7 +272,7 @@ def measure_minting(base_url: str, count: int) -> list[str]:
             with override_settings(MICROKIT=_microkit(base_url, variant, alg)):
                 mint_service_token("bench")
                 cells.append(
-                    _batch(lambda: mint_service_token("bench"), count)  # noqa: B023
+                    _batch(lambda: mint_service_token("bench"), count)[0]  # noqa: B023
                 )
         lines.append(f"| {alg} | {cells[0]:.2f} | {cells[1]:.2f} |")
     return lines
@@ -298,8 +309,8 @@ def main() -> None:
             "`ServiceClient`'s own; "
             "`client+token` mints an HS256 token per call; `client+reuse` reuses "
             "it (`REUSE_TOKENS_FOR`). The server's time is in every figure; "
-            "Python calls are counted in the calling process only. Times are "
-            "min / median / max over rounds.",
+            "Python calls and CPU time are the calling process's only (the server's "
+            "work is left out of them). Times are min / median / max over rounds.",
             "",
             *call_lines,
             "",
