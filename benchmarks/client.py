@@ -22,6 +22,14 @@ The server runs in its own process and is stopped by its PID at the end.
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+# Run as a script, this directory would come first on sys.path, where
+# benchmarks/http.py shadows the standard library's http: the repository root
+# takes its place.
+sys.path[0] = str(Path(__file__).resolve().parent.parent)
+
 import argparse
 import cProfile
 import json
@@ -31,17 +39,13 @@ import random
 import signal
 import statistics
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from benchmarks.results import RESULTS, environment, load, write_section  # noqa: E402
+from benchmarks.results import RESULTS, environment, load, write_section
 
 BODY = json.dumps({"id": 7, "name": "item 7", "size": 7}).encode()
 HMAC_KEY = "benchmarks-only-hmac-secret-of-at-least-32-bytes"

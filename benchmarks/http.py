@@ -11,6 +11,14 @@ whatever happens.
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+# Run as a script, this directory would come first on sys.path, where
+# benchmarks/http.py shadows the standard library's http: the repository root
+# takes its place.
+sys.path[0] = str(Path(__file__).resolve().parent.parent)
+
 import argparse
 import os
 import random
@@ -19,15 +27,11 @@ import signal
 import socket
 import statistics
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from benchmarks.results import RESULTS, environment, load, write_section  # noqa: E402
+from benchmarks.results import RESULTS, environment, load, write_section
 
 ROOT = Path(__file__).resolve().parent.parent
 STACKS = {

@@ -13,20 +13,24 @@ Every check sleeps 100 ms and counts its runs. Measured in-process under WSGI:
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+# Run as a script, this directory would come first on sys.path, where
+# benchmarks/http.py shadows the standard library's http: the repository root
+# takes its place.
+sys.path[0] = str(Path(__file__).resolve().parent.parent)
+
 import argparse
 import os
 import statistics
-import sys
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from benchmarks.results import RESULTS, environment, load, write_section  # noqa: E402
+from benchmarks.results import RESULTS, environment, load, write_section
 
 COUNTS = (1, 4, 8)
 BURST = 100

@@ -14,20 +14,24 @@ are the noise-free figure.
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+# Run as a script, this directory would come first on sys.path, where
+# benchmarks/http.py shadows the standard library's http: the repository root
+# takes its place.
+sys.path[0] = str(Path(__file__).resolve().parent.parent)
+
 import argparse
 import json
 import os
 import random
 import statistics
 import subprocess
-import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from benchmarks.results import RESULTS, environment, load, write_section  # noqa: E402
+from benchmarks.results import RESULTS, environment, load, write_section
 
 ROOT = Path(__file__).resolve().parent.parent
 STACKS = {

@@ -7,18 +7,22 @@ are in-process WSGI calls (no network), so only the stack's own cost is timed.
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+# Run as a script, this directory would come first on sys.path, where
+# benchmarks/http.py shadows the standard library's http: the repository root
+# takes its place.
+sys.path[0] = str(Path(__file__).resolve().parent.parent)
+
 import cProfile
 import io
 import json
 import os
 import pstats
-import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 ENDPOINTS: dict[str, tuple[str, str, bytes]] = {
     "list": ("GET", "/items/", b""),
