@@ -6,7 +6,7 @@ a bounded duration) loads the list endpoint of one stack at a time, stacks in a
 fresh random order each round. The servers are stopped by PID at the end,
 whatever happens.
 
-    python benchmarks/http.py [--duration 10] [--rounds 2] [--output -]
+    python benchmarks/http.py [--duration 8] [--rounds 4] [--output -]
 """
 
 from __future__ import annotations
@@ -38,7 +38,9 @@ STACKS = {
     "drf": "benchmarks.stacks.bare_drf",
     "peer": "benchmarks.stacks.peer",
     "microkit": "benchmarks.stacks.microkit",
+    "microkit-nolog": "benchmarks.stacks.microkit_nolog",
 }
+DEFAULT_STACKS = ["drf", "peer", "microkit"]
 WRK = os.environ.get("WRK", "/usr/bin/wrk")
 PATH = "/items/"
 _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
@@ -64,10 +66,10 @@ def _wait_until_up(port: int, process: subprocess.Popen[bytes], limit: float) ->
 
 
 @contextmanager
-def servers(names: list[str]) -> Iterator[dict[str, int]]:
-    """A gunicorn per stack; yields their ports; stops them all by PID."""
+def servers(names: list[str]) -> Iterator[dict[str, tuple[int, int]]]:
+    """A gunicorn per stack; yields their ports and PIDs; stops them all by PID."""
     processes: list[subprocess.Popen[bytes]] = []
-    ports: dict[str, int] = {}
+    ports: dict[str, tuple[int, int]] = {}
     try:
         for name in names:
             port = _free_port()
@@ -96,7 +98,7 @@ def servers(names: list[str]) -> Iterator[dict[str, int]]:
             )
             processes.append(process)
             _wait_until_up(port, process, 30)
-            ports[name] = port
+            ports[name] = (port, process.pid)
         yield ports
     finally:
         for process in processes:
@@ -108,6 +110,18 @@ def servers(names: list[str]) -> Iterator[dict[str, int]]:
             except subprocess.TimeoutExpired:
                 os.kill(process.pid, signal.SIGKILL)
                 process.wait()
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) used so far by a gunicorn master and its workers,
+    from /proc: what a stack costs, whatever else keeps the machine busy."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    for each in [pid, *map(int, children)]:
+        fields = Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / tick
+    return total
 
 
 def _ms(value: str, unit: str) -> float:
@@ -138,16 +152,18 @@ def wrk(port: int, duration: int) -> dict[str, float]:
         timeout=duration + 30,
     ).stdout
     rps = re.search(r"Requests/sec:\s+([\d.]+)", output)
+    total = re.search(r"(\d+) requests in", output)
     p50 = re.search(r"50%\s+([\d.]+)(us|ms|s)\b", output)
     p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)\b", output)
     bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
-    if not (rps and p50 and p99):
+    if not (rps and total and p50 and p99):
         raise RuntimeError(f"unexpected wrk output:\n{output}")
     return {
         "rps": float(rps.group(1)),
         "p50": _ms(*p50.groups()),
         "p99": _ms(*p99.groups()),
         "bad": float(bad.group(1)) if bad else 0.0,
+        "requests": float(total.group(1)),
     }
 
 
@@ -163,12 +179,17 @@ def measure(names: list[str], duration: int, rounds: int) -> str:
     results: dict[str, list[dict[str, float]]] = {name: [] for name in names}
     with servers(names) as ports:
         for name in names:  # warm up
-            wrk(ports[name], 2)
+            wrk(ports[name][0], 2)
         for _ in range(rounds):
             order = list(names)
             random.shuffle(order)
             for name in order:
-                results[name].append(wrk(ports[name], duration))
+                port, pid = ports[name]
+                used = cpu_seconds(pid)
+                result = wrk(port, duration)
+                used = cpu_seconds(pid) - used
+                result["cpu_us"] = used / result["requests"] * 1e6
+                results[name].append(result)
     lines = [
         "## HTTP: gunicorn and wrk",
         "",
@@ -178,10 +199,13 @@ def measure(names: list[str], duration: int, rounds: int) -> str:
         f"`GET {PATH}` (20 items) on each stack under gunicorn (1 sync worker, "
         f"127.0.0.1), `wrk -t2 -c16 -d{duration}s`, {rounds} interleaved rounds "
         "after a 2 s warm-up; min / median / max over rounds. wrk shares the 2 "
-        "cores with the server, so absolute figures are low; compare the stacks.",
+        "cores with the server (and other jobs), so absolute figures are low and "
+        "requests/s swing with the load; the server's CPU time per request (user "
+        "+ system of the gunicorn processes, from /proc) is the steadier figure.",
         "",
-        "| stack | requests/s | p50 ms | p99 ms | non-2xx |",
-        "|---|---|---|---|---|",
+        "| stack | requests/s | p50 ms | p99 ms | server CPU µs per request "
+        "| non-2xx |",
+        "|---|---|---|---|---|---|",
     ]
     for name in names:
         runs = results[name]
@@ -189,18 +213,29 @@ def measure(names: list[str], duration: int, rounds: int) -> str:
             f"| {name} | {summary([r['rps'] for r in runs])} "
             f"| {summary([r['p50'] for r in runs], 2)} "
             f"| {summary([r['p99'] for r in runs], 2)} "
+            f"| {summary([r['cpu_us'] for r in runs], 0)} "
             f"| {sum(r['bad'] for r in runs):.0f} |"
         )
     base = "drf" if "drf" in names else None
     if base:
-        lines += ["", "Requests/s relative to bare DRF (within each round):", ""]
-        lines += ["| stack | ratio (min / median / max) |", "|---|---|"]
+        lines += ["", "Relative to bare DRF (within each round; min / median / max):"]
+        lines += [
+            "",
+            "| stack | requests/s | server CPU per request |",
+            "|---|---|---|",
+        ]
         for name in names:
-            ratios = [
-                r["rps"] / b["rps"]
-                for r, b in zip(results[name], results[base], strict=True)
+            cells = [
+                summary(
+                    [
+                        r[key] / b[key]
+                        for r, b in zip(results[name], results[base], strict=True)
+                    ],
+                    2,
+                )
+                for key in ("rps", "cpu_us")
             ]
-            lines.append(f"| {name} | {summary(ratios, 2)} |")
+            lines.append(f"| {name} | {cells[0]} | {cells[1]} |")
     return "\n".join(lines) + "\n"
 
 
@@ -209,8 +244,8 @@ def main() -> None:
     parser.add_argument(
         "--stacks", nargs="+", choices=list(STACKS), default=list(STACKS)
     )
-    parser.add_argument("--duration", type=int, default=10)
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--duration", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--output", default=str(RESULTS))
     args = parser.parse_args()
     if not 1 <= args.duration <= 60:
