@@ -292,6 +292,8 @@ def main() -> None:
     if args.serve:
         serve()
         return
+    # A terminated run still stops its server (the finally of server()).
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(1))
     _setup()
     start = load()
     with server() as base_url:

@@ -250,6 +250,8 @@ def main() -> None:
     args = parser.parse_args()
     if not 1 <= args.duration <= 60:
         parser.error("--duration must be between 1 and 60 seconds")
+    # A terminated run still stops its servers (the finally of servers()).
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(1))
     text = measure(args.stacks, args.duration, args.rounds)
     sys.stdout.write(text)
     if args.output != "-":
