@@ -10,7 +10,7 @@ MANAGE := cd example_service && ../$(BIN)/python manage.py
 # Python 3.10-3.13 may be installed through pyenv without being on PATH.
 PYENV_EXPOSE := if command -v pyenv >/dev/null; then export PYENV_VERSION="$$(pyenv global | head -1):$$(pyenv versions --bare | grep -E '^3\.1[0-3]\.' | paste -sd: -)"; fi
 
-.PHONY: help venv run test quicktest lint format docs clean
+.PHONY: help venv run test quicktest lint format docs bench clean
 
 help:
 	@echo "make run        serve catalog (:$(CATALOG_PORT)) and orders (:$(ORDERS_PORT)) on 127.0.0.1"
@@ -18,6 +18,7 @@ help:
 	@echo "make quicktest  run the test suite once on the current Python"
 	@echo "make lint       ruff and mypy"
 	@echo "make docs       build the docs strictly into site/"
+	@echo "make bench      run the benchmarks (a few minutes) into benchmarks/RESULTS.md"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -56,6 +57,20 @@ format: venv
 
 docs: venv
 	$(BIN)/mkdocs build --strict
+
+# Benchmarks are not part of `make test` nor of CI: they take minutes and their
+# figures depend on the machine. Each script rewrites its own section of
+# benchmarks/RESULTS.md. HTTP needs wrk (apt install wrk).
+$(VENV)/.bench: $(VENV)/.installed pyproject.toml
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	touch $@
+
+bench: $(VENV)/.bench
+	$(BIN)/python benchmarks/run.py
+	$(BIN)/python benchmarks/access_log.py
+	$(BIN)/python benchmarks/probes.py
+	$(BIN)/python benchmarks/client.py
+	$(BIN)/python benchmarks/http.py
 
 clean:
 	rm -rf $(VENV) .tox site dist build .coverage .coverage.* example_service/*.sqlite3

@@ -1,0 +1,335 @@
+"""Cost of a ``ServiceClient`` call against a raw pooled ``requests.Session``,
+and of minting service tokens.
+
+A ``ThreadingHTTPServer`` in a process of its own on 127.0.0.1 answers every
+GET with a small JSON body (keep-alive). This process calls it in interleaved
+rounds, a batch per variant in a fresh random order each round:
+
+- ``session``: ``requests.Session().get(url, timeout=...)`` then ``.json()``;
+- ``session-no-env``: the same with ``trust_env = False`` (no proxy or netrc
+  lookup from the environment), the transport ``ServiceClient`` uses;
+- ``client``: ``ServiceClient("bench").get(path)``: settings read at call time,
+  circuit breaker, request-ID and trace headers, ``User-Agent``, one log line
+  (JSON to /dev/null), JSON parsing; no service token (no signing key);
+- ``client+token``: the same with an HS256 signing key: a token minted per call;
+- ``client+reuse``: the same with ``REUSE_TOKENS_FOR = ["bench"]``.
+
+Then ``mint_service_token()`` alone, HS256 and EdDSA, with and without reuse.
+The server runs in its own process and is stopped by its PID at the end.
+
+    python benchmarks/client.py [--rounds 10] [--batch 200] [--output -]
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# Run as a script, this directory would come first on sys.path, where
+# benchmarks/http.py shadows the standard library's http: the repository root
+# takes its place.
+sys.path[0] = str(Path(__file__).resolve().parent.parent)
+
+import argparse
+import cProfile
+import json
+import os
+import pstats
+import random
+import signal
+import statistics
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from benchmarks.results import RESULTS, environment, load, write_section
+
+BODY = json.dumps({"id": 7, "name": "item 7", "size": 7}).encode()
+HMAC_KEY = "benchmarks-only-hmac-secret-of-at-least-32-bytes"
+VARIANTS = ("session", "session-no-env", "client", "client+token", "client+reuse")
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    # Headers and body leave in one segment: no Nagle / delayed-ACK stall.
+    wbufsize = 64 * 1024
+    disable_nagle_algorithm = True
+
+    def do_GET(self) -> None:  # noqa: N802 - the name http.server calls
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(BODY)))
+        self.end_headers()
+        self.wfile.write(BODY)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def serve() -> None:
+    """The server process: prints its port, serves until terminated."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    server.daemon_threads = True
+    sys.stdout.write(f"{server.server_address[1]}\n")
+    sys.stdout.flush()
+    server.serve_forever()
+
+
+@contextmanager
+def server() -> Iterator[str]:
+    process = subprocess.Popen(
+        [sys.executable, __file__, "--serve"], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert process.stdout is not None
+        port = int(process.stdout.readline())
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        os.kill(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.kill(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def _microkit(base_url: str, variant: str, alg: str = "HS256") -> dict[str, Any]:
+    settings: dict[str, Any] = {
+        "SERVICE_NAME": "orders",
+        "SERVICE_VERSION": "1.0.0",
+        "SERVICES": {"bench": {"BASE_URL": base_url}},
+    }
+    if variant in ("client+token", "client+reuse"):
+        settings["SERVICE_AUTH"] = {
+            "SIGNING_KEYS": [{"kid": "bench", "alg": alg, "key": {"value": _key(alg)}}],
+            "REUSE_TOKENS_FOR": ["bench"] if variant == "client+reuse" else [],
+        }
+    return settings
+
+
+_keys: dict[str, str] = {}
+
+
+def _key(alg: str) -> str:
+    if alg == "HS256":
+        return HMAC_KEY
+    if alg not in _keys:
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+            Ed25519PrivateKey,
+        )
+
+        _keys[alg] = (
+            Ed25519PrivateKey.generate()
+            .private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+            .decode()
+        )
+    return _keys[alg]
+
+
+def _setup() -> None:
+    import django
+    from django.conf import settings
+
+    import django_microkit.logging
+
+    logging = django_microkit.logging.logging_config()
+    logging["handlers"]["django_microkit"] = {
+        "class": "logging.FileHandler",
+        "filename": os.devnull,
+        "formatter": "django_microkit",
+    }
+    settings.configure(
+        SECRET_KEY="benchmarks-only",
+        INSTALLED_APPS=["django.contrib.contenttypes", "django_microkit"],
+        CACHES={
+            "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+        },
+        DATABASES={},
+        USE_TZ=True,
+        LOGGING=logging,
+        MICROKIT={"SERVICE_NAME": "orders"},
+    )
+    django.setup()
+
+
+def _callers(base_url: str) -> dict[str, tuple[Any, Callable[[], Any]]]:
+    """Each variant: its settings override and the call it times."""
+    import requests
+    from django.test import override_settings
+
+    from django_microkit.client import ServiceClient
+
+    url = f"{base_url}/items/7/"
+
+    def raw_call(session: requests.Session) -> Callable[[], Any]:
+        def raw() -> Any:
+            response = session.get(url, timeout=(1.0, 5.0))
+            response.raise_for_status()
+            return response.json()
+
+        return raw
+
+    no_env = requests.Session()
+    no_env.trust_env = False
+    raw = {"session": raw_call(requests.Session()), "session-no-env": raw_call(no_env)}
+
+    client = ServiceClient("bench")
+
+    def call() -> Any:
+        return client.get("/items/7/")
+
+    return {
+        variant: (
+            override_settings(MICROKIT=_microkit(base_url, variant)),
+            raw.get(variant, call),
+        )
+        for variant in VARIANTS
+    }
+
+
+def _batch(call: Callable[[], Any], count: int) -> tuple[float, float]:
+    """Median wall time and mean CPU time of this process per call, in µs."""
+    times = []
+    cpu = time.process_time_ns()
+    for _ in range(count):
+        start = time.perf_counter_ns()
+        call()
+        times.append(time.perf_counter_ns() - start)
+    return (
+        statistics.median(times) / 1000,
+        (time.process_time_ns() - cpu) / count / 1000,
+    )
+
+
+def _calls(call: Callable[[], Any], count: int = 50) -> float:
+    profile = cProfile.Profile()
+    profile.enable()
+    for _ in range(count):
+        call()
+    profile.disable()
+    return pstats.Stats(profile).total_calls / count  # type: ignore[attr-defined]
+
+
+def summary(values: list[float]) -> str:
+    return f"{min(values):.2f} / {statistics.median(values):.2f} / {max(values):.2f}"
+
+
+def measure_calls(base_url: str, rounds: int, batch: int) -> list[str]:
+    callers = _callers(base_url)
+    times: dict[str, list[float]] = {variant: [] for variant in VARIANTS}
+    cpu: dict[str, list[float]] = {variant: [] for variant in VARIANTS}
+    calls: dict[str, float] = {}
+    for variant, (override, call) in callers.items():  # warm up, count calls
+        with override:
+            _batch(call, batch)
+            calls[variant] = _calls(call)
+    for _ in range(rounds):
+        order = list(VARIANTS)
+        random.shuffle(order)
+        for variant in order:
+            override, call = callers[variant]
+            with override:
+                wall, used = _batch(call, batch)
+                times[variant].append(wall)
+                cpu[variant].append(used)
+    lines = [
+        "| variant | wall µs per call | wall ratio to session | wall ratio to "
+        "session-no-env | client CPU µs per call | CPU ratio to session-no-env "
+        "| Python calls per call |",
+        "|---|---|---|---|---|---|---|",
+    ]
+
+    def ratio(series: dict[str, list[float]], a: str, b: str) -> str:
+        return summary([x / y for x, y in zip(series[a], series[b], strict=True)])
+
+    for variant in VARIANTS:
+        lines.append(
+            f"| {variant} | {summary(times[variant])} "
+            f"| {ratio(times, variant, 'session')} "
+            f"| {ratio(times, variant, 'session-no-env')} | {summary(cpu[variant])} "
+            f"| {ratio(cpu, variant, 'session-no-env')} | {calls[variant]:.0f} |"
+        )
+    return lines
+
+
+def measure_minting(base_url: str, count: int) -> list[str]:
+    from django.test import override_settings
+
+    from django_microkit.service_auth import mint_service_token
+
+    lines = [
+        "| key | µs per token, new each call | µs per token, reused "
+        "(`REUSE_TOKENS_FOR`) |",
+        "|---|---|---|",
+    ]
+    for alg in ("HS256", "EdDSA"):
+        cells = []
+        for variant in ("client+token", "client+reuse"):
+            with override_settings(MICROKIT=_microkit(base_url, variant, alg)):
+                mint_service_token("bench")
+                cells.append(
+                    _batch(lambda: mint_service_token("bench"), count)[0]  # noqa: B023
+                )
+        lines.append(f"| {alg} | {cells[0]:.2f} | {cells[1]:.2f} |")
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--batch", type=int, default=200)
+    parser.add_argument("--output", default=str(RESULTS))
+    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve:
+        serve()
+        return
+    # A terminated run still stops its server (the finally of server()).
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(1))
+    _setup()
+    start = load()
+    with server() as base_url:
+        call_lines = measure_calls(base_url, args.rounds, args.batch)
+        mint_lines = measure_minting(base_url, args.batch)
+    text = "\n".join(
+        [
+            "## Service client: call and token costs",
+            "",
+            environment("requests", "urllib3", "PyJWT", "cryptography")
+            + f" Load average at the start: {start}.",
+            "",
+            f"Calls to a `ThreadingHTTPServer` on 127.0.0.1 (its own process) "
+            f"returning a 45-byte JSON body; {args.rounds} interleaved rounds of "
+            f"{args.batch} calls per variant, each round's median. `session` is a "
+            "pooled `requests.Session`; `client` is `ServiceClient` without a "
+            "signing key (request-ID and trace headers, breaker, log line); "
+            "`session-no-env` is a session with `trust_env = False`, as "
+            "`ServiceClient`'s own; "
+            "`client+token` mints an HS256 token per call; `client+reuse` reuses "
+            "it (`REUSE_TOKENS_FOR`). The server's time is in every figure; "
+            "Python calls and CPU time are the calling process's only (the server's "
+            "work is left out of them). Times are min / median / max over rounds.",
+            "",
+            *call_lines,
+            "",
+            f"Minting alone (`mint_service_token`), median of {args.batch}:",
+            "",
+            *mint_lines,
+        ]
+    )
+    text += "\n"
+    sys.stdout.write(text)
+    if args.output != "-":
+        write_section("client", text, Path(args.output))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,231 @@
+"""Per-request cost of django-microkit against bare Django, bare DRF and the peer stack.
+
+Each stack runs in its own worker process (Django settings are process-global);
+this runner drives them in interleaved rounds, in a fresh random order each
+round, so that drift of a shared, noisy machine falls on every stack alike.
+Ratios are taken within a round, then summarised over rounds. Beside wall time,
+each batch's CPU time (``time.process_time``) is recorded: it is less disturbed
+by other jobs taking the CPU away. Python function calls per request (cProfile)
+are the noise-free figure.
+
+    python benchmarks/run.py                  # all stacks, all endpoints
+    python benchmarks/run.py --rounds 5 --batch 50 --output -
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# Run as a script, this directory would come first on sys.path, where
+# benchmarks/http.py shadows the standard library's http: the repository root
+# takes its place.
+sys.path[0] = str(Path(__file__).resolve().parent.parent)
+
+import argparse
+import json
+import os
+import random
+import statistics
+import subprocess
+from dataclasses import dataclass, field
+from typing import Any
+
+from benchmarks.results import RESULTS, environment, load, write_section
+
+ROOT = Path(__file__).resolve().parent.parent
+STACKS = {
+    "django": "benchmarks.stacks.bare_django",
+    "drf": "benchmarks.stacks.bare_drf",
+    "peer": "benchmarks.stacks.peer",
+    "microkit": "benchmarks.stacks.microkit",
+    "microkit-nolog": "benchmarks.stacks.microkit_nolog",
+}
+ENDPOINTS = ["list", "not_found", "invalid", "ready"]
+PAIRS = (
+    ("microkit", "drf"),
+    ("microkit", "peer"),
+    ("microkit-nolog", "drf"),
+    ("peer", "drf"),
+)
+Series = dict[tuple[str, str], list[float]]
+
+
+@dataclass
+class Worker:
+    name: str
+    process: subprocess.Popen[str] = field(repr=False)
+
+    @classmethod
+    def start(cls, name: str) -> Worker:
+        env = {**os.environ, "DJANGO_SETTINGS_MODULE": STACKS[name]}
+        env.pop("DATABASE_URL", None)
+        env.pop("REDIS_URL", None)
+        process = subprocess.Popen(
+            [sys.executable, str(ROOT / "benchmarks" / "worker.py"), STACKS[name]],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=env,
+            cwd=ROOT,
+        )
+        return cls(name, process)
+
+    def ask(self, **command: Any) -> dict[str, Any]:
+        assert self.process.stdin and self.process.stdout
+        self.process.stdin.write(json.dumps(command) + "\n")
+        self.process.stdin.flush()
+        line = self.process.stdout.readline()
+        if not line:
+            raise RuntimeError(f"stack {self.name!r} stopped")
+        answer: dict[str, Any] = json.loads(line)
+        return answer
+
+    def stop(self) -> None:
+        if self.process.stdin:
+            self.process.stdin.close()
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def summary(values: list[float]) -> str:
+    return f"{min(values):.2f} / {statistics.median(values):.2f} / {max(values):.2f}"
+
+
+def measure(stacks: list[str], rounds: int, batch: int) -> dict[str, Any]:
+    workers: dict[str, Worker] = {}
+    try:
+        for name in stacks:
+            workers[name] = Worker.start(name)
+        statuses: dict[tuple[str, str], int] = {}
+        for worker in workers.values():  # warm up: imports, caches, first queries
+            for endpoint in ENDPOINTS:
+                statuses[worker.name, endpoint] = worker.ask(
+                    endpoint=endpoint, count=batch
+                )["status"]
+        wall: Series = {}
+        cpu: Series = {}
+        for _ in range(rounds):
+            for endpoint in ENDPOINTS:
+                order = list(workers)
+                random.shuffle(order)
+                for name in order:
+                    answer = workers[name].ask(endpoint=endpoint, count=batch)
+                    wall.setdefault((name, endpoint), []).append(
+                        statistics.median(answer["times"]) / 1000
+                    )
+                    cpu.setdefault((name, endpoint), []).append(answer["cpu"] / 1000)
+        calls = {
+            (name, endpoint): workers[name].ask(
+                endpoint=endpoint, count=50, profile=True
+            )["calls"]
+            for name in workers
+            for endpoint in ENDPOINTS
+        }
+    finally:
+        for worker in workers.values():
+            worker.stop()
+    return {"wall": wall, "cpu": cpu, "calls": calls, "statuses": statuses}
+
+
+def ratios(series: Series, a: str, b: str, endpoint: str) -> list[float]:
+    return [
+        x / y for x, y in zip(series[a, endpoint], series[b, endpoint], strict=True)
+    ]
+
+
+def _ratio_table(series: Series, stacks: list[str]) -> list[str]:
+    pairs = [(a, b) for a, b in PAIRS if a in stacks and b in stacks]
+    if not pairs:
+        return []
+    lines = ["| endpoint | " + " | ".join(f"{a} / {b}" for a, b in pairs) + " |"]
+    lines.append("|---|" + "---|" * len(pairs))
+    for endpoint in ENDPOINTS:
+        cells = [summary(ratios(series, a, b, endpoint)) for a, b in pairs]
+        lines.append(f"| {endpoint} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def report(
+    stacks: list[str], result: dict[str, Any], rounds: int, batch: int, start: str
+) -> str:
+    wall, cpu = result["wall"], result["cpu"]
+    calls, statuses = result["calls"], result["statuses"]
+    lines = [
+        "## In-process WSGI: per-request cost",
+        "",
+        environment("drf-standardized-errors", "django-guid", "django-structlog")
+        + f" Load average at the start: {start}.",
+        "",
+        f"{rounds} interleaved rounds of {batch} requests per stack and endpoint "
+        "(in-memory SQLite, local-memory cache, no network). Figures are "
+        "min / median / max over rounds of each round's median; the HTTP status "
+        "is in brackets. `microkit` writes its JSON access line to /dev/null "
+        "(without the client address: `ACCESS_LOG.CLIENT_ADDRESS` is off by "
+        "default); `microkit-nolog` is the same stack with the access line off. "
+        "The readiness probe of `microkit` reuses a round of checks for "
+        "`RESULT_TTL` (1 s), as deployed; `benchmarks/probes.py` measures fresh "
+        "rounds.",
+        "",
+        "Wall time per request, µs:",
+        "",
+        "| endpoint | " + " | ".join(stacks) + " |",
+        "|---|" + "---|" * len(stacks),
+    ]
+    for endpoint in ENDPOINTS:
+        cells = [
+            f"{summary(wall[s, endpoint])} ({statuses[s, endpoint]})" for s in stacks
+        ]
+        lines.append(f"| {endpoint} | " + " | ".join(cells) + " |")
+    lines += ["", "Ratios of wall time (within each round; min / median / max):", ""]
+    lines += _ratio_table(wall, stacks)
+    lines += [
+        "",
+        "Ratios of CPU time per request (process time of each batch; "
+        "min / median / max):",
+        "",
+    ]
+    lines += _ratio_table(cpu, stacks)
+    lines += ["", "Python function calls per request (cProfile, noise-free):", ""]
+    lines.append("| endpoint | " + " | ".join(stacks) + " |")
+    lines.append("|---|" + "---|" * len(stacks))
+    for endpoint in ENDPOINTS:
+        lines.append(
+            f"| {endpoint} | "
+            + " | ".join(f"{calls[s, endpoint]:.0f}" for s in stacks)
+            + " |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--stacks",
+        nargs="+",
+        choices=list(STACKS),
+        default=[
+            s for s in STACKS if (ROOT / (STACKS[s].replace(".", "/") + ".py")).exists()
+        ],
+    )
+    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--batch", type=int, default=200)
+    parser.add_argument(
+        "--output",
+        default=str(RESULTS),
+        help="results file whose in-process section is rewritten, or - for stdout",
+    )
+    args = parser.parse_args()
+    start = load()
+    result = measure(args.stacks, args.rounds, args.batch)
+    text = report(args.stacks, result, args.rounds, args.batch, start)
+    sys.stdout.write(text)
+    if args.output != "-":
+        write_section("in-process", text, Path(args.output))
+
+
+if __name__ == "__main__":
+    main()

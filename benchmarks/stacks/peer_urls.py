@@ -1,0 +1,18 @@
+from __future__ import annotations
+
+from django.urls import path
+from health_check.views import HealthCheckView
+
+from benchmarks.benchapp import views
+
+urlpatterns = [
+    path("items/", views.ItemList.as_view()),
+    path("items/new/", views.ItemList.as_view()),
+    path("items/<int:pk>/", views.ItemDetail.as_view()),
+    path(
+        "health/ready",
+        HealthCheckView.as_view(
+            checks=["health_check.checks.Database", "health_check.checks.Cache"]
+        ),
+    ),
+]

@@ -1,0 +1,20 @@
+from __future__ import annotations
+
+from django.urls import path
+from health_check.views import HealthCheckView
+
+from benchmarks.benchapp.checks import SleepingCheck
+from benchmarks.stacks.microkit_urls import urlpatterns as microkit_urlpatterns
+
+urlpatterns = [
+    *microkit_urlpatterns,
+    *(
+        path(
+            f"health/hc-{count}",
+            HealthCheckView.as_view(
+                checks=[(SleepingCheck, {"name": f"sleep-{i}"}) for i in range(count)]
+            ),
+        )
+        for count in (1, 4, 8)
+    ),
+]

@@ -1,0 +1,121 @@
+"""One stack in its own process: answers timing commands from the runner.
+
+Started by ``benchmarks/run.py`` with the stack's settings module; reads one JSON
+command per line on stdin and writes one JSON answer per line on stdout. Requests
+are in-process WSGI calls (no network), so only the stack's own cost is timed.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# Run as a script, this directory would come first on sys.path, where
+# benchmarks/http.py shadows the standard library's http: the repository root
+# takes its place.
+sys.path[0] = str(Path(__file__).resolve().parent.parent)
+
+import cProfile
+import io
+import json
+import os
+import pstats
+import time
+from collections.abc import Callable
+from typing import Any
+
+ENDPOINTS: dict[str, tuple[str, str, bytes]] = {
+    "list": ("GET", "/items/", b""),
+    "not_found": ("GET", "/items/999999/", b""),
+    "invalid": ("POST", "/items/new/", b'{"name": 5}'),
+    "ready": ("GET", "/health/ready", b""),
+}
+
+
+def _environ(method: str, path: str, body: bytes) -> dict[str, Any]:
+    return {
+        "REQUEST_METHOD": method,
+        "PATH_INFO": path,
+        "QUERY_STRING": "",
+        "SERVER_NAME": "127.0.0.1",
+        "SERVER_PORT": "80",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "REMOTE_ADDR": "127.0.0.1",
+        "HTTP_HOST": "127.0.0.1",
+        "HTTP_ACCEPT": "application/json",
+        "CONTENT_TYPE": "application/json",
+        "CONTENT_LENGTH": str(len(body)),
+        "wsgi.input": io.BytesIO(body),
+        "wsgi.errors": sys.stderr,
+        "wsgi.url_scheme": "http",
+        "wsgi.version": (1, 0),
+        "wsgi.multithread": False,
+        "wsgi.multiprocess": True,
+        "wsgi.run_once": False,
+    }
+
+
+def _setup() -> Callable[[str], int]:
+    import django
+    from django.core.management import call_command
+    from django.core.wsgi import get_wsgi_application
+
+    django.setup()
+    call_command("migrate", run_syncdb=True, verbosity=0)
+    from benchmarks.benchapp.models import Item
+
+    Item.objects.bulk_create(Item(name=f"item {i}", size=i) for i in range(100))
+    application = get_wsgi_application()
+    statuses: dict[str, int] = {}
+
+    def start_response(
+        status: str, headers: list[tuple[str, str]], exc: Any = None
+    ) -> Any:
+        statuses["last"] = int(status[:3])
+        return lambda data: None
+
+    def call(endpoint: str) -> int:
+        method, path, body = ENDPOINTS[endpoint]
+        result = application(_environ(method, path, body), start_response)
+        try:
+            for _ in result:
+                pass
+        finally:
+            close = getattr(result, "close", None)
+            if close:
+                close()
+        return statuses["last"]
+
+    return call
+
+
+def main() -> None:
+    call = _setup()
+    for line in sys.stdin:
+        command = json.loads(line)
+        endpoint, count = command["endpoint"], command["count"]
+        if command.get("profile"):
+            profile = cProfile.Profile()
+            profile.enable()
+            for _ in range(count):
+                call(endpoint)
+            profile.disable()
+            calls = pstats.Stats(profile).total_calls  # type: ignore[attr-defined]
+            answer: dict[str, Any] = {"calls": calls / count}
+        else:
+            times = []
+            status = 0
+            cpu_start = time.process_time_ns()
+            for _ in range(count):
+                start = time.perf_counter_ns()
+                status = call(endpoint)
+                times.append(time.perf_counter_ns() - start)
+            cpu = (time.process_time_ns() - cpu_start) / count
+            answer = {"times": times, "cpu": cpu, "status": status}
+        sys.stdout.write(json.dumps(answer) + "\n")
+        sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", sys.argv[1])
+    main()
