@@ -89,7 +89,7 @@ else:
 REST_FRAMEWORK = {
     **django_microkit.rest_framework_defaults(),
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["django_microkit.parsers.JSONParser"],
     "UNAUTHENTICATED_USER": None,
 }
 

@@ -29,6 +29,17 @@ ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "example_service"
 MANAGE = EXAMPLE / "manage.py"
 
+
+def _development_key(name: str) -> str:
+    """A development-only key published in ``common_settings.py``."""
+    text = (EXAMPLE / "common_settings.py").read_text()
+    start = text.index(f'{name} = """\\\n') + len(f'{name} = """\\\n')
+    return text[start : text.index('"""', start)]
+
+
+DEV_ORDERS_SIGNING_KEY = _development_key("DEV_ORDERS_SIGNING_KEY")
+DEV_ORDERS_PUBLIC_KEY = _development_key("DEV_ORDERS_PUBLIC_KEY")
+
 Server = Literal["gunicorn", "uvicorn"]
 
 
@@ -146,7 +157,9 @@ class ServiceProcess:
             )
         finally:
             log.close()
-        self.wait(path="/health/ready" if wait_ready else "/health/live", timeout=timeout)
+        self.wait(
+            path="/health/ready" if wait_ready else "/health/live", timeout=timeout
+        )
 
     def wait(self, *, path: str, timeout: float) -> None:
         deadline = time.monotonic() + timeout
