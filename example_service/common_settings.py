@@ -97,7 +97,13 @@ REST_FRAMEWORK = {
 def database(service: str) -> dict[str, dict[str, object]]:
     """The service's database: DATABASE_URL, or a SQLite file of its own."""
     default = f"sqlite:///{BASE_DIR / f'{service}.sqlite3'}"
-    return {"default": dj_database_url.parse(os.environ.get("DATABASE_URL", default))}
+    config = dj_database_url.parse(os.environ.get("DATABASE_URL", default))
+    if config["ENGINE"] == "django.db.backends.sqlite3":
+        # Several server workers write to one SQLite file: take the write lock
+        # when a transaction begins, and wait for it, rather than failing with
+        # "database is locked" when two transactions upgrade at once.
+        config["OPTIONS"] = {"transaction_mode": "IMMEDIATE", "timeout": 20}
+    return {"default": config}
 
 
 def microkit(service: str) -> dict[str, object]:

@@ -77,9 +77,7 @@ def test_catalog_fault_opens_the_breaker_and_recovers(
     assert max(latencies) < DEADLINE + 2, latencies
     # ...and once the breaker is open, orders answers at once.
     assert max(latencies[-3:]) < 0.25, latencies
-    results.record(
-        f"catalog {fault}: first 503 (s)", round(latencies[0], 3)
-    )
+    results.record(f"catalog {fault}: first 503 (s)", round(latencies[0], 3))
     results.record(
         f"catalog {fault}: 503 with breaker open, max of 3 (ms)",
         round(max(latencies[-3:]) * 1000, 1),
@@ -144,7 +142,9 @@ def test_database_unreachable(
 
 
 @pytest.fixture(scope="module")
-def without_redis(stack: Stack, spawner: Spawner) -> tuple[ServiceProcess, ServiceProcess]:
+def without_redis(
+    stack: Stack, spawner: Spawner
+) -> tuple[ServiceProcess, ServiceProcess]:
     dead_redis = f"redis://127.0.0.1:{closed_port()}/0"
     catalog = spawner.spawn(
         "catalog-no-redis",

@@ -115,7 +115,10 @@ def test_schema_fuzzing(
             }
             response = case.call(base_url=process.url, headers=headers, timeout=30)
             _own_checks(response, versioned=case.path.startswith("/api/"))
-            if case.meta is None or case.meta.generation.mode == GenerationMode.POSITIVE:
+            if (
+                case.meta is None
+                or case.meta.generation.mode == GenerationMode.POSITIVE
+            ):
                 case.validate_response(response, checks=CHECKS, headers=headers)
             else:
                 case.validate_response(
