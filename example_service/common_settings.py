@@ -39,6 +39,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
+    # Swagger UI's files served by the service itself, not from a CDN.
+    "drf_spectacular_sidecar",
     "django_microkit",
 ]
 
@@ -46,6 +48,8 @@ MIDDLEWARE = [
     # First: every later middleware and view logs with the request ID.
     "django_microkit.request_id.RequestIDMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Static files (Swagger UI) from the app directories, under any server.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.middleware.common.CommonMiddleware",
     # Errors raised by plain Django views become problem documents too.
     "django_microkit.errors.ProblemMiddleware",
@@ -73,6 +77,7 @@ TEMPLATES = [
 ]
 
 STATIC_URL = "static/"
+WHITENOISE_USE_FINDERS = True
 
 if os.environ.get("REDIS_URL"):
     CACHES = {
@@ -127,6 +132,9 @@ def spectacular(service: str, description: str) -> dict[str, object]:
         "DESCRIPTION": description,
         "VERSION": "1.0.0",
         "SERVE_INCLUDE_SCHEMA": False,
+        "SWAGGER_UI_DIST": "SIDECAR",
+        "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+        "REDOC_DIST": "SIDECAR",
     }
 
 
