@@ -8,6 +8,7 @@ captured logs hold none of the hostile bytes raw.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import socket
@@ -33,10 +34,9 @@ HUGE_ID = "h" * 8000
 def raw_exchange(port: int, request: bytes, timeout: float = 10) -> bytes:
     """Send raw bytes and return what came back until the server closed."""
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
-        try:
+        # Refused while still sending: read what was answered.
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
             sock.sendall(request)
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # refused while still sending: read what was answered
         chunks = []
         while True:
             try:
@@ -459,5 +459,7 @@ def test_logs_hold_no_raw_hostile_bytes(stack: Stack) -> None:
     assert HUGE_ID.encode() not in logs
     assert b"x" * 129 not in logs
     assert b"Set-Cookie: x=1" not in logs
-    # No unexpected exception (a 5xx) was logged by any of the probes.
-    assert b'"logger":"django.request"' not in logs
+    # No unexpected exception (a 5xx) was logged by the services probed (the
+    # fault scenarios' own instances log their outages on purpose).
+    for process in (stack.catalog, stack.orders):
+        assert b'"logger":"django.request"' not in process.log_bytes()
