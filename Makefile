@@ -14,7 +14,7 @@ PYENV_EXPOSE := if command -v pyenv >/dev/null; then export PYENV_VERSION="$$(py
 
 help:
 	@echo "make run        serve catalog (:$(CATALOG_PORT)) and orders (:$(ORDERS_PORT)) on 127.0.0.1"
-	@echo "make test       run the whole tox matrix (Django 5.2/6.0/6.1, lint, integration, docs)"
+	@echo "make test       run the whole tox matrix (Django 5.2/6.0/6.1, lint, integration, e2e, docs)"
 	@echo "make quicktest  run the test suite once on the current Python"
 	@echo "make lint       ruff and mypy"
 	@echo "make docs       build the docs strictly into site/"

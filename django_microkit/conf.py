@@ -279,9 +279,16 @@ _REST_FRAMEWORK_WIRING: dict[str, str] = {
 
 #: REST_FRAMEWORK values recommended but not required: a view or a service may
 #: choose another paginator or versioning scheme.
-_REST_FRAMEWORK_RECOMMENDED: dict[str, str] = {
+_REST_FRAMEWORK_RECOMMENDED: dict[str, str | tuple[str, ...]] = {
     "DEFAULT_PAGINATION_CLASS": "django_microkit.pagination.PageNumberPagination",
     "DEFAULT_VERSIONING_CLASS": "django_microkit.versioning.NegotiatedVersioning",
+    # DRF's default parsers, with a JSON parser that answers 400 (not 500) to
+    # JSON nested too deeply to decode.
+    "DEFAULT_PARSER_CLASSES": (
+        "django_microkit.parsers.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ),
 }
 
 
@@ -292,4 +299,8 @@ def rest_framework_defaults() -> dict[str, Any]:
     wires DRF to django-microkit in one line; keys the service sets after the
     merge win.
     """
-    return {**_REST_FRAMEWORK_WIRING, **_REST_FRAMEWORK_RECOMMENDED}
+    recommended = {
+        key: list(value) if isinstance(value, tuple) else value
+        for key, value in _REST_FRAMEWORK_RECOMMENDED.items()
+    }
+    return {**_REST_FRAMEWORK_WIRING, **recommended}

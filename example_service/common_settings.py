@@ -39,6 +39,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
+    # Swagger UI's files served by the service itself, not from a CDN.
+    "drf_spectacular_sidecar",
     "django_microkit",
 ]
 
@@ -46,6 +48,8 @@ MIDDLEWARE = [
     # First: every later middleware and view logs with the request ID.
     "django_microkit.request_id.RequestIDMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Static files (Swagger UI) from the app directories, under any server.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.middleware.common.CommonMiddleware",
     # Errors raised by plain Django views become problem documents too.
     "django_microkit.errors.ProblemMiddleware",
@@ -73,12 +77,15 @@ TEMPLATES = [
 ]
 
 STATIC_URL = "static/"
+WHITENOISE_USE_FINDERS = True
 
 if os.environ.get("REDIS_URL"):
     CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": os.environ["REDIS_URL"],
+            # Services sharing one Redis database keep their keys apart.
+            "KEY_PREFIX": os.environ.get("CACHE_KEY_PREFIX", ""),
         }
     }
 else:
@@ -87,7 +94,7 @@ else:
 REST_FRAMEWORK = {
     **django_microkit.rest_framework_defaults(),
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["django_microkit.parsers.JSONParser"],
     "UNAUTHENTICATED_USER": None,
 }
 
@@ -95,7 +102,13 @@ REST_FRAMEWORK = {
 def database(service: str) -> dict[str, dict[str, object]]:
     """The service's database: DATABASE_URL, or a SQLite file of its own."""
     default = f"sqlite:///{BASE_DIR / f'{service}.sqlite3'}"
-    return {"default": dj_database_url.parse(os.environ.get("DATABASE_URL", default))}
+    config = dj_database_url.parse(os.environ.get("DATABASE_URL", default))
+    if config["ENGINE"] == "django.db.backends.sqlite3":
+        # Several server workers write to one SQLite file: take the write lock
+        # when a transaction begins, and wait for it, rather than failing with
+        # "database is locked" when two transactions upgrade at once.
+        config["OPTIONS"] = {"transaction_mode": "IMMEDIATE", "timeout": 20}
+    return {"default": config}
 
 
 def microkit(service: str) -> dict[str, object]:
@@ -119,6 +132,9 @@ def spectacular(service: str, description: str) -> dict[str, object]:
         "DESCRIPTION": description,
         "VERSION": "1.0.0",
         "SERVE_INCLUDE_SCHEMA": False,
+        "SWAGGER_UI_DIST": "SIDECAR",
+        "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+        "REDOC_DIST": "SIDECAR",
     }
 
 

@@ -1390,3 +1390,30 @@ def test_drf_is_wired_to_the_handler() -> None:
 
 def test_problem_is_a_public_name() -> None:
     assert django_microkit.Problem is Problem
+
+
+# -- the database unavailable ------------------------------------------------
+
+DATABASE_UNAVAILABLE_DETAIL = (
+    "The service cannot reach its database right now; try again later."
+)
+
+
+@pytest.mark.parametrize("kind", ["database-down", "database-gone"])
+@pytest.mark.parametrize(
+    "prefix", ["/errors/raise/", "/errors/plain/raise/", "/errors/plain/async/"]
+)
+def test_database_unavailable_is_503_and_reported(
+    prefix: str, kind: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    url = f"{prefix}{kind}/"
+    with caplog.at_level(logging.INFO, logger="django.request"):
+        response = Client(raise_request_exception=False).get(url)
+    assert (response.status_code, response["Retry-After"]) == (503, "5")
+    assert problem(
+        503, "service_unavailable", DATABASE_UNAVAILABLE_DETAIL, url
+    ) == body_of(response)
+    assert b"hunter2" not in response.content
+    records = [r for r in caplog.records if r.name == "django.request"]
+    assert [r.levelname for r in records] == ["ERROR"]
+    assert records[0].exc_info is not None

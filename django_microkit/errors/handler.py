@@ -32,6 +32,7 @@ from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.serializers.json import DjangoJSONEncoder
 from django.core.signals import got_request_exception
+from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.http.multipartparser import MultiPartParserError
 from django.utils.cache import patch_vary_headers
@@ -98,6 +99,16 @@ _TOO_LARGE_DETAIL = _("The request is larger than the server accepts.")
 _NOT_FOUND_DETAIL = _("Not found.")
 _PERMISSION_DENIED_DETAIL = _("You do not have permission to perform this action.")
 _CSRF_DETAIL = _("CSRF verification failed.")
+_DATABASE_UNAVAILABLE_DETAIL = _(
+    "The service cannot reach its database right now; try again later."
+)
+
+#: Exceptions meaning the database cannot be used right now (connection refused
+#: or lost, server shutting down, lock timeouts): a dependency is unavailable,
+#: which is a 503, not a bug of the service.
+_DATABASE_UNAVAILABLE = (OperationalError, InterfaceError)
+#: Seconds a client is asked to wait before retrying after a database outage.
+_DATABASE_RETRY_AFTER = "5"
 
 
 #: RFC 9110 phrases that older Pythons still spell the RFC 7231 way.
@@ -236,6 +247,13 @@ class ExceptionHandler:
             return Problem(413, "request_too_large", detail=str(_TOO_LARGE_DETAIL))
         if isinstance(exc, MultiPartParserError):
             return exceptions.ParseError()
+        if isinstance(exc, _DATABASE_UNAVAILABLE):
+            return Problem(
+                503,
+                "service_unavailable",
+                detail=str(_DATABASE_UNAVAILABLE_DETAIL),
+                headers={"Retry-After": _DATABASE_RETRY_AFTER},
+            )
         if isinstance(exc, (SuspiciousOperation, BadRequest)):
             return Problem(400, "bad_request", detail=str(_BAD_REQUEST_DETAIL))
         if isinstance(exc, exceptions.PermissionDenied) and str(exc.detail).startswith(
@@ -378,7 +396,9 @@ class ExceptionHandler:
         """Report what Django would have reported had the exception reached it:
         a suspicious operation to ``django.security.*``, an unexpected exception
         to ``django.request`` with its traceback and to ``got_request_exception``
-        (which error trackers such as Sentry listen to). Each once."""
+        (which error trackers such as Sentry listen to). Each once. A database
+        outage answers 503 but is reported the same way: an operator must
+        see it."""
         request = self.request
         if isinstance(exc, SuspiciousOperation):
             log_response(
@@ -389,8 +409,11 @@ class ExceptionHandler:
                 level="error",
                 logger=logging.getLogger(f"django.security.{type(exc).__name__}"),
             )
-        elif response.status_code >= 500 and not isinstance(
-            self.convert_known_exceptions(exc), exceptions.APIException
+        elif response.status_code >= 500 and (
+            isinstance(exc, _DATABASE_UNAVAILABLE)
+            or not isinstance(
+                self.convert_known_exceptions(exc), exceptions.APIException
+            )
         ):
             got_request_exception.send(sender=None, request=request)
             log_response(

@@ -7,6 +7,7 @@ from typing import Any
 from django.core.exceptions import BadRequest, SuspiciousOperation
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.views import View
 from django.views.decorators.csrf import csrf_protect
@@ -208,6 +209,8 @@ RAISE: dict[str, Any] = {
     "odd-status": lambda: Problem(499, "client_closed"),
     "unauthorized": lambda: Problem(401, "session_expired", detail="Sign in again."),
     "crash": lambda: RuntimeError("password=hunter2"),
+    "database-down": lambda: OperationalError("connection refused: password=hunter2"),
+    "database-gone": lambda: InterfaceError("connection already closed"),
 }
 
 
