@@ -6,6 +6,7 @@ from __future__ import annotations
 from django.urls import URLPattern, URLResolver, include, path
 from drf_spectacular.views import SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
+from rest_framework.viewsets import ViewSetMixin
 
 from django_microkit.versioning.schema import SchemaView
 
@@ -17,8 +18,14 @@ handler404 = "django_microkit.errors.page_not_found"
 handler500 = "django_microkit.errors.server_error"
 
 
-def service_urls(router: DefaultRouter) -> list[URLPattern | URLResolver]:
-    """The service's API (``router``) under ``/api/``, with the shared routes."""
+def service_urls(
+    prefix: str, viewset: type[ViewSetMixin], basename: str
+) -> list[URLPattern | URLResolver]:
+    """The service's one resource (``viewset`` at ``/api/<prefix>/``), with the
+    shared routes."""
+    router = DefaultRouter(trailing_slash=True)
+    router.include_root_view = False
+    router.register(prefix, viewset, basename=basename)
     return [
         # /health/live, /health/ready, /health/startup, /.well-known/service-info
         path("", include("django_microkit.urls")),

@@ -7,12 +7,7 @@ from common_urls import (  # noqa: F401 (Django reads the handlers here)
     handler500,
     service_urls,
 )
-from rest_framework.routers import DefaultRouter
 
 from catalog.views import ProductViewSet
 
-router = DefaultRouter(trailing_slash=True)
-router.include_root_view = False
-router.register("products", ProductViewSet, basename="product")
-
-urlpatterns = service_urls(router)
+urlpatterns = service_urls("products", ProductViewSet, "product")
