@@ -419,10 +419,10 @@ def _openapi_parameters(view: Any, method: str) -> list[OpenApiParameter]:
             str,
             OpenApiParameter.HEADER,
             required=view._idempotency_key_required(),
-            description="A unique key (1 to 255 visible ASCII characters, for "
-            "example a UUID) that makes retrying this request safe: a retry with "
-            "the same key and the same request gets the first response again, "
-            f"with `{IDEMPOTENT_REPLAYED_HEADER}: true`. Keys are kept "
+            description=f"A unique key (1 to {_MAX_KEY_LENGTH} visible ASCII "
+            "characters, for example a UUID) that makes retrying this request safe: "
+            "a retry with the same key and the same request gets the first response "
+            f"again, with `{IDEMPOTENT_REPLAYED_HEADER}: true`. Keys are kept "
             f"{microkit_settings.IDEMPOTENCY['TTL']} seconds.",
         )
     ]

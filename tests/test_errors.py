@@ -1012,10 +1012,12 @@ def test_django_error_view_request_too_large(mode: str, settings: Any) -> None:
         response = async_to_sync(AsyncClient().post)(
             "/errors/plain/body/", "x" * 500, content_type="text/plain"
         )
-    assert (
-        response.status_code,
-        body_of(response)["code"],
-    ) == (413, "request_too_large")
+    assert problem(
+        413,
+        "request_too_large",
+        "The request is larger than the server accepts.",
+        "/errors/plain/body/",
+    ) == body_of(response)
 
 
 # -- content negotiation ----------------------------------------------------------
@@ -1095,6 +1097,7 @@ def test_html_fallback_for_browsers(
 def test_html_fallback_is_off_by_default() -> None:
     response = Client().get("/nowhere/", headers=HTML)
     assert response["Content-Type"] == "application/problem+json"
+    assert problem(404, "not_found", "Not found.", "/nowhere/") == body_of(response)
 
 
 # -- members -------------------------------------------------------------------

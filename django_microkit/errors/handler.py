@@ -437,6 +437,11 @@ def get_handler_class() -> type[ExceptionHandler]:
     return _import_handler_class(microkit_settings.ERRORS["HANDLER_CLASS"])
 
 
+def _handler_for(exc: Exception, request: HttpRequest) -> ExceptionHandler:
+    """The configured handler for an exception met outside a DRF view."""
+    return get_handler_class()(exc, {"request": request, "view": None})
+
+
 def exception_handler(exc: Exception, context: Mapping[str, Any]) -> HttpResponse:
     """DRF's ``EXCEPTION_HANDLER``: every exception a view raises becomes a
     problem response (an unexpected one, a generic 500)."""

@@ -15,7 +15,7 @@ from django.utils.cache import patch_vary_headers
 from rest_framework.exceptions import MethodNotAllowed
 
 from django_microkit._middleware import Middleware
-from django_microkit.errors.handler import get_handler_class, prefers_html
+from django_microkit.errors.handler import _handler_for, prefers_html
 
 __all__ = ["ProblemMiddleware"]
 
@@ -44,7 +44,7 @@ class ProblemMiddleware(Middleware[None]):
         Django answer an HTML client with ``HTML_FALLBACK``)."""
         if prefers_html(request):
             return None
-        return get_handler_class()(exception, {"request": request, "view": None}).run()
+        return _handler_for(exception, request).run()
 
     def convert_response(
         self, request: HttpRequest, response: HttpResponseBase
@@ -53,7 +53,7 @@ class ProblemMiddleware(Middleware[None]):
         if not isinstance(response, HttpResponseNotAllowed) or prefers_html(request):
             return response
         exception = MethodNotAllowed(str(request.method))
-        handler = get_handler_class()(exception, {"request": request, "view": None})
+        handler = _handler_for(exception, request)
         problem = handler.get_problem(exception)
         problem.headers["Allow"] = response["Allow"]
         converted = handler.get_response(problem)

@@ -28,11 +28,7 @@ from django.middleware import csrf
 from django.views import defaults
 from django.views.csrf import csrf_failure as django_csrf_failure
 
-from django_microkit.errors.handler import (
-    _CSRF_DETAIL,
-    get_handler_class,
-    prefers_html,
-)
+from django_microkit.errors.handler import _CSRF_DETAIL, _handler_for, prefers_html
 from django_microkit.errors.problem import Problem
 
 __all__ = [
@@ -63,7 +59,7 @@ def _respond(
 ) -> HttpResponse:
     if prefers_html(request):
         return html_view(request, exception)
-    handler = get_handler_class()(exception, {"request": request, "view": None})
+    handler = _handler_for(exception, request)
     return handler.get_response(handler.get_problem(exception))
 
 
@@ -92,7 +88,7 @@ def server_error(request: HttpRequest) -> HttpResponse:
     exception = sys.exc_info()[1]
     if not isinstance(exception, Exception):
         exception = Exception()
-    handler = get_handler_class()(exception, {"request": request, "view": None})
+    handler = _handler_for(exception, request)
     return handler.get_response(handler.from_unhandled_exception(exception))
 
 
@@ -103,5 +99,5 @@ def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
         return django_csrf_failure(request, reason=reason)
     detail = reason if reason in _SAFE_CSRF_REASONS else str(_CSRF_DETAIL)
     problem = Problem(403, "csrf_failed", detail=detail)
-    handler = get_handler_class()(problem, {"request": request, "view": None})
+    handler = _handler_for(problem, request)
     return handler.get_response(problem)
