@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from django.core.checks import run_checks
 from django.test import override_settings
 
@@ -332,6 +333,14 @@ def test_e056_ec_key_on_another_curve() -> None:
     p384 = ec.generate_private_key(ec.SECP384R1())
     messages = found(MICROKIT=with_peer(peer("orders-1", "ES256", pem(p384, False))))
     assert "an EC key on curve secp384r1" in only(messages, "django_microkit.E056")
+
+
+def test_e056_key_of_a_type_no_algorithm_uses() -> None:
+    x25519 = pem(X25519PrivateKey.generate(), False)
+    messages = found(MICROKIT=with_peer(peer("orders-1", "EdDSA", x25519)))
+    assert "is a key of another type, but EdDSA needs an Ed25519 or Ed448 key" in (
+        only(messages, "django_microkit.E056")
+    )
 
 
 def test_e056_public_key_cannot_sign() -> None:

@@ -237,7 +237,6 @@ def _signing_key(
 ) -> Key | None:
     where = f"{_WHERE}['SIGNING_KEYS']"
     keys: dict[str, Key] = {}
-    kids: list[str] = []
     for index, entry in enumerate(section["SIGNING_KEYS"]):
         key = _load_entry(entry, f"{where}[{index}]", service, "sign", allowed, found)
         if key is None:
@@ -246,7 +245,6 @@ def _signing_key(
             _duplicate(key.kid, f"{where}[{index}]", found)
             continue
         keys[key.kid] = key
-        kids.append(key.kid)
     chosen = section["SIGNING_KEY_ID"]
     if chosen:
         if chosen not in keys:
@@ -267,7 +265,7 @@ def _signing_key(
             "Set SIGNING_KEY_ID to the kid of the key to sign with.",
         )
         return None
-    return keys[kids[0]] if kids else None
+    return next(iter(keys.values()), None)
 
 
 def _peer_keys(
@@ -300,8 +298,7 @@ def _peer_keys(
             )
             if key is None:
                 continue
-            owner = keys.get(key.kid)
-            clash = owner is not None or (
+            clash = key.kid in keys or (
                 signing is not None and key.kid == signing.kid and name != service
             )
             if clash:
@@ -516,7 +513,7 @@ def _kind_of(key: Any) -> str:
     for alg, types in _KEY_TYPES.items():
         if isinstance(key, types):
             return _KEY_KIND[alg]
-    return "a key of another type"  # pragma: no cover - DSA, X25519, ...
+    return "a key of another type"
 
 
 def generate_key(alg: str, *, rsa_bits: int = 3072) -> tuple[str, str | None]:
