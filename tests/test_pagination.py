@@ -645,7 +645,12 @@ def test_cursor_follows_the_ordering_filter(client: APIClient) -> None:
         "/paging/cursor/ordering-filter/?ordering=-score&page_size=6"
     ).json()
     other = first["next"].replace("ordering=-score", "ordering=title")
-    assert client.get(other).status_code == 400
+    assert_problem(
+        client.get(other),
+        400,
+        "invalid_pagination",
+        _cursor_error(MISMATCH, "cursor_mismatch"),
+    )
 
 
 def test_cursor_uses_the_paginator_ordering_when_the_queryset_has_none(

@@ -14,7 +14,11 @@ from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.utils.module_loading import import_string
 
-from django_microkit.checks._util import did_you_mean, is_subclass_path
+from django_microkit.checks._util import (
+    did_you_mean,
+    is_subclass_path,
+    rest_framework_value,
+)
 from django_microkit.conf import _REST_FRAMEWORK_WIRING, DEFAULTS, Option
 
 __all__: list[str] = []
@@ -103,10 +107,9 @@ def check_rest_framework(
                 id="django_microkit.E004",
             )
         ]
-    configured = getattr(settings, "REST_FRAMEWORK", {})
     messages: list[CheckMessage] = []
     for key, expected_path in _REST_FRAMEWORK_WIRING.items():
-        actual = configured.get(key) if isinstance(configured, Mapping) else None
+        actual = rest_framework_value(key)
         if not is_subclass_path(actual, expected_path):
             messages.append(
                 Error(

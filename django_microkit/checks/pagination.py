@@ -10,13 +10,12 @@ from django_microkit.checks._util import (
     is_subclass_of,
     rest_framework_value,
 )
+from django_microkit.conf import microkit_settings
+from django_microkit.pagination.offset import _COUNT_MODES
 
 
 def messages() -> list[CheckMessage]:
     """``MICROKIT["PAGINATION"]`` is coherent and DRF pages with it."""
-    from django_microkit.conf import microkit_settings
-    from django_microkit.pagination.offset import _COUNT_MODES
-
     config = microkit_settings.PAGINATION
     where = "MICROKIT['PAGINATION']"
     messages: list[CheckMessage] = []

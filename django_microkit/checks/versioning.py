@@ -13,15 +13,19 @@ from django_microkit.checks._util import (
     is_subclass_of,
     rest_framework_value,
 )
+from django_microkit.conf import microkit_settings
+from django_microkit.versioning.config import (
+    _VERSION_PATTERN,
+    _parse_instant,
+    _table,
+    _valid_link,
+)
 
 _DEPRECATION_KEYS = ("deprecated_since", "sunset", "link")
 
 
 def messages() -> list[CheckMessage]:
     """``MICROKIT["VERSIONING"]`` is coherent and DRF negotiates with it."""
-    from django_microkit.conf import microkit_settings
-    from django_microkit.versioning.config import _VERSION_PATTERN
-
     config = microkit_settings.VERSIONING
     where = "MICROKIT['VERSIONING']"
     messages: list[CheckMessage] = []
@@ -74,9 +78,6 @@ def messages() -> list[CheckMessage]:
 def _check_deprecation(
     where: str, version: Any, entry: Any, known: list[str]
 ) -> list[CheckMessage]:
-    from django_microkit.conf import microkit_settings
-    from django_microkit.versioning.config import _parse_instant, _table, _valid_link
-
     path = f"{where}['DEPRECATED'][{version!r}]"
     messages: list[CheckMessage] = []
     if version not in known:

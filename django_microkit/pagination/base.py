@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.utils.encoding import escape_uri_path
 from django.utils.http import urlencode
@@ -19,9 +19,6 @@ from rest_framework.response import Response
 
 from django_microkit.conf import microkit_settings
 from django_microkit.errors.problem import ErrorItem, Problem
-
-if TYPE_CHECKING:
-    pass
 
 __all__ = ["format_link_header"]
 
@@ -81,6 +78,17 @@ def _page_not_found() -> Problem:
     )
 
 
+def _single_param(request: Request, name: str) -> str | None:
+    """The value of query parameter ``name``, ``None`` when absent; given twice
+    it is a problem."""
+    values = request.query_params.getlist(name)
+    if not values:
+        return None
+    if len(values) > 1:
+        raise _invalid(name, f"Give '{name}' at most once.", "duplicate")
+    return values[0]
+
+
 def _int_param(
     request: Request,
     name: str,
@@ -90,14 +98,12 @@ def _int_param(
     maximum_reason: str = "",
 ) -> int | None:
     """The integer value of query parameter ``name``, ``None`` when absent."""
-    values = request.query_params.getlist(name)
-    if not values:
+    raw = _single_param(request, name)
+    if raw is None:
         return None
-    if len(values) > 1:
-        raise _invalid(name, f"Give '{name}' at most once.", "duplicate")
-    if not _DIGITS.fullmatch(values[0]):
+    if not _DIGITS.fullmatch(raw):
         raise _invalid(name, f"'{name}' must be a whole number.", "not_an_integer")
-    value = int(values[0])
+    value = int(raw)
     if value < minimum:
         raise _invalid(name, f"'{name}' must be at least {minimum}.", "min_value")
     if maximum is not None and value > maximum:

@@ -24,7 +24,12 @@ from django.db.models import F, Model, Q, QuerySet
 from django.db.models.expressions import OrderBy
 from rest_framework.request import Request
 
-from django_microkit.pagination.base import _invalid, _page_url, _Pagination
+from django_microkit.pagination.base import (
+    _invalid,
+    _page_url,
+    _Pagination,
+    _single_param,
+)
 
 if TYPE_CHECKING:
     from rest_framework.views import APIView
@@ -279,13 +284,11 @@ class CursorPagination(_Pagination):
         self, request: Request, digest: str, length: int
     ) -> _Cursor | None:
         name = self.cursor_query_param
-        values = request.query_params.getlist(name)
-        if not values:
+        token = _single_param(request, name)
+        if token is None:
             return None
-        if len(values) > 1:
-            raise _invalid(name, f"Give '{name}' at most once.", "duplicate")
         try:
-            payload = signing.loads(values[0], salt=_CURSOR_SALT)
+            payload = signing.loads(token, salt=_CURSOR_SALT)
             if payload["v"] != _CURSOR_FORMAT:
                 raise ValueError("unknown cursor format")
             matches = payload["h"] == digest

@@ -86,7 +86,6 @@ class _Negotiation(drf_versioning.BaseVersioning):
         # documents into the negotiated media type, whatever the scheme.
         documenting = bool(getattr(view, "swagger_fake_view", False))
         requested = self._requested(request, kwargs, documenting)
-        table = _table()
         allowed: Sequence[str] = self.allowed_versions or ()
         if not requested:
             version = str(self.default_version)
@@ -102,7 +101,7 @@ class _Negotiation(drf_versioning.BaseVersioning):
         if documenting:
             return version
         _remember(request, version, self.vary)
-        if version in table.deprecated and table.sunset_passed(version):
+        if _table().sunset_passed(version):
             raise _sunset(version, allowed)
         return version
 
