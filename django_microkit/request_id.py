@@ -374,14 +374,9 @@ class RequestIDMiddleware(Middleware[_RequestState]):
             trace = _agree_with_sentry(trace, continued=True)
 
         request.__dict__.update(request_id=request_id, trace_context=trace)
-        if upstream is None:
-            bind_contextvars(request_id=request_id, trace_id=trace.trace_id)
-        else:
-            bind_contextvars(
-                request_id=request_id,
-                trace_id=trace.trace_id,
-                upstream_request_id=upstream,
-            )
+        bind_contextvars(request_id=request_id, trace_id=trace.trace_id)
+        if upstream is not None:
+            bind_contextvars(upstream_request_id=upstream)
         return _RequestState(
             config.header,
             request_id,

@@ -671,6 +671,13 @@ def test_command_fails_with_exit_code_1() -> None:
         out, code = command("--details")
         assert "connection to secret-host.internal:5432 refused" in out
         assert code == 1
+    # Without --details the command follows SHOW_DETAILS, then DEBUG, as probes do.
+    with override_settings(
+        DEBUG=True, MICROKIT=microkit(READINESS_CHECKS=[f"{P}.unavailable"])
+    ):
+        out, code = command()
+    assert "connection to secret-host.internal:5432 refused" in out
+    assert code == 1
 
 
 def test_command_other_probes_and_json() -> None:

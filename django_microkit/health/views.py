@@ -65,12 +65,15 @@ def _on_event_loop() -> bool:
     return True
 
 
-def _health_response(request: HttpRequest, report: HealthReport) -> HttpResponse:
+def _show_details() -> bool:
+    """Whether probe answers carry error texts: ``SHOW_DETAILS``, else ``DEBUG``."""
     details = microkit_settings.HEALTH["SHOW_DETAILS"]
-    if details is None:
-        details = settings.DEBUG
+    return bool(settings.DEBUG if details is None else details)
+
+
+def _health_response(request: HttpRequest, report: HealthReport) -> HttpResponse:
     response = HttpResponse(
-        report.render(details=details),
+        report.render(details=_show_details()),
         content_type=HEALTH_JSON,
         status=report.http_status,
     )

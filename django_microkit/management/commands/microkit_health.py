@@ -10,11 +10,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from django_microkit.conf import microkit_settings
 from django_microkit.health import PROBES, HealthReport, run_probe
+from django_microkit.health.views import _show_details
 
 __all__ = ["Command"]
 
@@ -45,7 +44,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         probe: str = options["probe"]
-        details = options["details"] or _details_by_default()
+        details = options["details"] or _show_details()
         report = run_probe(probe, fresh=True)
         if options["json"]:
             self.stdout.write(json.dumps(report.as_document(details=details), indent=2))
@@ -83,8 +82,3 @@ class Command(BaseCommand):
             f"{report.probe}: {styles[report.status](report.status)} "
             f"(HTTP {report.http_status})"
         )
-
-
-def _details_by_default() -> bool:
-    details = microkit_settings.HEALTH["SHOW_DETAILS"]
-    return settings.DEBUG if details is None else bool(details)
