@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ast
 import re
 from pathlib import Path
+from typing import Any
 
 from django.core.checks import registry
 
@@ -13,13 +15,51 @@ DOCS = Path(__file__).resolve().parent.parent / "docs"
 CHECKS_SOURCE = Path(__file__).resolve().parent.parent / "django_microkit"
 
 
+def _literal(cell: str) -> Any:
+    """The first `code` literal of a table cell, as a Python value."""
+    match = re.search(r"`([^`]*)`", cell)
+    assert match, cell
+    return ast.literal_eval(match.group(1))
+
+
+def _same(documented: Any, default: Any) -> bool:
+    """Equal, reading a documented list as the tuple a default may be."""
+    if isinstance(default, tuple) and isinstance(documented, list):
+        documented = tuple(documented)
+    return bool(documented == default) and type(documented) is type(default)
+
+
+def _documented_defaults(chunk: str) -> dict[str, list[str]]:
+    """Each setting named in a table row of ``chunk``, with its default cells."""
+    rows: dict[str, list[str]] = {}
+    for line in chunk.splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        key = re.fullmatch(r"`([A-Z_]+)`", cells[0])
+        if key and len(cells) >= 3:
+            rows.setdefault(key.group(1), []).append(cells[2])
+    return rows
+
+
 def test_every_setting_is_documented_with_its_default() -> None:
     text = (DOCS / "settings.md").read_text()
+    chunks = text.split("\n## ")
     for name, value in DEFAULTS.items():
-        assert f"`{name}`" in text, name
-        if isinstance(value, dict):
-            for key in value:
-                assert f"`{key}`" in text, f"{name}.{key}"
+        if isinstance(value, Option):
+            where = [c for c in chunks if f"`{name}`" in c]
+            rows = {k: v for c in where for k, v in _documented_defaults(c).items()}
+            cells = rows.get(name) or re.findall(
+                rf"`{name}`[^\n]*?default (`[^`]*`)", text
+            )
+            assert any(_same(_literal(c), value.default) for c in cells), name
+            continue
+        (chunk,) = [
+            c for c in chunks if f"`{name}`" in c.splitlines()[0] or f'["{name}"]' in c
+        ][:1]
+        rows = _documented_defaults(chunk)
+        for key, option in value.items():
+            assert any(
+                _same(_literal(cell), option.default) for cell in rows.get(key, [])
+            ), f"{name}.{key}: {rows.get(key)} != {option.default!r}"
 
 
 def test_every_check_id_is_documented() -> None:
