@@ -44,7 +44,7 @@ class Middleware(Generic[_State]):
             return self.__acall__(request)
         state = self.before(request)
         try:
-            response = cast(HttpResponseBase, self.get_response(request))
+            response: HttpResponseBase = self.get_response(request)  # type: ignore[assignment]
             return self.after(request, response, state)
         finally:
             self.end(state)
@@ -62,7 +62,7 @@ class Middleware(Generic[_State]):
 
     def before(self, request: HttpRequest) -> _State:
         """Work before the view; the value returned is handed to the other hooks."""
-        return cast(_State, None)
+        return None  # type: ignore[return-value]
 
     def after(
         self, request: HttpRequest, response: HttpResponseBase, state: _State

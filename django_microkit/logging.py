@@ -12,15 +12,19 @@ Logging is where request time goes, so the path is kept short: events below the
 configured level are dropped before any processor runs, bound loggers are
 cached, JSON is rendered by orjson when it is installed, and
 :class:`~django_microkit.request_id.RequestIDMiddleware` writes a single access
-line per request (logger ``django_microkit.access``).
+line per request (logger ``django_microkit.access``). That line and the client's
+``service_call`` line, written on every request or call, skip structlog's
+round trip into ``logging`` (see :func:`_emit`).
 """
 
 from __future__ import annotations
 
+import contextvars
 import json
 import logging
 import logging.config
 import re
+import sys
 import time
 from collections.abc import Callable
 from datetime import date, datetime
@@ -39,7 +43,7 @@ from django.dispatch import receiver
 from django.http import HttpRequest
 from django.http.response import HttpResponseBase
 from django.utils.functional import LazyObject, empty
-from structlog.contextvars import merge_contextvars
+from structlog.contextvars import STRUCTLOG_KEY_PREFIX, merge_contextvars
 from structlog.stdlib import ProcessorFormatter
 from structlog.typing import EventDict, Processor, WrappedLogger
 
@@ -65,11 +69,18 @@ _RENDERERS = ("json", "console")
 # --------------------------------------------------------------------------
 
 
+_service: list[str] = []  # the name, once settings could be read
+
+
 def _service_name() -> str:
+    if _service:
+        return _service[0]
     try:
-        return str(microkit_settings.SERVICE_NAME)
+        name = str(microkit_settings.SERVICE_NAME)
     except ImproperlyConfigured:  # logging before Django is configured
         return ""
+    _service.append(name)
+    return name
 
 
 _second_text: tuple[int, str] = (0, "")
@@ -91,14 +102,17 @@ def _add_record_fields(
 ) -> EventDict:
     """Adds ``timestamp`` (when the event was logged), ``level``, ``logger`` and
     ``service`` from the log record the event travels in."""
-    record: logging.LogRecord = event_dict["_record"]
+    _record_fields(event_dict, event_dict["_record"])
+    return event_dict
+
+
+def _record_fields(event_dict: EventDict, record: logging.LogRecord) -> None:
     event_dict["timestamp"] = _iso_timestamp(record.created)
     event_dict["level"] = record.levelname.lower()
     event_dict["logger"] = record.name
     service = _service_name()
     if service:
         event_dict["service"] = service
-    return event_dict
 
 
 def _json_default(value: Any) -> Any:
@@ -126,7 +140,9 @@ def _json_serializer() -> Callable[..., str]:
     return orjson_dumps
 
 
-def _processors(renderer: Renderer) -> list[Processor]:
+def _processors(
+    renderer: Renderer, serializer: Callable[..., str] | None = None
+) -> list[Processor]:
     """What the formatter runs on every event, structlog's and stdlib's alike."""
     processors: list[Processor] = [
         _add_record_fields,
@@ -135,7 +151,9 @@ def _processors(renderer: Renderer) -> list[Processor]:
     if renderer == "json":
         # A plain traceback: never local variables, which may hold secrets.
         processors.append(structlog.processors.format_exc_info)
-        processors.append(structlog.processors.JSONRenderer(_json_serializer()))
+        processors.append(
+            structlog.processors.JSONRenderer(serializer or _json_serializer())
+        )
     else:
         processors.append(
             structlog.dev.ConsoleRenderer(
@@ -163,10 +181,17 @@ class MicrokitFormatter(ProcessorFormatter):
         **kwargs: Any,
     ) -> None:
         _check_renderer(renderer)
+        serializer = _json_serializer() if renderer == "json" else None
+        processors = _processors(renderer, serializer)
         super().__init__(
-            processors=_processors(renderer),
+            processors=processors,
             foreign_pre_chain=[merge_contextvars],
             **kwargs,
+        )
+        # With its own JSON processors, the formatter renders a structlog
+        # event in one step (see format()).
+        self._json: tuple[list[Processor], Callable[..., str]] | None = (
+            (processors, serializer) if serializer is not None else None
         )
         if configure_structlog:
             _configure_structlog(level)
@@ -179,6 +204,15 @@ class MicrokitFormatter(ProcessorFormatter):
         # copies the record to leave it intact for other handlers; rendering
         # from a copy of the event dict leaves it intact as well, for less.
         event: Any = event_dict.copy()
+        json_path = self._json
+        if (
+            json_path is not None
+            and self.processors is json_path[0]
+            and "exc_info" not in event
+        ):
+            # What the JSON processors do to an event without an exception.
+            _record_fields(event, record)
+            return json_path[1](event)
         event["_record"] = record
         event["_from_structlog"] = True
         logger = self.logger if self.logger is not None else record.__dict__["_logger"]
@@ -202,17 +236,36 @@ def configure_structlog(level: int | str = logging.INFO) -> None:
     _configure_structlog(level)
 
 
+_CHAIN: list[Processor] = [merge_contextvars, ProcessorFormatter.wrap_for_formatter]
+
+
+class _Installed(NamedTuple):
+    """The structlog configuration :func:`configure_structlog` installed."""
+
+    processors: list[Processor]
+    level: int
+
+    def in_force(self) -> bool:
+        # structlog's capture_logs() changes the configured list in place.
+        processors = structlog.get_config()["processors"]
+        return processors is self.processors and processors == _CHAIN
+
+
+_installed: _Installed | None = None
+
+
 def _configure_structlog(level: int | str) -> None:
-    global _access_log
+    global _installed
+    number = _level_number(level)
+    processors = _CHAIN.copy()
     structlog.configure(
-        processors=[merge_contextvars, ProcessorFormatter.wrap_for_formatter],
-        wrapper_class=structlog.make_filtering_bound_logger(_level_number(level)),
+        processors=processors,
+        wrapper_class=structlog.make_filtering_bound_logger(number),
         logger_factory=structlog.stdlib.LoggerFactory(),
         context_class=dict,
         cache_logger_on_first_use=True,
     )
-    # A logger cached under an earlier configuration would ignore this one.
-    _access_log = structlog.get_logger(ACCESS_LOGGER)
+    _installed = _Installed(processors, number)
 
 
 def _level_number(level: int | str) -> int:
@@ -285,11 +338,69 @@ def configure_logging(
 
 
 # --------------------------------------------------------------------------
+# Lines written on every request or call
+# --------------------------------------------------------------------------
+
+_PREFIX_LENGTH = len(STRUCTLOG_KEY_PREFIX)
+_METHOD_NAMES = {
+    logging.DEBUG: "debug",
+    logging.INFO: "info",
+    logging.WARNING: "warning",
+    logging.ERROR: "error",
+    logging.CRITICAL: "critical",
+}
+
+
+def _emit(
+    logger: logging.Logger, level: int, event: str, fields: dict[str, Any]
+) -> None:
+    """Writes ``event`` with ``fields`` to ``logger`` as structlog would, for
+    about half the work.
+
+    Under the configuration :func:`configure_structlog` installed, structlog
+    would merge the context variables, wrap the event for
+    :class:`~structlog.stdlib.ProcessorFormatter` and hand it to ``logging``,
+    which would then walk the stack to find the caller. This does the same
+    directly: the same record reaches the same filters, handlers and
+    formatters, and the caller is the function that called this one. Under any
+    other structlog configuration (one of the application's, or a test's
+    ``capture_logs``), the event goes through structlog as usual. The caller
+    has checked ``logger.isEnabledFor(level)``; ``fields`` is consumed.
+    """
+    installed = _installed
+    if installed is None or not installed.in_force():
+        structlog.get_logger(logger.name).log(level, event, **fields)
+        return
+    if level < installed.level:
+        return
+    fields["event"] = event
+    # merge_contextvars, reading each context variable once.
+    for var, value in contextvars.copy_context().items():
+        name = var.name
+        if name.startswith(STRUCTLOG_KEY_PREFIX) and value is not Ellipsis:
+            fields.setdefault(name[_PREFIX_LENGTH:], value)
+    caller = sys._getframe(1)
+    code = caller.f_code
+    record = logger.makeRecord(
+        logger.name,
+        level,
+        code.co_filename,
+        caller.f_lineno,
+        fields,
+        (),
+        None,
+        code.co_name,
+    )
+    record._logger = logger
+    record._name = _METHOD_NAMES.get(level) or logging.getLevelName(level).lower()
+    logger.handle(record)
+
+
+# --------------------------------------------------------------------------
 # Access line
 # --------------------------------------------------------------------------
 
 _access_logger = logging.getLogger(ACCESS_LOGGER)
-_access_log = structlog.get_logger(ACCESS_LOGGER)
 
 _METHODS = frozenset(
     ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT")
@@ -331,6 +442,7 @@ def _access_settings() -> _AccessSettings:
 def _forget_settings(*, setting: str, **kwargs: Any) -> None:
     if setting == "MICROKIT":
         _access_settings.cache_clear()
+        _service.clear()
 
 
 def _peer_service(request: HttpRequest) -> str | None:
@@ -382,7 +494,7 @@ def _log_access(
         fields["peer_service"] = peer_service
     if rejected_request_id is not None:
         fields["rejected_request_id"] = rejected_request_id
-    _access_log.log(level, "request", **fields)
+    _emit(_access_logger, level, "request", fields)
 
 
 def _checks() -> list[CheckMessage]:

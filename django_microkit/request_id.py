@@ -16,7 +16,6 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
-import uuid
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar, Token
 from functools import cache, lru_cache
@@ -92,6 +91,12 @@ def outgoing_headers() -> dict[str, str]:
 
 _ZERO_TRACE_ID = "0" * 32
 _ZERO_PARENT_ID = "0" * 16
+
+
+def _new_request_id() -> str:
+    """32 lowercase hex characters, 128 random bits (as unique as a UUID4,
+    for a fifth of the work)."""
+    return os.urandom(16).hex()
 
 
 def _new_trace_id() -> str:
@@ -344,7 +349,7 @@ class RequestIDMiddleware(Middleware[_RequestState]):
         upstream = rejected = None
 
         if received is None:
-            request_id = uuid.uuid4().hex
+            request_id = _new_request_id()
         elif not (
             len(received) <= _MAX_REQUEST_ID_LENGTH
             and received.isascii()
@@ -353,12 +358,12 @@ class RequestIDMiddleware(Middleware[_RequestState]):
         ):
             # Never echoed nor logged as is, whatever PATTERN allows: it may
             # hold newlines, terminal escapes or kilobytes of anything.
-            request_id = uuid.uuid4().hex
+            request_id = _new_request_id()
             rejected = _printable(received)
         elif trusted:
             request_id = received
         else:
-            request_id = uuid.uuid4().hex
+            request_id = _new_request_id()
             upstream = received
 
         # An untrusted caller cannot join our traces: the trace restarts.

@@ -14,6 +14,7 @@ import requests
 import structlog
 from django.core.exceptions import ImproperlyConfigured
 from django.test import override_settings
+from structlog.contextvars import bind_contextvars, clear_contextvars
 
 import django_microkit
 from django_microkit.client import (
@@ -29,6 +30,7 @@ from django_microkit.client import (
     ServiceUnavailableError,
 )
 from django_microkit.client.errors import TEXT_LIMIT, parse_retry_after
+from tests.conftest import LogLines
 from tests.scripted_server import Reply, ScriptedServer, server_fixture  # noqa: F401
 
 BASE_ENTRY: dict[str, Any] = {
@@ -831,13 +833,33 @@ def test_one_log_line_per_call(
     assert line == {
         "event": "service_call",
         "log_level": "info",
-        "service": "catalog",
+        "peer_service": "catalog",
         "method": "GET",
         "path": "/api/p/",
         "status": 200,
         "attempts": 2,
     }
     assert duration > 0
+
+
+def test_log_line_names_both_services(
+    catalog: ServiceClient, server: ScriptedServer, log_lines: LogLines
+) -> None:
+    server.script("/api/p/", Reply(json={}))
+    bind_contextvars(request_id="rid-call")
+    try:
+        catalog.get("/api/p/")
+    finally:
+        clear_contextvars()
+    (line,) = log_lines.of("django_microkit.client")
+    # "service" is the one writing the line, "peer_service" the one called.
+    assert (line["service"], line["peer_service"]) == ("orders", "catalog")
+    assert (line["event"], line["level"], line["status"]) == (
+        "service_call",
+        "info",
+        200,
+    )
+    assert line["request_id"] == "rid-call"
 
 
 @pytest.mark.parametrize(

@@ -15,6 +15,7 @@ import pytest
 import structlog
 from django.core.exceptions import ImproperlyConfigured
 from django.test import Client, override_settings
+from structlog.contextvars import bind_contextvars, clear_contextvars
 
 from django_microkit import logging as microkit_logging
 from django_microkit.conf import MicrokitSettings, microkit_settings
@@ -267,6 +268,131 @@ def test_lazy_user_is_never_evaluated_for_the_log(log_lines: LogLines) -> None:
     first, second = log_lines.of("django_microkit.access")
     assert "peer_service" not in first
     assert second["peer_service"] == "should-not-appear"
+
+
+# --- lines written on every request: the short path -------------------------
+
+
+def _without_time(line: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in line.items() if key != "timestamp"}
+
+
+def test_short_path_writes_what_structlog_writes(log_lines: LogLines) -> None:
+    logger = logging.getLogger("tests.app")
+    bind_contextvars(request_id="rid-s", trace_id="t" * 32, n=0)
+    try:
+        structlog.get_logger("tests.app").info("same", n=1, path="/x")
+        microkit_logging._emit(logger, logging.INFO, "same", {"n": 1, "path": "/x"})
+    finally:
+        clear_contextvars()
+    via_structlog, direct = log_lines.all()
+    # The event's own fields win over the bound context, as with structlog.
+    assert direct["n"] == 1
+    assert _without_time(direct) == _without_time(via_structlog)
+    assert list(direct) == list(via_structlog)
+
+
+def test_short_path_keeps_the_logging_machinery(log_lines: LogLines) -> None:
+    seen: list[logging.LogRecord] = []
+
+    def remember(record: logging.LogRecord) -> bool:
+        seen.append(record)
+        return record.msg["n"] != 2  # type: ignore[index]
+
+    logger = logging.getLogger("tests.short")
+    logger.addFilter(remember)
+    try:
+        for n in (1, 2):
+            microkit_logging._emit(logger, logging.WARNING, "filtered", {"n": n})
+        logger.disabled = True
+        microkit_logging._emit(logger, logging.WARNING, "disabled", {"n": 3})
+    finally:
+        logger.removeFilter(remember)
+        logger.disabled = False
+    assert [line["n"] for line in log_lines.all()] == [1]
+    record = seen[0]
+    # The caller is the function that asked for the line; no stack walk.
+    assert record.funcName == "test_short_path_keeps_the_logging_machinery"
+    assert record.pathname == __file__
+    assert (record.levelname, record.name) == ("WARNING", "tests.short")
+
+
+def test_short_path_uses_the_record_factory(log_lines: LogLines) -> None:
+    default = logging.getLogRecordFactory()
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = default(*args, **kwargs)
+        record.msg["from_factory"] = True
+        return record
+
+    logging.setLogRecordFactory(factory)
+    try:
+        microkit_logging._emit(logging.getLogger("tests.app"), logging.INFO, "f", {})
+    finally:
+        logging.setLogRecordFactory(default)
+    (line,) = log_lines.all()
+    assert line["from_factory"] is True
+
+
+def test_short_path_honours_the_structlog_level(log_lines: LogLines) -> None:
+    configure_structlog("WARNING")
+    logger = logging.getLogger("tests.app")
+    microkit_logging._emit(logger, logging.INFO, "dropped", {})
+    microkit_logging._emit(logger, logging.ERROR, "kept", {})
+    assert [line["event"] for line in log_lines.all()] == ["kept"]
+
+
+def test_short_path_yields_to_another_structlog_configuration(
+    log_lines: LogLines,
+) -> None:
+    logger = logging.getLogger("tests.app")
+    with structlog.testing.capture_logs() as captured:
+        microkit_logging._emit(logger, logging.INFO, "captured", {"n": 1})
+    assert captured == [{"event": "captured", "n": 1, "log_level": "info"}]
+    assert log_lines.all() == []
+
+
+def test_formatter_short_cut_renders_as_its_processors() -> None:
+    class EveryProcessor(MicrokitFormatter):
+        """The same processors, run one by one (a list of its own)."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.processors = list(self.processors)
+
+    bind_contextvars(request_id="rid-f")
+    try:
+        record = logging.getLogger("tests.app").makeRecord(
+            "tests.app", logging.INFO, __file__, 1, {"event": "e", "n": 1}, (), None
+        )
+    finally:
+        clear_contextvars()
+    record._logger = logging.getLogger("tests.app")
+    record._name = "info"
+    short, full = MicrokitFormatter().format(record), EveryProcessor().format(record)
+    assert short == full
+    assert json.loads(short)["event"] == "e"
+    # An event with an exception takes the processors' way (traceback).
+    try:
+        raise RuntimeError("boom")
+    except RuntimeError:
+        record.msg = {"event": "e", "exc_info": True}
+        rendered = json.loads(MicrokitFormatter().format(record))
+    assert "RuntimeError: boom" in rendered["exception"]
+    assert record.msg == {"event": "e", "exc_info": True}
+
+
+def test_service_name_follows_the_settings(log_lines: LogLines) -> None:
+    logger = logging.getLogger("tests.app")
+    microkit_logging._emit(logger, logging.INFO, "before", {})
+    with override_settings(MICROKIT={"SERVICE_NAME": "renamed"}):
+        microkit_logging._emit(logger, logging.INFO, "during", {})
+    microkit_logging._emit(logger, logging.INFO, "after", {})
+    assert [line["service"] for line in log_lines.all()] == [
+        "tests",
+        "renamed",
+        "tests",
+    ]
 
 
 # --- configuration -----------------------------------------------------------

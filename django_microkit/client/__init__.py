@@ -37,7 +37,6 @@ from typing import Any, Literal, overload
 from urllib.parse import urljoin, urlsplit
 
 import requests
-import structlog
 from requests.adapters import BaseAdapter, HTTPAdapter
 from requests.structures import CaseInsensitiveDict
 
@@ -61,6 +60,7 @@ from django_microkit.client.errors import (
     parse_retry_after,
 )
 from django_microkit.client.headers import HeaderProvider, OutgoingCall, user_agent
+from django_microkit.logging import _emit
 
 __all__ = [
     "CircuitOpenError",
@@ -89,7 +89,6 @@ _RETRY_STATUSES = frozenset({429, 502, 503, 504})
 #: The logger of the one line written per call.
 LOGGER = "django_microkit.client"
 _logger = logging.getLogger(LOGGER)
-_log = structlog.get_logger(LOGGER)
 
 _UNSET: Any = object()
 # The least time worth starting an attempt with.
@@ -526,7 +525,8 @@ class _Call:
         if not _logger.isEnabledFor(level):
             return
         fields: dict[str, Any] = {
-            "service": self.service,
+            # "service" names the service writing the line (see logging).
+            "peer_service": self.service,
             "method": self.method,
             "path": self.path,
             "status": self.status,
@@ -535,4 +535,4 @@ class _Call:
         }
         if self.error is not None:
             fields["error"] = self.error
-        _log.log(level, "service_call", **fields)
+        _emit(_logger, level, "service_call", fields)

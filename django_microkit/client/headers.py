@@ -9,14 +9,13 @@ the caller passes explicitly win over theirs.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cache
 
 from django_microkit.client.config import on_settings_change
 from django_microkit.conf import microkit_settings
-from django_microkit.request_id import outgoing_headers
+from django_microkit.request_id import _new_request_id, outgoing_headers
 from django_microkit.service_auth import mint_service_token
 
 __all__ = [
@@ -58,7 +57,7 @@ def trace_headers(call: OutgoingCall) -> dict[str, str]:
     headers = outgoing_headers()
     header = microkit_settings.REQUEST_ID["HEADER"]
     if header not in headers:
-        headers[header] = uuid.uuid4().hex
+        headers[header] = _new_request_id()
     return headers
 
 
