@@ -36,12 +36,17 @@ class Middleware(Generic[_State]):
         self.async_mode = iscoroutinefunction(get_response)
         if self.async_mode:
             markcoroutinefunction(self)
+        # A middleware with only an after hook skips the two empty ones.
+        cls = type(self)
+        self._after_only = cls.before is Middleware.before and cls.end is Middleware.end
 
     def __call__(
         self, request: HttpRequest
     ) -> HttpResponseBase | Awaitable[HttpResponseBase]:
         if self.async_mode:
             return self.__acall__(request)
+        if self._after_only:
+            return self.after(request, self.get_response(request), None)  # type: ignore[arg-type]
         state = self.before(request)
         try:
             response: HttpResponseBase = self.get_response(request)  # type: ignore[assignment]

@@ -235,9 +235,17 @@ def test_user_agent_without_version_or_name(
 
 def test_caller_headers_win(catalog: ServiceClient, server: ScriptedServer) -> None:
     server.script("/", Reply(json={}))
-    catalog.get("/", headers={"accept": "application/problem+json", "X-Extra": "1"})
+    catalog.get(
+        "/",
+        headers={
+            "accept": "application/problem+json",  # a default's
+            "x-request-id": "chosen",  # a header provider's
+            "X-Extra": "1",
+        },
+    )
     received = server.hits()[0]
     assert received.all("Accept") == ["application/problem+json"]
+    assert received.all("X-Request-ID") == ["chosen"]
     assert received.header("X-Extra") == "1"
 
 

@@ -173,6 +173,12 @@ def test_responses_vary_on_the_negotiating_headers(
     assert vary(client.get(url, **headers)) == vary_on
 
 
+def test_vary_is_set_where_drf_set_none(client: APIClient) -> None:
+    # One renderer: DRF adds no Vary of its own.
+    response = client.get("/versioning/json-only/echo/")
+    assert response["Vary"] == "Accept, X-API-Version"
+
+
 @pytest.mark.parametrize(
     ("url", "headers", "status", "error"),
     [

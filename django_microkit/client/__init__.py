@@ -31,14 +31,13 @@ import random
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from http.cookiejar import DefaultCookiePolicy
 from typing import Any, Literal, overload
 from urllib.parse import urljoin, urlsplit
 
 import requests
 from requests.adapters import BaseAdapter, HTTPAdapter
-from requests.structures import CaseInsensitiveDict
 
 from django_microkit.client.breaker import CircuitBreaker
 from django_microkit.client.config import (
@@ -80,6 +79,7 @@ __all__ = [
 ]
 
 IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
+_IDEMPOTENCY_KEY = IDEMPOTENCY_KEY_HEADER.lower()
 #: RFC 9110 §9.2.2: repeating these has the effect of sending them once.
 _IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
 #: Answers meaning "not now, try again": rate limited, or a gateway/the service
@@ -292,7 +292,7 @@ class ServiceClient:
             raise ValueError(f"deadline must be > 0 seconds, not {budget!r}")
         if retries is not None and retries < 0:
             raise ValueError(f"retries must be >= 0, not {retries!r}")
-        call_headers: CaseInsensitiveDict[str] = CaseInsensitiveDict(headers or {})
+        call_headers = _by_name(headers.items()) if headers else {}
         attempts_allowed = 1
         if _may_retry(method, call_headers, idempotent):
             attempts_allowed += config.retries if retries is None else retries
@@ -370,16 +370,22 @@ def _timeout(value: Timeout) -> tuple[float, float]:
     return float(connect), float(read)
 
 
-def _may_retry(
-    method: str, headers: CaseInsensitiveDict[str], idempotent: bool | None
-) -> bool:
+_Headers = dict[str, tuple[str, str]]
+"""Header fields by lowercase name: (name as given, value)."""
+
+
+def _by_name(fields: Iterable[tuple[str, str]]) -> _Headers:
+    return {name.lower(): (name, value) for name, value in fields}
+
+
+def _may_retry(method: str, headers: _Headers, idempotent: bool | None) -> bool:
     """Whether attempts after the first are allowed; adds the key they need."""
     if idempotent is False:
         return False
-    if method in _IDEMPOTENT_METHODS or IDEMPOTENCY_KEY_HEADER in headers:
+    if method in _IDEMPOTENT_METHODS or _IDEMPOTENCY_KEY in headers:
         return True
     if idempotent:
-        headers[IDEMPOTENCY_KEY_HEADER] = str(uuid.uuid4())
+        headers[_IDEMPOTENCY_KEY] = (IDEMPOTENCY_KEY_HEADER, str(uuid.uuid4()))
         return True
     return False
 
@@ -417,7 +423,7 @@ class _Call:
         config: ServiceConfig,
         url: str,
         send: dict[str, Any],
-        call_headers: CaseInsensitiveDict[str],
+        call_headers: _Headers,
         *,
         timeout: tuple[float, float],
         deadline_at: float,
@@ -425,7 +431,9 @@ class _Call:
     ) -> requests.Response:
         session = _session(config)
         breaker = _breaker(config)
-        base_headers = {"User-Agent": user_agent(), "Accept": "application/json"}
+        base_headers = _by_name(
+            (("User-Agent", user_agent()), ("Accept", "application/json"))
+        )
         while True:
             try:
                 permit = breaker.before_attempt()
@@ -480,10 +488,13 @@ class _Call:
         self,
         config: ServiceConfig,
         url: str,
-        base_headers: dict[str, str],
-        call_headers: CaseInsensitiveDict[str],
+        base_headers: _Headers,
+        call_headers: _Headers,
     ) -> dict[str, str]:
-        headers: CaseInsensitiveDict[str] = CaseInsensitiveDict(base_headers)
+        """Every header of the attempt; a name given again, in any case,
+        replaces the earlier field: the providers' over the defaults, the
+        call's own over all."""
+        headers = base_headers.copy()
         outgoing = OutgoingCall(
             self.service,
             config.audience,
@@ -493,9 +504,9 @@ class _Call:
             self.attempts,
         )
         for provider in config.header_providers:
-            headers.update(provider(outgoing))
+            headers.update(_by_name(provider(outgoing).items()))
         headers.update(call_headers)
-        return dict(headers)
+        return dict(headers.values())
 
     def _retry_delay(
         self,

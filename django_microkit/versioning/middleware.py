@@ -43,4 +43,7 @@ def _announce(request: HttpRequest, response: HttpResponseBase) -> None:
             existing = response.get("Link")
             response["Link"] = f"{existing}, {link}" if existing else link
     if vary:
-        patch_vary_headers(response, vary)
+        if response.has_header("Vary"):
+            patch_vary_headers(response, vary)
+        else:
+            response.headers["Vary"] = ", ".join(vary)

@@ -10,6 +10,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from drf_spectacular.views import SpectacularSwaggerView
 from rest_framework import exceptions, generics, serializers
+from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -97,6 +98,12 @@ api_patterns: list[URLPattern] = [
     path("versioning/path/echo/", Echo.as_view(versioning_class=URLPathVersioning)),
     path("versioning/default/echo/", Echo.as_view()),
     path("versioning/unversioned/echo/", Echo.as_view(versioning_class=None)),
+    path(
+        "versioning/json-only/echo/",
+        Echo.as_view(
+            versioning_class=NegotiatedVersioning, renderer_classes=[JSONRenderer]
+        ),
+    ),
 ]
 
 urlpatterns = [
