@@ -8,9 +8,13 @@ rounds, a batch per variant in a fresh random order each round:
 - ``session``: ``requests.Session().get(url, timeout=...)`` then ``.json()``;
 - ``session-no-env``: the same with ``trust_env = False`` (no proxy or netrc
   lookup from the environment), the transport ``ServiceClient`` uses;
+- ``session-same-headers``: ``session-no-env`` sending the headers the client
+  sends (``User-Agent``, ``Accept``, ``X-Request-ID``, ``traceparent``), made once:
+  what the fields cost on the wire, in ``requests`` and on the server;
 - ``client``: ``ServiceClient("bench").get(path)``: settings read at call time,
   circuit breaker, request-ID and trace headers, ``User-Agent``, one log line
   (JSON to /dev/null), JSON parsing; no service token (no signing key);
+- ``client-nolog``: the same with its logger above info (no log line);
 - ``client+token``: the same with an HS256 signing key: a token minted per call;
 - ``client+reuse``: the same with ``REUSE_TOKENS_FOR = ["bench"]``.
 
@@ -33,6 +37,7 @@ sys.path[0] = str(Path(__file__).resolve().parent.parent)
 import argparse
 import cProfile
 import json
+import logging
 import os
 import pstats
 import random
@@ -49,7 +54,15 @@ from benchmarks.results import RESULTS, environment, load, write_section
 
 BODY = json.dumps({"id": 7, "name": "item 7", "size": 7}).encode()
 HMAC_KEY = "benchmarks-only-hmac-secret-of-at-least-32-bytes"
-VARIANTS = ("session", "session-no-env", "client", "client+token", "client+reuse")
+VARIANTS = (
+    "session",
+    "session-no-env",
+    "session-same-headers",
+    "client",
+    "client-nolog",
+    "client+token",
+    "client+reuse",
+)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -140,8 +153,8 @@ def _setup() -> None:
 
     import django_microkit.logging
 
-    logging = django_microkit.logging.logging_config()
-    logging["handlers"]["django_microkit"] = {
+    log_config = django_microkit.logging.logging_config()
+    log_config["handlers"]["django_microkit"] = {
         "class": "logging.FileHandler",
         "filename": os.devnull,
         "formatter": "django_microkit",
@@ -154,45 +167,66 @@ def _setup() -> None:
         },
         DATABASES={},
         USE_TZ=True,
-        LOGGING=logging,
+        LOGGING=log_config,
         MICROKIT={"SERVICE_NAME": "orders"},
     )
     django.setup()
 
 
 def _callers(base_url: str) -> dict[str, tuple[Any, Callable[[], Any]]]:
-    """Each variant: its settings override and the call it times."""
+    """Each variant: what applies its settings, and the call it times."""
     import requests
     from django.test import override_settings
 
-    from django_microkit.client import ServiceClient
+    from django_microkit.client import LOGGER, ServiceClient
+    from django_microkit.client.headers import user_agent
 
     url = f"{base_url}/items/7/"
 
-    def raw_call(session: requests.Session) -> Callable[[], Any]:
+    def raw_call(
+        session: requests.Session, headers: dict[str, str] | None = None
+    ) -> Callable[[], Any]:
         def raw() -> Any:
-            response = session.get(url, timeout=(1.0, 5.0))
+            response = session.get(url, headers=headers, timeout=(1.0, 5.0))
             response.raise_for_status()
             return response.json()
 
         return raw
 
-    no_env = requests.Session()
-    no_env.trust_env = False
-    raw = {"session": raw_call(requests.Session()), "session-no-env": raw_call(no_env)}
+    def no_env() -> requests.Session:
+        session = requests.Session()
+        session.trust_env = False
+        return session
+
+    same_headers = {
+        "User-Agent": user_agent(),
+        "Accept": "application/json",
+        "X-Request-ID": os.urandom(16).hex(),
+        "traceparent": f"00-{os.urandom(16).hex()}-{os.urandom(8).hex()}-00",
+    }
+    raw = {
+        "session": raw_call(requests.Session()),
+        "session-no-env": raw_call(no_env()),
+        "session-same-headers": raw_call(no_env(), same_headers),
+    }
 
     client = ServiceClient("bench")
 
     def call() -> Any:
         return client.get("/items/7/")
 
-    return {
-        variant: (
-            override_settings(MICROKIT=_microkit(base_url, variant)),
-            raw.get(variant, call),
-        )
-        for variant in VARIANTS
-    }
+    @contextmanager
+    def applied(variant: str) -> Iterator[None]:
+        client_log = logging.getLogger(LOGGER)
+        if variant == "client-nolog":
+            client_log.setLevel(logging.WARNING)
+        try:
+            with override_settings(MICROKIT=_microkit(base_url, variant)):
+                yield
+        finally:
+            client_log.setLevel(logging.NOTSET)
+
+    return {variant: (applied, raw.get(variant, call)) for variant in VARIANTS}
 
 
 def _batch(call: Callable[[], Any], count: int) -> tuple[float, float]:
@@ -227,16 +261,16 @@ def measure_calls(base_url: str, rounds: int, batch: int) -> list[str]:
     times: dict[str, list[float]] = {variant: [] for variant in VARIANTS}
     cpu: dict[str, list[float]] = {variant: [] for variant in VARIANTS}
     calls: dict[str, float] = {}
-    for variant, (override, call) in callers.items():  # warm up, count calls
-        with override:
+    for variant, (applied, call) in callers.items():  # warm up, count calls
+        with applied(variant):
             _batch(call, batch)
             calls[variant] = _calls(call)
     for _ in range(rounds):
         order = list(VARIANTS)
         random.shuffle(order)
         for variant in order:
-            override, call = callers[variant]
-            with override:
+            applied, call = callers[variant]
+            with applied(variant):
                 wall, used = _batch(call, batch)
                 times[variant].append(wall)
                 cpu[variant].append(used)

@@ -95,13 +95,18 @@ def summary(values: list[float]) -> str:
     return f"{min(values):.2f} / {statistics.median(values):.2f} / {max(values):.2f}"
 
 
-def measure(stacks: list[str], rounds: int, batch: int) -> dict[str, Any]:
-    workers: dict[str, Worker] = {}
+def measure(
+    stacks: list[str], rounds: int, batch: int, processes: int = 1
+) -> dict[str, Any]:
+    """Each stack in ``processes`` worker processes: a process's memory layout
+    and hash seed make it a little faster or slower than another running the
+    same code, so a stack's figure in a round is the mean over its processes."""
+    workers: list[Worker] = []
     try:
         for name in stacks:
-            workers[name] = Worker.start(name)
+            workers += [Worker.start(name) for _ in range(processes)]
         statuses: dict[tuple[str, str], int] = {}
-        for worker in workers.values():  # warm up: imports, caches, first queries
+        for worker in workers:  # warm up: imports, caches, first queries
             for endpoint in ENDPOINTS:
                 statuses[worker.name, endpoint] = worker.ask(
                     endpoint=endpoint, count=batch
@@ -110,23 +115,33 @@ def measure(stacks: list[str], rounds: int, batch: int) -> dict[str, Any]:
         cpu: Series = {}
         for _ in range(rounds):
             for endpoint in ENDPOINTS:
-                order = list(workers)
+                order = workers.copy()
                 random.shuffle(order)
-                for name in order:
-                    answer = workers[name].ask(endpoint=endpoint, count=batch)
-                    wall.setdefault((name, endpoint), []).append(
+                walls: dict[str, list[float]] = {}
+                cpus: dict[str, list[float]] = {}
+                for worker in order:
+                    answer = worker.ask(endpoint=endpoint, count=batch)
+                    walls.setdefault(worker.name, []).append(
                         statistics.median(answer["times"]) / 1000
                     )
-                    cpu.setdefault((name, endpoint), []).append(answer["cpu"] / 1000)
+                    cpus.setdefault(worker.name, []).append(answer["cpu"] / 1000)
+                for name in stacks:
+                    wall.setdefault((name, endpoint), []).append(
+                        statistics.fmean(walls[name])
+                    )
+                    cpu.setdefault((name, endpoint), []).append(
+                        statistics.fmean(cpus[name])
+                    )
+        first = {worker.name: worker for worker in reversed(workers)}
         calls = {
-            (name, endpoint): workers[name].ask(
+            (name, endpoint): first[name].ask(
                 endpoint=endpoint, count=50, profile=True
             )["calls"]
-            for name in workers
+            for name in stacks
             for endpoint in ENDPOINTS
         }
     finally:
-        for worker in workers.values():
+        for worker in workers:
             worker.stop()
     return {"wall": wall, "cpu": cpu, "calls": calls, "statuses": statuses}
 
@@ -150,7 +165,12 @@ def _ratio_table(series: Series, stacks: list[str]) -> list[str]:
 
 
 def report(
-    stacks: list[str], result: dict[str, Any], rounds: int, batch: int, start: str
+    stacks: list[str],
+    result: dict[str, Any],
+    rounds: int,
+    batch: int,
+    start: str,
+    processes: int = 1,
 ) -> str:
     wall, cpu = result["wall"], result["cpu"]
     calls, statuses = result["calls"], result["statuses"]
@@ -161,9 +181,11 @@ def report(
         + f" Load average at the start: {start}.",
         "",
         f"{rounds} interleaved rounds of {batch} requests per stack and endpoint "
+        f"in each of {processes} worker process(es) per stack "
         "(in-memory SQLite, local-memory cache, no network). Figures are "
-        "min / median / max over rounds of each round's median; the HTTP status "
-        "is in brackets. `microkit` writes its JSON access line to /dev/null "
+        "min / median / max over rounds of each round's median (the mean over a "
+        "stack's processes); the HTTP status is in brackets. `microkit` writes "
+        "its JSON access line to /dev/null "
         "(without the client address: `ACCESS_LOG.CLIENT_ADDRESS` is off by "
         "default); `microkit-nolog` is the same stack with the access line off. "
         "The readiness probe of `microkit` reuses a round of checks for "
@@ -214,14 +236,17 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--batch", type=int, default=200)
     parser.add_argument(
+        "--processes", type=int, default=2, help="worker processes per stack"
+    )
+    parser.add_argument(
         "--output",
         default=str(RESULTS),
         help="results file whose in-process section is rewritten, or - for stdout",
     )
     args = parser.parse_args()
     start = load()
-    result = measure(args.stacks, args.rounds, args.batch)
-    text = report(args.stacks, result, args.rounds, args.batch, start)
+    result = measure(args.stacks, args.rounds, args.batch, args.processes)
+    text = report(args.stacks, result, args.rounds, args.batch, start, args.processes)
     sys.stdout.write(text)
     if args.output != "-":
         write_section("in-process", text, Path(args.output))
