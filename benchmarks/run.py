@@ -41,12 +41,16 @@ STACKS = {
     "microkit": "benchmarks.stacks.microkit",
     "microkit-nolog": "benchmarks.stacks.microkit_nolog",
 }
+#: The microkit stack of another checkout (``--baseline``), run beside this one.
+BASELINE = "baseline"
 ENDPOINTS = ["list", "not_found", "invalid", "ready"]
 PAIRS = (
     ("microkit", "drf"),
     ("microkit", "peer"),
     ("microkit-nolog", "drf"),
     ("peer", "drf"),
+    (BASELINE, "drf"),
+    ("microkit", BASELINE),
 )
 Series = dict[tuple[str, str], list[float]]
 
@@ -57,17 +61,24 @@ class Worker:
     process: subprocess.Popen[str] = field(repr=False)
 
     @classmethod
-    def start(cls, name: str) -> Worker:
-        env = {**os.environ, "DJANGO_SETTINGS_MODULE": STACKS[name]}
+    def start(cls, name: str, baseline: Path | None = None) -> Worker:
+        """The stack's worker; ``baseline``'s own worker and microkit stack
+        for :data:`BASELINE`."""
+        root = ROOT
+        settings = STACKS.get(name, "")
+        if name == BASELINE:
+            assert baseline is not None
+            root, settings = baseline, STACKS["microkit"]
+        env = {**os.environ, "DJANGO_SETTINGS_MODULE": settings}
         env.pop("DATABASE_URL", None)
         env.pop("REDIS_URL", None)
         process = subprocess.Popen(
-            [sys.executable, str(ROOT / "benchmarks" / "worker.py"), STACKS[name]],
+            [sys.executable, str(root / "benchmarks" / "worker.py"), settings],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
             env=env,
-            cwd=ROOT,
+            cwd=root,
         )
         return cls(name, process)
 
@@ -96,7 +107,11 @@ def summary(values: list[float]) -> str:
 
 
 def measure(
-    stacks: list[str], rounds: int, batch: int, processes: int = 1
+    stacks: list[str],
+    rounds: int,
+    batch: int,
+    processes: int = 1,
+    baseline: Path | None = None,
 ) -> dict[str, Any]:
     """Each stack in ``processes`` worker processes: a process's memory layout
     and hash seed make it a little faster or slower than another running the
@@ -104,7 +119,7 @@ def measure(
     workers: list[Worker] = []
     try:
         for name in stacks:
-            workers += [Worker.start(name) for _ in range(processes)]
+            workers += [Worker.start(name, baseline) for _ in range(processes)]
         statuses: dict[tuple[str, str], int] = {}
         for worker in workers:  # warm up: imports, caches, first queries
             for endpoint in ENDPOINTS:
@@ -239,14 +254,36 @@ def main() -> None:
         "--processes", type=int, default=2, help="worker processes per stack"
     )
     parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="a checkout of another commit (git worktree add DIR COMMIT): its "
+        "microkit stack runs beside this one as 'baseline', for before/after "
+        "ratios from one run",
+    )
+    parser.add_argument(
         "--output",
         default=str(RESULTS),
         help="results file whose in-process section is rewritten, or - for stdout",
     )
     args = parser.parse_args()
+    stacks = list(args.stacks)
+    if args.baseline is not None:
+        if not (args.baseline / "benchmarks" / "worker.py").exists():
+            parser.error(f"{args.baseline} has no benchmarks/worker.py")
+        stacks.append(BASELINE)
     start = load()
-    result = measure(args.stacks, args.rounds, args.batch, args.processes)
-    text = report(args.stacks, result, args.rounds, args.batch, start, args.processes)
+    result = measure(stacks, args.rounds, args.batch, args.processes, args.baseline)
+    text = report(stacks, result, args.rounds, args.batch, start, args.processes)
+    if args.baseline is not None:
+        commit = subprocess.run(
+            ["git", "-C", str(args.baseline), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+        text += (
+            f"\n`{BASELINE}` is the microkit stack of commit {commit or '?'} "
+            f"(`--baseline {args.baseline}`), run in the same rounds.\n"
+        )
     sys.stdout.write(text)
     if args.output != "-":
         write_section("in-process", text, Path(args.output))
