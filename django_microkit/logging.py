@@ -94,7 +94,7 @@ def _iso_timestamp(created: float) -> str:
     if second != cached_second:
         text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
         _second_text = (second, text)
-    return f"{text}.{int((created - second) * 1_000_000):06d}Z"
+    return "%s.%06dZ" % (text, (created - second) * 1_000_000)  # noqa: UP031
 
 
 def _add_record_fields(
@@ -341,6 +341,13 @@ def configure_logging(
 # Lines written on every request or call
 # --------------------------------------------------------------------------
 
+
+def _milliseconds(seconds: float) -> float:
+    """``seconds`` in milliseconds to the microsecond (cut, not rounded:
+    ``round(x, 3)`` costs several times more)."""
+    return int(seconds * 1_000_000) / 1000
+
+
 _PREFIX_LENGTH = len(STRUCTLOG_KEY_PREFIX)
 _METHOD_NAMES = {
     logging.DEBUG: "debug",
@@ -464,7 +471,7 @@ def _log_access(
     rejected_request_id: str | None,
 ) -> None:
     """Writes the request's access line: method, path, status, duration."""
-    duration_ms = round((perf_counter() - started) * 1000, 3)
+    duration_ms = _milliseconds(perf_counter() - started)
     settings = _access_settings()
     if not settings.enabled:
         return

@@ -59,7 +59,7 @@ from django_microkit.client.errors import (
     parse_retry_after,
 )
 from django_microkit.client.headers import HeaderProvider, OutgoingCall, user_agent
-from django_microkit.logging import _emit
+from django_microkit.logging import _emit, _milliseconds
 
 __all__ = [
     "CircuitOpenError",
@@ -541,7 +541,7 @@ class _Call:
             "method": self.method,
             "path": self.path,
             "status": self.status,
-            "duration_ms": round((time.monotonic() - self.started) * 1000, 3),
+            "duration_ms": _milliseconds(time.monotonic() - self.started),
             "attempts": self.attempts,
         }
         if self.error is not None:
