@@ -69,18 +69,11 @@ _RENDERERS = ("json", "console")
 # --------------------------------------------------------------------------
 
 
-_service: list[str] = []  # the name, once settings could be read
-
-
 def _service_name() -> str:
-    if _service:
-        return _service[0]
     try:
-        name = str(microkit_settings.SERVICE_NAME)
+        return str(microkit_settings.SERVICE_NAME)
     except ImproperlyConfigured:  # logging before Django is configured
         return ""
-    _service.append(name)
-    return name
 
 
 _second_text: tuple[int, str] = (0, "")
@@ -449,7 +442,6 @@ def _access_settings() -> _AccessSettings:
 def _forget_settings(*, setting: str, **kwargs: Any) -> None:
     if setting == "MICROKIT":
         _access_settings.cache_clear()
-        _service.clear()
 
 
 def _peer_service(request: HttpRequest) -> str | None:
