@@ -87,7 +87,7 @@ def _iso_timestamp(created: float) -> str:
     if second != cached_second:
         text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
         _second_text = (second, text)
-    return "%s.%06dZ" % (text, (created - second) * 1_000_000)  # noqa: UP031
+    return f"{text}.{int((created - second) * 1_000_000):06d}Z"
 
 
 def _add_record_fields(
@@ -354,8 +354,8 @@ _METHOD_NAMES = {
 def _emit(
     logger: logging.Logger, level: int, event: str, fields: dict[str, Any]
 ) -> None:
-    """Writes ``event`` with ``fields`` to ``logger`` as structlog would, for
-    about half the work.
+    """Writes ``event`` with ``fields`` to ``logger`` as structlog would, with
+    less work.
 
     Under the configuration :func:`configure_structlog` installed, structlog
     would merge the context variables, wrap the event for
