@@ -133,20 +133,17 @@ def _json_serializer() -> Callable[..., str]:
     return orjson_dumps
 
 
-def _processors(
-    renderer: Renderer, serializer: Callable[..., str] | None = None
-) -> list[Processor]:
-    """What the formatter runs on every event, structlog's and stdlib's alike."""
+def _processors(serializer: Callable[..., str] | None) -> list[Processor]:
+    """What the formatter runs on every event, structlog's and stdlib's alike:
+    JSON written by ``serializer``, or for a terminal without one."""
     processors: list[Processor] = [
         _add_record_fields,
         ProcessorFormatter.remove_processors_meta,
     ]
-    if renderer == "json":
+    if serializer is not None:
         # A plain traceback: never local variables, which may hold secrets.
         processors.append(structlog.processors.format_exc_info)
-        processors.append(
-            structlog.processors.JSONRenderer(serializer or _json_serializer())
-        )
+        processors.append(structlog.processors.JSONRenderer(serializer))
     else:
         processors.append(
             structlog.dev.ConsoleRenderer(
@@ -175,7 +172,7 @@ class MicrokitFormatter(ProcessorFormatter):
     ) -> None:
         _check_renderer(renderer)
         serializer = _json_serializer() if renderer == "json" else None
-        processors = _processors(renderer, serializer)
+        processors = _processors(serializer)
         super().__init__(
             processors=processors,
             foreign_pre_chain=[merge_contextvars],
