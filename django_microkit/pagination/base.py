@@ -60,6 +60,19 @@ def _page_url(request: Request, changes: dict[str, str | None]) -> str:
     return f"{url}?{urlencode(params)}" if params else url
 
 
+def _query_parameter(
+    name: str, description: str, schema: dict[str, Any]
+) -> dict[str, Any]:
+    """An optional query parameter, as an OpenAPI parameter object."""
+    return {
+        "name": name,
+        "required": False,
+        "in": "query",
+        "description": description,
+        "schema": schema,
+    }
+
+
 def _invalid(parameter: str, detail: str, code: str = "invalid") -> Problem:
     item: ErrorItem = {"code": code, "detail": detail, "parameter": parameter}
     return Problem(
@@ -205,15 +218,8 @@ class _Pagination(BasePagination):
         raise NotImplementedError
 
     def _page_size_parameter(self) -> dict[str, Any]:
-        return {
-            "name": self.page_size_query_param,
-            "required": False,
-            "in": "query",
-            "description": "Number of results per page "
-            f"(default {self.get_default_page_size()}).",
-            "schema": {
-                "type": "integer",
-                "minimum": 1,
-                "maximum": self.get_max_page_size(),
-            },
-        }
+        return _query_parameter(
+            self.page_size_query_param,
+            f"Number of results per page (default {self.get_default_page_size()}).",
+            {"type": "integer", "minimum": 1, "maximum": self.get_max_page_size()},
+        )

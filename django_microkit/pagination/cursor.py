@@ -28,6 +28,7 @@ from django_microkit.pagination.base import (
     _invalid,
     _page_url,
     _Pagination,
+    _query_parameter,
     _single_param,
 )
 
@@ -336,13 +337,11 @@ class CursorPagination(_Pagination):
 
     def get_schema_operation_parameters(self, view: APIView) -> list[dict[str, Any]]:
         return [
-            {
-                "name": self.cursor_query_param,
-                "required": False,
-                "in": "query",
-                "description": "Opaque position from a `next` or `previous` link.",
-                "schema": {"type": "string"},
-            },
+            _query_parameter(
+                self.cursor_query_param,
+                "Opaque position from a `next` or `previous` link.",
+                {"type": "string"},
+            ),
             self._page_size_parameter(),
         ]
 

@@ -20,6 +20,7 @@ from django_microkit.pagination.base import (
     _page_not_found,
     _page_url,
     _Pagination,
+    _query_parameter,
 )
 
 if TYPE_CHECKING:
@@ -212,13 +213,11 @@ class PageNumberPagination(_CountingPagination):
 
     def get_schema_operation_parameters(self, view: APIView) -> list[dict[str, Any]]:
         return [
-            {
-                "name": self.page_query_param,
-                "required": False,
-                "in": "query",
-                "description": "Page number, from 1.",
-                "schema": {"type": "integer", "minimum": 1},
-            },
+            _query_parameter(
+                self.page_query_param,
+                "Page number, from 1.",
+                {"type": "integer", "minimum": 1},
+            ),
             self._page_size_parameter(),
             *self._count_parameters(),
         ]
@@ -275,16 +274,10 @@ class LimitOffsetPagination(_CountingPagination):
     def get_schema_operation_parameters(self, view: APIView) -> list[dict[str, Any]]:
         return [
             self._page_size_parameter(),
-            {
-                "name": self.offset_query_param,
-                "required": False,
-                "in": "query",
-                "description": "Number of results to skip.",
-                "schema": {
-                    "type": "integer",
-                    "minimum": 0,
-                    "maximum": self.get_max_offset(),
-                },
-            },
+            _query_parameter(
+                self.offset_query_param,
+                "Number of results to skip.",
+                {"type": "integer", "minimum": 0, "maximum": self.get_max_offset()},
+            ),
             *self._count_parameters(),
         ]
