@@ -26,7 +26,7 @@ import statistics
 import time
 from collections.abc import Callable
 
-from benchmarks.results import RESULTS, environment, load, write_section
+from benchmarks.results import RESULTS, environment, load, publish
 
 ENDPOINTS = ("list", "not_found", "invalid")
 
@@ -133,9 +133,7 @@ def main() -> None:
         ]
     )
     text += "\n"
-    sys.stdout.write(text)
-    if args.output != "-":
-        write_section("access-log", text, Path(args.output))
+    publish("access-log", text, args.output)
 
 
 if __name__ == "__main__":

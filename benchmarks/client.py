@@ -50,7 +50,7 @@ from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from benchmarks.results import RESULTS, environment, load, write_section
+from benchmarks.results import RESULTS, environment, load, publish
 
 BODY = json.dumps({"id": 7, "name": "item 7", "size": 7}).encode()
 HMAC_KEY = "benchmarks-only-hmac-secret-of-at-least-32-bytes"
@@ -360,9 +360,7 @@ def main() -> None:
         ]
     )
     text += "\n"
-    sys.stdout.write(text)
-    if args.output != "-":
-        write_section("client", text, Path(args.output))
+    publish("client", text, args.output)
 
 
 if __name__ == "__main__":

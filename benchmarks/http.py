@@ -31,7 +31,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from benchmarks.results import RESULTS, environment, load, write_section
+from benchmarks.results import RESULTS, environment, load, publish
 
 ROOT = Path(__file__).resolve().parent.parent
 STACKS = {
@@ -253,9 +253,7 @@ def main() -> None:
     # A terminated run still stops its servers (the finally of servers()).
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(1))
     text = measure(args.stacks, args.duration, args.rounds)
-    sys.stdout.write(text)
-    if args.output != "-":
-        write_section("http", text, Path(args.output))
+    publish("http", text, args.output)
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from benchmarks.results import RESULTS, environment, load, write_section
+from benchmarks.results import RESULTS, environment, load, publish
 
 COUNTS = (1, 4, 8)
 BURST = 100
@@ -45,7 +45,7 @@ def _setup() -> Callable[[str], int]:
     from django.core.wsgi import get_wsgi_application
 
     django.setup()
-    from benchmarks.worker import _environ
+    from benchmarks.worker import _consume, _environ
 
     application = get_wsgi_application()
 
@@ -56,14 +56,7 @@ def _setup() -> Callable[[str], int]:
             statuses.append(int(status[:3]))
             return lambda data: None
 
-        result = application(_environ("GET", path, b""), start_response)
-        try:
-            for _ in result:
-                pass
-        finally:
-            close = getattr(result, "close", None)
-            if close:
-                close()
+        _consume(application(_environ("GET", path, b""), start_response))
         return statuses[0]
 
     return get
@@ -189,9 +182,7 @@ def main() -> None:
     parser.add_argument("--output", default=str(RESULTS))
     args = parser.parse_args()
     text = measure(args.repeat)
-    sys.stdout.write(text)
-    if args.output != "-":
-        write_section("probes", text, Path(args.output))
+    publish("probes", text, args.output)
 
 
 if __name__ == "__main__":

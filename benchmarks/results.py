@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import platform
 import subprocess
+import sys
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -76,3 +77,11 @@ def write_section(key: str, text: str, path: Path = RESULTS) -> None:
     else:
         current = current.rstrip("\n") + "\n\n" + block
     path.write_text(current)
+
+
+def publish(key: str, text: str, output: str) -> None:
+    """Print ``text`` and, unless ``output`` is ``-``, make it section ``key``
+    of the results file ``output``."""
+    sys.stdout.write(text)
+    if output != "-":
+        write_section(key, text, Path(output))

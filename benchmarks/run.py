@@ -31,7 +31,7 @@ import subprocess
 from dataclasses import dataclass, field
 from typing import Any
 
-from benchmarks.results import RESULTS, environment, load, write_section
+from benchmarks.results import RESULTS, environment, load, publish
 
 ROOT = Path(__file__).resolve().parent.parent
 STACKS = {
@@ -284,9 +284,7 @@ def main() -> None:
             f"\n`{BASELINE}` is the microkit stack of commit {commit or '?'} "
             f"(`--baseline {args.baseline}`), run in the same rounds.\n"
         )
-    sys.stdout.write(text)
-    if args.output != "-":
-        write_section("in-process", text, Path(args.output))
+    publish("in-process", text, args.output)
 
 
 if __name__ == "__main__":

@@ -55,6 +55,17 @@ def _environ(method: str, path: str, body: bytes) -> dict[str, Any]:
     }
 
 
+def _consume(result: Any) -> None:
+    """Read a WSGI response to the end and close it, as a server does."""
+    try:
+        for _ in result:
+            pass
+    finally:
+        close = getattr(result, "close", None)
+        if close:
+            close()
+
+
 def _setup() -> Callable[[str], int]:
     import django
     from django.core.management import call_command
@@ -76,14 +87,7 @@ def _setup() -> Callable[[str], int]:
 
     def call(endpoint: str) -> int:
         method, path, body = ENDPOINTS[endpoint]
-        result = application(_environ(method, path, body), start_response)
-        try:
-            for _ in result:
-                pass
-        finally:
-            close = getattr(result, "close", None)
-            if close:
-                close()
+        _consume(application(_environ(method, path, body), start_response))
         return statuses["last"]
 
     return call
