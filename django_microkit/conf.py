@@ -6,16 +6,23 @@ first time a value is asked for, keeps the result, and forgets it when Django
 sends ``setting_changed`` for ``MICROKIT`` (so ``override_settings`` works).
 Nothing is read at import time and nothing is rebuilt per request.
 
+Values computed *from* the settings (a compiled pattern, a key table, a pool of
+threads) are made with :func:`derived`: computed once, dropped on the same
+signal, and, where they hold threads or sockets, dropped in a forked child.
+This is the only cache of settings-derived values in the library.
+
 Values are not validated here: :mod:`django_microkit.checks` reports bad values
 at start-up with a system-check ID and a hint.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import os
+import threading
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Generic, TypedDict, TypeVar, overload
 
 from django.conf import settings
 from django.core.signals import setting_changed
@@ -23,11 +30,26 @@ from django.dispatch import receiver
 
 __all__ = [
     "DEFAULTS",
+    "AccessLogSettings",
+    "ClientSettings",
+    "Derived",
+    "ErrorsSettings",
+    "HealthSettings",
+    "IdempotencySettings",
     "MicrokitSettings",
     "Option",
+    "PaginationSettings",
+    "RequestIDSettings",
+    "SentrySettings",
+    "ServiceAuthSettings",
+    "ServiceInfoSettings",
+    "VersioningSettings",
+    "derived",
     "microkit_settings",
     "rest_framework_defaults",
 ]
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -214,6 +236,105 @@ DEFAULTS: dict[str, Option | dict[str, Option]] = {
 }
 
 
+# The sections as mypy sees them. ``DEFAULTS`` is the runtime table; a test
+# keeps the two in step, key for key.
+class PaginationSettings(TypedDict):
+    PAGE_SIZE: int
+    MAX_PAGE_SIZE: int
+    MAX_OFFSET: int | None
+    COUNT: str
+    COUNT_LIMIT: int | None
+
+
+class VersioningSettings(TypedDict):
+    VERSIONS: Sequence[str]
+    DEFAULT_VERSION: str
+    DEPRECATED: Mapping[str, Any]
+    ENFORCE_SUNSET: bool
+
+
+class RequestIDSettings(TypedDict):
+    HEADER: str
+    PATTERN: str
+    TRUST: str
+    TRUSTED_PROXIES: Sequence[str]
+
+
+class AccessLogSettings(TypedDict):
+    ENABLED: bool
+    HEALTH_PATHS: Sequence[str]
+    QUERY_STRING: bool
+    CLIENT_ADDRESS: bool
+
+
+class SentrySettings(TypedDict):
+    DSN: str
+    ENVIRONMENT: str
+    RELEASE: str
+    SAMPLE_RATE: float
+    TRACES_SAMPLE_RATE: float
+
+
+class ServiceAuthSettings(TypedDict):
+    SIGNING_KEYS: Sequence[Mapping[str, Any]]
+    SIGNING_KEY_ID: str
+    PEERS: Mapping[str, Any]
+    TOKEN_LIFETIME: int
+    MAX_TOKEN_LIFETIME: int
+    LEEWAY: int
+    ALGORITHMS: Sequence[str]
+    REPLAY_PROTECTION: bool
+    REPLAY_CACHE: str
+    REUSE_TOKENS_FOR: Sequence[str]
+
+
+class ErrorsSettings(TypedDict):
+    HANDLER_CLASS: str
+    TYPE_BASE_URI: str
+    HTML_FALLBACK: bool
+
+
+class HealthSettings(TypedDict):
+    LIVENESS_CHECKS: Sequence[Any]
+    READINESS_CHECKS: Sequence[Any]
+    STARTUP_CHECKS: Sequence[Any]
+    TIMEOUT: float
+    RESULT_TTL: float
+    SHOW_DETAILS: bool | None
+    URL_PREFIX: str
+    INCLUDE_IN_SCHEMA: bool
+
+
+class ServiceInfoSettings(TypedDict):
+    PATH: str
+    BUILD: str | None
+    COMMIT: str | None
+    OPENAPI_URL: str | None
+    SHOW_RUNTIME: bool
+    EXTRA: Mapping[str, Any]
+
+
+class IdempotencySettings(TypedDict):
+    CACHE: str
+    TTL: int
+    LOCK_TIMEOUT: int
+    METHODS: Sequence[str]
+    REQUIRED: bool
+
+
+class ClientSettings(TypedDict):
+    TIMEOUT: float | Sequence[float]
+    RETRIES: int
+    BACKOFF: float
+    BACKOFF_MAX: float
+    RETRY_AFTER_MAX: float
+    DEADLINE: float
+    BREAKER: Mapping[str, Any]
+    POOL_SIZE: int
+    VERIFY: bool | str
+    HEADER_PROVIDERS: Sequence[str]
+
+
 class MicrokitSettings:
     """Merged ``MICROKIT`` settings, looked up lazily and cached.
 
@@ -221,6 +342,22 @@ class MicrokitSettings:
     ``microkit_settings.ERRORS`` gives a read-only mapping of that section with
     the service's values laid over the defaults.
     """
+
+    # What __getattr__ returns (annotations only: no class attributes).
+    SERVICE_NAME: str
+    SERVICE_VERSION: str
+    PAGINATION: PaginationSettings
+    VERSIONING: VersioningSettings
+    REQUEST_ID: RequestIDSettings
+    ACCESS_LOG: AccessLogSettings
+    SENTRY: SentrySettings
+    SERVICE_AUTH: ServiceAuthSettings
+    ERRORS: ErrorsSettings
+    HEALTH: HealthSettings
+    SERVICE_INFO: ServiceInfoSettings
+    IDEMPOTENCY: IdempotencySettings
+    CLIENT: ClientSettings
+    SERVICES: Mapping[str, Mapping[str, Any]]
 
     def __init__(self, defaults: Mapping[str, Option | dict[str, Option]]) -> None:
         self._defaults = defaults
@@ -263,10 +400,95 @@ _MISSING: Any = object()
 microkit_settings = MicrokitSettings(DEFAULTS)
 
 
+class Derived(Generic[T]):
+    """A value computed from settings on first use and kept until they change.
+
+    Made by :func:`derived`. Calling it returns the value, computing it once
+    (under a lock, so two threads never build two of it); :meth:`reset` drops
+    it. Every ``Derived`` is reset when Django sends ``setting_changed`` for
+    one of its ``settings`` (``MICROKIT`` unless told otherwise), and, if
+    ``fork_safe``, in the child after ``os.fork()`` (threads and sockets do not
+    survive a fork: a gunicorn worker builds its own).
+    """
+
+    __slots__ = ("__wrapped__", "_lock", "_value", "fork_safe", "settings")
+
+    def __init__(
+        self,
+        compute: Callable[[], T],
+        *,
+        settings: frozenset[str] = frozenset({"MICROKIT"}),
+        fork_safe: bool = False,
+    ) -> None:
+        self.__wrapped__ = compute
+        self.settings = settings
+        self.fork_safe = fork_safe
+        self._lock = threading.Lock()
+        self._value: Any = _MISSING
+        _ALL_DERIVED.append(self)
+
+    def __call__(self) -> T:
+        value = self._value
+        if value is _MISSING:
+            with self._lock:
+                value = self._value
+                if value is _MISSING:
+                    value = self._value = self.__wrapped__()
+        return value  # type: ignore[no-any-return]
+
+    def reset(self) -> None:
+        """Forget the value: the next call computes it again."""
+        self._value = _MISSING
+
+    def _after_fork(self) -> None:  # pragma: no cover - runs in a forked child
+        self._lock = threading.Lock()
+        self._value = _MISSING
+
+
+_ALL_DERIVED: list[Derived[Any]] = []
+
+
+@overload
+def derived(compute: Callable[[], T], /) -> Derived[T]: ...
+@overload
+def derived(
+    *, settings: Sequence[str] = ..., fork_safe: bool = ...
+) -> Callable[[Callable[[], T]], Derived[T]]: ...
+def derived(
+    compute: Callable[[], T] | None = None,
+    /,
+    *,
+    settings: Sequence[str] = ("MICROKIT",),
+    fork_safe: bool = False,
+) -> Derived[T] | Callable[[Callable[[], T]], Derived[T]]:
+    """Decorate a function of no arguments computing a value from settings.
+
+    ``@derived`` or ``@derived(settings=("MICROKIT", "CACHES"), fork_safe=True)``.
+    """
+
+    def wrap(function: Callable[[], T]) -> Derived[T]:
+        return Derived(function, settings=frozenset(settings), fork_safe=fork_safe)
+
+    return wrap if compute is None else wrap(compute)
+
+
 @receiver(setting_changed)
 def _reload_on_change(*, setting: str, **kwargs: Any) -> None:
     if setting == "MICROKIT":
         microkit_settings.reload()
+    for value in _ALL_DERIVED:
+        if setting in value.settings:
+            value.reset()
+
+
+def _after_fork() -> None:  # pragma: no cover - runs in a forked child
+    for value in _ALL_DERIVED:
+        if value.fork_safe:
+            value._after_fork()
+
+
+if hasattr(os, "register_at_fork"):  # pragma: no branch - absent on Windows only
+    os.register_at_fork(after_in_child=_after_fork)
 
 
 #: REST_FRAMEWORK values a service needs for django-microkit to take effect.

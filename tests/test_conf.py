@@ -106,3 +106,113 @@ def test_every_lazy_name_is_public() -> None:
     from django_microkit import _LAZY
 
     assert sorted(["__version__", *_LAZY]) == django_microkit.__all__
+
+
+def test_typed_sections_match_the_defaults_key_for_key() -> None:
+    # mypy reads the annotations; the runtime reads DEFAULTS: they must agree.
+    import typing
+
+    from django_microkit.conf import MicrokitSettings
+
+    source = typing.get_type_hints(MicrokitSettings, include_extras=False)
+    assert set(DEFAULTS) == set(source)
+    for name, spec in DEFAULTS.items():
+        if isinstance(spec, dict):
+            assert list(spec) == list(typing.get_type_hints(source[name])), name
+
+
+def test_derived_value_is_computed_once_and_dropped_on_microkit_change() -> None:
+    from django_microkit.conf import derived
+
+    calls: list[str] = []
+
+    @derived
+    def service_name() -> str:
+        calls.append(microkit_settings.SERVICE_NAME)
+        return microkit_settings.SERVICE_NAME.upper()
+
+    assert service_name() == "TESTS"
+    assert service_name() == "TESTS"
+    with override_settings(DEBUG=True):
+        assert service_name() == "TESTS"
+    with override_settings(MICROKIT={"SERVICE_NAME": "orders"}):
+        assert service_name() == "ORDERS"
+    assert service_name() == "TESTS"
+    assert calls == ["tests", "orders", "tests"]
+
+
+def test_derived_value_follows_the_settings_it_names() -> None:
+    from django_microkit.conf import derived
+
+    @derived(settings=("MICROKIT", "DEBUG"))
+    def debug() -> bool:
+        from django.conf import settings
+
+        return bool(settings.DEBUG)
+
+    assert debug() is False
+    with override_settings(DEBUG=True):
+        assert debug() is True
+    assert debug() is False
+    debug.reset()
+    assert debug() is False
+
+
+def test_derived_value_is_built_once_under_concurrency() -> None:
+    import threading
+
+    from django_microkit.conf import derived
+
+    started = threading.Event()
+    release = threading.Event()
+    calls: list[int] = []
+
+    @derived
+    def slow() -> object:
+        calls.append(1)
+        started.set()
+        release.wait(5)
+        return object()
+
+    results: list[object] = []
+    threads = [
+        threading.Thread(target=lambda: results.append(slow())) for _ in range(4)
+    ]
+    threads[0].start()
+    started.wait(5)
+    for thread in threads[1:]:
+        thread.start()
+    release.set()
+    for thread in threads:
+        thread.join(5)
+    assert len(calls) == 1
+    assert len(results) == 4 and all(r is results[0] for r in results)
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs fork()")
+def test_fork_safe_derived_value_is_rebuilt_in_a_child() -> None:
+    import os
+
+    from django_microkit.conf import derived
+
+    @derived(fork_safe=True)
+    def owner() -> int:
+        return os.getpid()
+
+    @derived
+    def inherited() -> int:
+        return os.getpid()
+
+    parent = os.getpid()
+    assert owner() == inherited() == parent
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        os.write(write, f"{owner()} {inherited()}".encode())
+        os._exit(0)
+    os.close(write)
+    child_owner, child_inherited = os.read(read, 100).decode().split()
+    os.close(read)
+    os.waitpid(pid, 0)
+    assert int(child_owner) == pid
+    assert int(child_inherited) == parent

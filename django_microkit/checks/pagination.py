@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from django.core.checks import CheckMessage, Error, Warning
 
 from django_microkit.checks._util import (
@@ -16,7 +19,7 @@ from django_microkit.pagination.offset import _COUNT_MODES
 
 def messages() -> list[CheckMessage]:
     """``MICROKIT["PAGINATION"]`` is coherent and DRF pages with it."""
-    config = microkit_settings.PAGINATION
+    config: Mapping[str, Any] = microkit_settings.PAGINATION
     where = "MICROKIT['PAGINATION']"
     messages: list[CheckMessage] = []
     page_size, max_page_size = config["PAGE_SIZE"], config["MAX_PAGE_SIZE"]

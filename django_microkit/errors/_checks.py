@@ -42,7 +42,7 @@ def messages() -> list[CheckMessage]:
 
 
 def _check_handler_class() -> list[CheckMessage]:
-    path = microkit_settings.ERRORS["HANDLER_CLASS"]
+    path: object = microkit_settings.ERRORS["HANDLER_CLASS"]
     if not isinstance(path, str):
         return []  # E003 reports the type
     try:

@@ -237,7 +237,7 @@ if hasattr(os, "register_at_fork"):  # pragma: no branch - absent on Windows onl
 
 
 def _resolve_probe(probe: str) -> tuple[_Check, ...]:
-    section = microkit_settings.HEALTH
+    section: Mapping[str, Any] = microkit_settings.HEALTH
     default_timeout = float(section["TIMEOUT"])
     checks: list[_Check] = []
     for entry in section[_PROBE_SETTINGS[probe]]:
@@ -440,7 +440,7 @@ _DEPENDENCY_KINDS = frozenset({"database", "cache", "redis"})
 
 
 def _checks() -> list[CheckMessage]:
-    section = microkit_settings.HEALTH
+    section: Mapping[str, Any] = microkit_settings.HEALTH
     messages: list[CheckMessage] = []
     timeout = section["TIMEOUT"]
     if _is_a(timeout, (int, float)) and timeout <= 0:
