@@ -6,7 +6,9 @@ IDs are never reused. The list with explanations is in ``docs/checks.md``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import difflib
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from django.apps import AppConfig
@@ -14,14 +16,82 @@ from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.utils.module_loading import import_string
 
-from django_microkit.checks._util import (
-    did_you_mean,
-    is_subclass_path,
-    rest_framework_value,
-)
 from django_microkit.conf import _REST_FRAMEWORK_WIRING, DEFAULTS, Option
 
-__all__: list[str] = []
+__all__ = [
+    "Issue",
+    "did_you_mean",
+    "is_int",
+    "is_number",
+    "is_subclass_of",
+    "is_subclass_path",
+    "rest_framework_value",
+]
+
+
+@dataclass(frozen=True)
+class Issue:
+    """A mistake in the settings found while deriving a value from them.
+
+    The same finding serves twice: as the system check ``id`` at start-up
+    (:meth:`message`), and as the ``ImproperlyConfigured`` a service that
+    ignored the check meets at first use.
+    """
+
+    id: str
+    msg: str
+    hint: str
+
+    @property
+    def is_error(self) -> bool:
+        return ".E" in self.id
+
+    def message(self) -> CheckMessage:
+        """This issue as a system-check message of its level."""
+        return (Error if self.is_error else Warning)(
+            self.msg, hint=self.hint, id=self.id
+        )
+
+
+def did_you_mean(name: str, candidates: Iterable[str]) -> str:
+    """`` Did you mean 'X'?`` for the closest candidate, or ``""``."""
+    matches = difflib.get_close_matches(name, list(candidates), n=1)
+    return f" Did you mean {matches[0]!r}?" if matches else ""
+
+
+def is_subclass_path(actual: Any, expected_path: str) -> bool:
+    if actual == expected_path:
+        return True
+    if isinstance(actual, str):
+        try:
+            actual = import_string(actual)
+        except ImportError:
+            return False
+    expected = import_string(expected_path)
+    if actual is expected:
+        return True
+    return (
+        isinstance(actual, type)
+        and isinstance(expected, type)
+        and issubclass(actual, expected)
+    )
+
+
+def rest_framework_value(key: str) -> Any:
+    configured = getattr(settings, "REST_FRAMEWORK", {})
+    return configured.get(key) if isinstance(configured, Mapping) else None
+
+
+def is_subclass_of(value: Any, base_path: str) -> bool:
+    return value is not None and is_subclass_path(value, base_path)
+
+
+def is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _check_options(

@@ -7,7 +7,7 @@ from typing import Any
 
 from django.core.checks import CheckMessage, Error, Warning
 
-from django_microkit.checks._util import (
+from django_microkit.checks import (
     did_you_mean,
     is_int,
     is_subclass_of,

@@ -8,7 +8,7 @@ from typing import Any
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Warning
 
-from django_microkit.checks._util import (
+from django_microkit.checks import (
     did_you_mean,
     is_subclass_of,
     rest_framework_value,
