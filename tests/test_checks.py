@@ -1,14 +1,19 @@
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import pytest
-from django.core.checks import run_checks
+from django.apps import apps
+from django.core.checks import Tags, run_checks
+from django.core.checks.registry import registry
 from django.core.management import call_command
 from django.test import override_settings
 from django.urls import get_resolver
+from django.utils.module_loading import import_string
 
 import django_microkit
+from django_microkit.checks import _CONCERN_CHECKS, register_checks
 
 
 def check_ids(**overrides: Any) -> list[str]:
@@ -119,3 +124,112 @@ def test_subclass_or_class_object_counts_as_wired() -> None:
             "DEFAULT_SCHEMA_CLASS": value,
         }
         assert check_ids(REST_FRAMEWORK=wired) == []
+
+
+# -- Registration -------------------------------------------------------------
+
+# Where each concern's checks live (dotted paths under django_microkit): final
+# path -> the path registered until the function has moved there. Once a final
+# path imports, the list must name it (and no longer the old one); when every
+# final path imports, this table becomes a plain list of the final paths.
+_FINAL_CHECKS = {
+    "errors.checks.check_errors": "errors._checks.messages",
+    "pagination.checks.check_pagination": "checks.pagination.messages",
+    "versioning.checks.check_versioning": "checks.versioning.messages",
+    "request_id.check_request_id": "request_id._checks",
+    "logging.check_logging": "logging._checks",
+    "sentry.check_sentry": "sentry._checks",
+    "service_info.check_service_info": "service_info._checks",
+    "health.checks.check_health": "health.registry._checks",
+    "health.checks.check_health_deploy": "health.registry._deploy_checks",
+    "service_auth.checks.check_service_auth": "checks._service_auth",
+    "service_auth.checks.check_service_auth_deploy": "checks._service_auth_deploy",
+    "client.checks.check_client": "client.config.check_messages",
+    "idempotency.check_idempotency": "checks.idempotency.messages",
+    "idempotency.check_idempotency_deploy": "checks.idempotency.deploy_messages",
+}
+FINAL_CHECKS = {
+    f"django_microkit.{final}": f"django_microkit.{before}"
+    for final, before in _FINAL_CHECKS.items()
+}
+# Before the move, service auth's checks are one function with a ``deploy``
+# argument, registered through two adapters in django_microkit.checks.
+NOT_REGISTERED_BEFORE_THE_MOVE = {"django_microkit.service_auth._keys.check_messages"}
+
+
+def _imports(path: str) -> bool:
+    try:
+        import_string(path)
+    except ImportError:
+        return False
+    return True
+
+
+def _registered_paths() -> list[str]:
+    return [path for path, _tag, _deploy in _CONCERN_CHECKS]
+
+
+def test_each_check_is_registered_once_under_its_final_path_when_it_has_one() -> None:
+    paths = _registered_paths()
+    assert len(paths) == len(set(paths))
+    expected = ["django_microkit.checks.check_settings"]
+    expected += ["django_microkit.checks.check_rest_framework"]
+    expected += [
+        final if _imports(final) else before for final, before in FINAL_CHECKS.items()
+    ]
+    assert sorted(paths) == sorted(expected)
+
+
+def test_every_entry_is_a_check_function_with_a_tag() -> None:
+    before_the_move = set(FINAL_CHECKS.values())
+    for path, tag, deploy in _CONCERN_CHECKS:
+        function = import_string(path)
+        assert inspect.isfunction(function), path
+        assert tag in vars(Tags).values(), path
+        assert isinstance(deploy, bool)
+        assert deploy == path.endswith(("_deploy", "deploy_messages", "_deploy_checks"))
+        if path not in before_the_move:
+            assert function.__name__.startswith("check_"), path
+            parameters = list(inspect.signature(function).parameters.values())
+            assert [p.kind for p in parameters] == [inspect.Parameter.VAR_KEYWORD]
+
+
+def test_every_check_function_of_the_package_is_registered() -> None:
+    from tests.test_docs import library_modules
+
+    found = {
+        f"{module.__name__}.{name}"
+        for module in library_modules()
+        for name, value in vars(module).items()
+        if name.startswith("check_")
+        and inspect.isfunction(value)
+        and value.__module__ == module.__name__
+    }
+    assert found, "no check_* functions found"
+    unregistered = found - set(_registered_paths()) - NOT_REGISTERED_BEFORE_THE_MOVE
+    assert not unregistered, f"not in _CONCERN_CHECKS: {sorted(unregistered)}"
+
+
+def test_registered_checks_carry_the_name_of_their_function() -> None:
+    names = {
+        f"{check.__module__}.{check.__name__}"
+        for check in registry.get_checks(include_deployment_checks=True)
+    }
+    assert set(_registered_paths()) <= names
+
+
+def test_registering_again_adds_nothing() -> None:
+    before = set(registry.get_checks(include_deployment_checks=True))
+    register_checks()
+    apps.get_app_config("django_microkit").ready()
+    assert set(registry.get_checks(include_deployment_checks=True)) == before
+
+
+def test_deploy_checks_run_only_with_deploy() -> None:
+    deploy_only = {
+        f"{check.__module__}.{check.__name__}"
+        for check in registry.get_checks(include_deployment_checks=True)
+        if check not in registry.get_checks()
+        and check.__module__.startswith("django_microkit")
+    }
+    assert deploy_only == {path for path, _tag, deploy in _CONCERN_CHECKS if deploy}

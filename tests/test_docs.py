@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import ast
+import importlib
 import re
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from django.core.checks import registry
@@ -83,3 +85,17 @@ def test_defaults_are_options_or_sections() -> None:
         assert isinstance(value, Option) or all(
             isinstance(option, Option) for option in value.values()
         )
+
+
+def library_modules() -> list[ModuleType]:
+    """Every module of the library (not its migrations, management commands or
+    the service template, which are not imported by name)."""
+    modules = []
+    for path in sorted(CHECKS_SOURCE.rglob("*.py")):
+        parts = path.relative_to(CHECKS_SOURCE.parent).with_suffix("").parts
+        if {"migrations", "commands", "service_template", "__main__"} & set(parts):
+            continue
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        modules.append(importlib.import_module(".".join(parts)))
+    return modules

@@ -1,22 +1,27 @@
 """System checks: misconfiguration is reported by ``manage.py check`` at start-up,
 each with a stable ID and a hint saying what to change.
 
+Each concern keeps its checks beside it, as ``check_<concern>`` functions
+listed in :data:`_CONCERN_CHECKS`; :func:`register_checks` (called from
+``MicrokitConfig.ready()``) registers them all, and the modules holding them are
+imported only when the checks run. The helpers here are what those checks share.
+
 IDs are never reused. The list with explanations is in ``docs/checks.md``.
 """
 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import functools
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from django.apps import AppConfig
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.utils.module_loading import import_string
 
-from django_microkit.conf import _REST_FRAMEWORK_WIRING, DEFAULTS, Option
+from django_microkit.conf import DEFAULTS, REST_FRAMEWORK_WIRING, Option
 
 __all__ = [
     "Issue",
@@ -25,6 +30,7 @@ __all__ = [
     "is_number",
     "is_subclass_of",
     "is_subclass_path",
+    "register_checks",
     "rest_framework_value",
 ]
 
@@ -130,13 +136,7 @@ def _wrong_type(path: str, expected: str, value: Any) -> Error:
     )
 
 
-@register(Tags.compatibility)
-def check_settings(
-    *,
-    app_configs: Sequence[AppConfig] | None,
-    databases: Sequence[str] | None,
-    **kwargs: Any,
-) -> list[CheckMessage]:
+def check_settings(**kwargs: Any) -> list[CheckMessage]:
     """``MICROKIT`` is a dict of known keys with values of the right types."""
     value = getattr(settings, "MICROKIT", {})
     if not isinstance(value, Mapping):
@@ -160,13 +160,7 @@ def check_settings(
     return messages
 
 
-@register(Tags.compatibility)
-def check_rest_framework(
-    *,
-    app_configs: Sequence[AppConfig] | None,
-    databases: Sequence[str] | None,
-    **kwargs: Any,
-) -> list[CheckMessage]:
+def check_rest_framework(**kwargs: Any) -> list[CheckMessage]:
     """DRF is installed and wired to django-microkit."""
     if "rest_framework" not in settings.INSTALLED_APPS:
         return [
@@ -178,7 +172,7 @@ def check_rest_framework(
             )
         ]
     messages: list[CheckMessage] = []
-    for key, expected_path in _REST_FRAMEWORK_WIRING.items():
+    for key, expected_path in REST_FRAMEWORK_WIRING.items():
         actual = rest_framework_value(key)
         if not is_subclass_path(actual, expected_path):
             messages.append(
@@ -194,41 +188,63 @@ def check_rest_framework(
     return messages
 
 
+def _service_auth(**kwargs: Any) -> list[CheckMessage]:
+    return list(import_string(_SERVICE_AUTH)(deploy=False))
+
+
+def _service_auth_deploy(**kwargs: Any) -> list[CheckMessage]:
+    return list(import_string(_SERVICE_AUTH)(deploy=True))
+
+
 _SERVICE_AUTH = "django_microkit.service_auth._keys.check_messages"
 
-#: The checks of each concern: the dotted path of a function returning its
-#: messages, its keyword arguments, its tag, and whether it is deploy-only.
-#: Each module is imported when checks run, never at start-up.
-_CONCERN_CHECKS: tuple[tuple[str, dict[str, Any], str, bool], ...] = (
-    ("django_microkit.errors._checks.messages", {}, Tags.compatibility, False),
-    ("django_microkit.checks.pagination.messages", {}, Tags.compatibility, False),
-    ("django_microkit.checks.versioning.messages", {}, Tags.compatibility, False),
-    ("django_microkit.request_id._checks", {}, Tags.compatibility, False),
-    ("django_microkit.logging._checks", {}, Tags.compatibility, False),
-    ("django_microkit.sentry._checks", {}, Tags.compatibility, False),
-    ("django_microkit.health.registry._checks", {}, Tags.compatibility, False),
-    ("django_microkit.service_info._checks", {}, Tags.compatibility, False),
-    ("django_microkit.health.registry._deploy_checks", {}, Tags.security, True),
-    (_SERVICE_AUTH, {"deploy": False}, Tags.security, False),
-    (_SERVICE_AUTH, {"deploy": True}, Tags.security, True),
-    ("django_microkit.checks.idempotency.messages", {}, Tags.caches, False),
-    ("django_microkit.checks.idempotency.deploy_messages", {}, Tags.caches, True),
-    ("django_microkit.client.config.check_messages", {}, Tags.compatibility, False),
+_COMPATIBILITY, _SECURITY, _CACHES = Tags.compatibility, Tags.security, Tags.caches
+
+#: Every check of django-microkit: the dotted path of a ``check_*`` function
+#: returning its messages, its tag, and whether it runs only under
+#: ``check --deploy``.
+_CONCERN_CHECKS: tuple[tuple[str, str, bool], ...] = (
+    ("django_microkit.checks.check_settings", _COMPATIBILITY, False),
+    ("django_microkit.checks.check_rest_framework", _COMPATIBILITY, False),
+    ("django_microkit.errors._checks.messages", _COMPATIBILITY, False),
+    ("django_microkit.checks.pagination.messages", _COMPATIBILITY, False),
+    ("django_microkit.checks.versioning.messages", _COMPATIBILITY, False),
+    ("django_microkit.request_id._checks", _COMPATIBILITY, False),
+    ("django_microkit.logging._checks", _COMPATIBILITY, False),
+    ("django_microkit.sentry._checks", _COMPATIBILITY, False),
+    ("django_microkit.service_info._checks", _COMPATIBILITY, False),
+    ("django_microkit.health.registry._checks", _COMPATIBILITY, False),
+    ("django_microkit.health.registry._deploy_checks", _SECURITY, True),
+    ("django_microkit.checks._service_auth", _SECURITY, False),
+    ("django_microkit.checks._service_auth_deploy", _SECURITY, True),
+    ("django_microkit.client.config.check_messages", _COMPATIBILITY, False),
+    ("django_microkit.checks.idempotency.messages", _CACHES, False),
+    ("django_microkit.checks.idempotency.deploy_messages", _CACHES, True),
 )
 
 
-def _concern_check(path: str, arguments: dict[str, Any]) -> Callable[..., Any]:
-    def check(
-        *,
-        app_configs: Sequence[AppConfig] | None,
-        databases: Sequence[str] | None,
-        **kwargs: Any,
-    ) -> list[CheckMessage]:
-        return list(import_string(path)(**arguments))
+def register_checks() -> None:
+    """Register every check of :data:`_CONCERN_CHECKS` with Django.
 
-    check.__name__ = check.__qualname__ = "check_" + path.replace(".", "_")
+    Called from ``MicrokitConfig.ready()``; calling it again registers nothing
+    new (Django keeps its checks in a set, and each path has one wrapper).
+    """
+    for path, tag, deploy in _CONCERN_CHECKS:
+        register(_lazy_check(path), tag, deploy=deploy)
+
+
+@functools.cache
+def _lazy_check(path: str) -> Callable[..., list[CheckMessage]]:
+    """A check that imports ``path`` when it runs, named after it.
+
+    Importing every concern at start-up would import DRF, PyJWT, cryptography
+    and the rest before the service asked for them; the name tells
+    ``manage.py check`` output and tracebacks which function ran.
+    """
+
+    def check(**kwargs: Any) -> list[CheckMessage]:
+        return list(import_string(path)())
+
+    check.__module__, _, check.__name__ = path.rpartition(".")
+    check.__qualname__ = check.__name__
     return check
-
-
-for _path, _arguments, _tag, _deploy in _CONCERN_CHECKS:
-    register(_concern_check(_path, _arguments), _tag, deploy=_deploy)
