@@ -216,3 +216,10 @@ def test_fork_safe_derived_value_is_rebuilt_in_a_child() -> None:
     os.waitpid(pid, 0)
     assert int(child_owner) == pid
     assert int(child_inherited) == parent
+
+
+def test_the_required_rest_framework_values_are_in_the_defaults() -> None:
+    from django_microkit.conf import REST_FRAMEWORK_WIRING, rest_framework_defaults
+
+    assert set(REST_FRAMEWORK_WIRING) == {"DEFAULT_SCHEMA_CLASS", "EXCEPTION_HANDLER"}
+    assert REST_FRAMEWORK_WIRING.items() <= rest_framework_defaults().items()

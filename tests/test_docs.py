@@ -64,15 +64,67 @@ def test_every_setting_is_documented_with_its_default() -> None:
             ), f"{name}.{key}: {rows.get(key)} != {option.default!r}"
 
 
-def test_every_check_id_is_documented() -> None:
-    ids = set()
+CHECK_ID = r"django_microkit\.[EW]\d{3}"
+TESTS = Path(__file__).resolve().parent
+
+
+def _ids_in_code() -> set[str]:
+    ids: set[str] = set()
     for path in CHECKS_SOURCE.rglob("*.py"):
-        ids.update(re.findall(r'"(django_microkit\.[EW]\d{3})"', path.read_text()))
-    documented = set(
-        re.findall(r"`(django_microkit\.[EW]\d{3})`", (DOCS / "checks.md").read_text())
-    )
+        ids.update(re.findall(rf'"({CHECK_ID})"', path.read_text()))
     assert ids, "no check IDs found"
-    assert ids == documented
+    return ids
+
+
+def _check_sections() -> dict[str, list[str]]:
+    """Each section of docs/checks.md: the IDs of its table rows, in order."""
+    text = (DOCS / "checks.md").read_text()
+    sections = {}
+    for chunk in text.split("\n## ")[1:]:
+        title, _, body = chunk.partition("\n")
+        sections[title] = re.findall(rf"^\| `({CHECK_ID})` \|", body, re.MULTILINE)
+    return sections
+
+
+def test_every_check_id_is_documented_once() -> None:
+    listed = [id_ for ids in _check_sections().values() for id_ in ids]
+    twice = sorted(id_ for id_ in set(listed) if listed.count(id_) > 1)
+    assert not twice, f"listed more than once in docs/checks.md: {twice}"
+    missing = sorted(_ids_in_code() - set(listed))
+    assert not missing, f"used in code, missing from docs/checks.md: {missing}"
+    unused = sorted(set(listed) - _ids_in_code())
+    assert not unused, f"listed in docs/checks.md, used nowhere in code: {unused}"
+
+
+def test_check_ids_are_in_the_documented_order() -> None:
+    # One section per concern, in the order of their ranges of ten; within
+    # one, errors then warnings, each by number (as the page says at the top).
+    ranges = []
+    for title, ids in _check_sections().items():
+        if not ids:
+            continue
+        assert ids == sorted(ids), f"{title!r} is not in ID order: {ids}"
+        tens = {int(id_[-3:]) // 10 for id_ in ids}
+        assert len(tens) == 1, f"{title!r} mixes ranges of ten: {ids}"
+        ranges.extend(tens)
+    assert ranges == sorted(ranges) == sorted(set(ranges)), ranges
+
+
+def test_retired_check_ids_stay_retired() -> None:
+    text = (DOCS / "checks.md").read_text()
+    retired = set(re.findall(rf"`({CHECK_ID})`", text.split("\n## Retired\n")[1]))
+    assert retired, "no retired IDs found"
+    assert not retired & _ids_in_code()
+    assert not retired & {id_ for ids in _check_sections().values() for id_ in ids}
+
+
+def test_every_check_id_is_provoked_by_a_test() -> None:
+    tests = "".join(
+        path.read_text() for path in TESTS.rglob("test_*.py") if path != Path(__file__)
+    )
+    for id_ in sorted(_ids_in_code()):
+        short = id_.removeprefix("django_microkit.")
+        assert f'"{id_}"' in tests or f'"{short}"' in tests, id_
 
 
 def test_checks_are_registered() -> None:
