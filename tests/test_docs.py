@@ -11,6 +11,7 @@ from typing import Any
 
 from django.core.checks import registry
 
+import django_microkit
 from django_microkit.conf import DEFAULTS, Option
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
@@ -151,3 +152,69 @@ def library_modules() -> list[ModuleType]:
             parts = parts[:-1]
         modules.append(importlib.import_module(".".join(parts)))
     return modules
+
+
+def _public_modules() -> list[ModuleType]:
+    """The library's modules a service may import from (not ``_private`` ones)."""
+    return [
+        module
+        for module in library_modules()
+        if not any(part.startswith("_") for part in module.__name__.split("."))
+    ]
+
+
+def _api_page() -> tuple[dict[str, list[str]], list[str]]:
+    """The names docs/api.md lists under each module, and the package's re-exports."""
+    listed: dict[str, list[str]] = {}
+    text = (DOCS / "api.md").read_text()
+    for chunk in text.split("\n## ")[1:]:
+        heading, _, body = chunk.partition("\n")
+        module = heading.strip("`")
+        listed[module] = re.findall(r"^- `(\w+)`: ", body, re.MULTILINE)
+    root = text.split("\n## `django_microkit`\n")[1].split("\n## ")[0]
+    reexported = root.split("re-exports")[1].split("Each is described")[0]
+    return listed, re.findall(r"`(\w+)`", reexported)
+
+
+def test_the_api_page_lists_every_public_name_once() -> None:
+    listed, reexported = _api_page()
+    paths = [f"{module}.{name}" for module, names in listed.items() for name in names]
+    objects = {
+        path: getattr(importlib.import_module(module), name, None)
+        for path, (module, _, name) in ((p, p.rpartition(".")) for p in paths)
+    }
+    public = {
+        f"{module.__name__}.{name}": getattr(module, name)
+        for module in _public_modules()
+        for name in getattr(module, "__all__", ())
+    }
+
+    def elsewhere(path: str, value: Any) -> list[str]:
+        name = path.rpartition(".")[2]
+        return [
+            where
+            for where, other in objects.items()
+            if where != path and where.rpartition(".")[2] == name and value is other
+        ]
+
+    twice = sorted({p for p in paths if paths.count(p) > 1 or elsewhere(p, objects[p])})
+    extra = sorted(set(paths) - set(public))
+    missing = sorted(
+        path
+        for path, value in public.items()
+        if path not in objects and not elsewhere(path, value)
+    )
+    assert not (twice or extra or missing), (
+        "docs/api.md is out of date.\n"
+        f"  missing (in an __all__, not on the page): {missing}\n"
+        f"  extra (on the page, in no __all__ of that module): {extra}\n"
+        f"  listed twice (one object under two names or modules): {twice}"
+    )
+    assert reexported == [name for name in django_microkit.__all__ if name[0] != "_"]
+
+
+def test_the_api_page_lists_names_in_order() -> None:
+    listed, _reexported = _api_page()
+    assert list(listed) == sorted(listed)
+    for module, names in listed.items():
+        assert names == sorted(names), module
