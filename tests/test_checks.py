@@ -5,7 +5,9 @@ from typing import Any
 
 import pytest
 from django.apps import apps
-from django.core.checks import Tags, run_checks
+from django.core.checks import CheckMessage, Tags, run_checks
+from django.core.checks import Error as CheckError
+from django.core.checks import Warning as CheckWarning
 from django.core.checks.registry import registry
 from django.core.management import call_command
 from django.test import override_settings
@@ -13,7 +15,7 @@ from django.urls import get_resolver
 from django.utils.module_loading import import_string
 
 import django_microkit
-from django_microkit.checks import _CONCERN_CHECKS, register_checks
+from django_microkit.checks import _CONCERN_CHECKS, Issue, register_checks
 
 
 def check_ids(**overrides: Any) -> list[str]:
@@ -233,3 +235,17 @@ def test_deploy_checks_run_only_with_deploy() -> None:
         and check.__module__.startswith("django_microkit")
     }
     assert deploy_only == {path for path, _tag, deploy in _CONCERN_CHECKS if deploy}
+
+
+@pytest.mark.parametrize(
+    ("id_", "level"),
+    [("django_microkit.E050", CheckError), ("django_microkit.W050", CheckWarning)],
+)
+def test_an_issue_is_a_check_message_of_the_level_its_id_says(
+    id_: str, level: type[CheckMessage]
+) -> None:
+    issue = Issue(id_, "MICROKIT['X'] is wrong.", "Fix it.")
+    assert issue.is_error is (level is CheckError)
+    message = issue.message()
+    assert type(message) is level
+    assert (message.id, message.msg, message.hint) == (id_, issue.msg, issue.hint)
