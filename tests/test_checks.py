@@ -1,6 +1,10 @@
 from __future__ import annotations
 
 import inspect
+import os
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -249,3 +253,28 @@ def test_an_issue_is_a_check_message_of_the_level_its_id_says(
     message = issue.message()
     assert type(message) is level
     assert (message.id, message.msg, message.hint) == (id_, issue.msg, issue.hint)
+
+
+def test_start_up_imports_no_concern_module() -> None:
+    # Registering the checks must not import what they check (DRF views,
+    # PyJWT, the client...): that waits until the checks run.
+    code = (
+        "import sys, django; django.setup(); "
+        "print(sorted(m for m in sys.modules if m.startswith('django_microkit')))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings"},
+        cwd=Path(__file__).resolve().parent.parent,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert result.stdout.split("\n")[0] == str(
+        [
+            "django_microkit",
+            "django_microkit.apps",
+            "django_microkit.checks",
+            "django_microkit.conf",
+        ]
+    )

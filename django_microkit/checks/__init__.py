@@ -188,15 +188,17 @@ def check_rest_framework(**kwargs: Any) -> list[CheckMessage]:
     return messages
 
 
+# Service auth has one function for its start-up and its deploy-only checks;
+# the list registers each kind once, as a function of its own.
+_SERVICE_AUTH = "django_microkit.service_auth._keys.check_messages"
+
+
 def _service_auth(**kwargs: Any) -> list[CheckMessage]:
     return list(import_string(_SERVICE_AUTH)(deploy=False))
 
 
 def _service_auth_deploy(**kwargs: Any) -> list[CheckMessage]:
     return list(import_string(_SERVICE_AUTH)(deploy=True))
-
-
-_SERVICE_AUTH = "django_microkit.service_auth._keys.check_messages"
 
 _COMPATIBILITY, _SECURITY, _CACHES = Tags.compatibility, Tags.security, Tags.caches
 
@@ -239,7 +241,9 @@ def _lazy_check(path: str) -> Callable[..., list[CheckMessage]]:
 
     Importing every concern at start-up would import DRF, PyJWT, cryptography
     and the rest before the service asked for them; the name tells
-    ``manage.py check`` output and tracebacks which function ran.
+    ``manage.py check`` output and tracebacks which function ran. The checks
+    read settings only, so Django's ``app_configs`` and ``databases`` are not
+    passed on.
     """
 
     def check(**kwargs: Any) -> list[CheckMessage]:
