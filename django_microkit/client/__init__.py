@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import logging
 import random
-import threading
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
@@ -123,32 +122,16 @@ class _Target:
             session.mount(f"{config.base_url}/", transport)
 
 
-class _Targets:
+class _Targets(dict[str, _Target]):
     """Every service this process calls, each set up at its first call."""
 
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._by_name: dict[str, _Target] = {}
-
-    def __getitem__(self, name: str) -> _Target:
-        target = self._by_name.get(name)
-        if target is None:
-            with self._lock:  # built once, even by two threads at a time
-                target = self._by_name.get(name) or _Target(name)
-                self._by_name[name] = target
-        return target
-
-    def forget(self, name: str) -> None:
-        with self._lock:
-            target = self._by_name.pop(name, None)
-        if target is not None:
-            target.session.close()
+    def __missing__(self, name: str) -> _Target:
+        # Two threads may both build one: the first stored is the one kept.
+        return self.setdefault(name, _Target(name))
 
 
-@derived(fork_safe=True)
-def _targets() -> _Targets:
-    """Until ``MICROKIT`` changes; a forked worker opens its own connections."""
-    return _Targets()
+#: Kept until MICROKIT changes; a forked worker opens its own connections.
+_targets = derived(fork_safe=True)(_Targets)
 
 
 def set_transport(name: str, adapter: BaseAdapter | None) -> None:
@@ -163,7 +146,9 @@ def set_transport(name: str, adapter: BaseAdapter | None) -> None:
         _transports.pop(name, None)
     else:
         _transports[name] = adapter
-    _targets().forget(name)
+    target = _targets().pop(name, None)
+    if target is not None:
+        target.session.close()
 
 
 class ServiceClient:
