@@ -39,10 +39,9 @@ __all__ = ["BreakerConfig", "CircuitBreaker", "State"]
 State = Literal["closed", "open", "half_open"]
 
 _log = structlog.get_logger("django_microkit.client")
+_CLIENT_DEFAULTS = cast("dict[str, Option]", DEFAULTS["CLIENT"])
 #: What a ``BREAKER`` dict leaves out: ``MICROKIT["CLIENT"]["BREAKER"]``'s default.
-_DEFAULTS: Mapping[str, Any] = cast("dict[str, Option]", DEFAULTS["CLIENT"])[
-    "BREAKER"
-].default
+_DEFAULTS: Mapping[str, Any] = _CLIENT_DEFAULTS["BREAKER"].default
 
 
 @dataclass(frozen=True)
