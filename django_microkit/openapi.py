@@ -153,12 +153,12 @@ class AutoSchema(SpectacularAutoSchema):
         return [
             *super().get_override_parameters(),
             *_schema_parameters(self.view),
-            *idempotency._openapi_parameters(self.view, self.method),
+            *idempotency.openapi_parameters(self.view, self.method),
         ]
 
     def _add_idempotency_problems(self, responses: dict[str, Any]) -> None:
         """The problems of an operation honouring ``Idempotency-Key``."""
-        problems = idempotency._openapi_responses(self.view, self.method)
+        problems = idempotency.openapi_responses(self.view, self.method)
         for status, description in problems.items():
             response = responses.get(status)
             if response is None:

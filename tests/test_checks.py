@@ -151,8 +151,8 @@ _FINAL_CHECKS = {
     "service_auth.checks.check_service_auth": "checks._service_auth",
     "service_auth.checks.check_service_auth_deploy": "checks._service_auth_deploy",
     "client.checks.check_client": "client.config.check_messages",
-    "idempotency.check_idempotency": "checks.idempotency.messages",
-    "idempotency.check_idempotency_deploy": "checks.idempotency.deploy_messages",
+    "idempotency.checks.check_idempotency": "checks.idempotency.messages",
+    "idempotency.checks.check_idempotency_deploy": "checks.idempotency.deploy_messages",
 }
 FINAL_CHECKS = {
     f"django_microkit.{final}": f"django_microkit.{before}"

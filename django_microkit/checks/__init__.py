@@ -200,6 +200,7 @@ def _service_auth(**kwargs: Any) -> list[CheckMessage]:
 def _service_auth_deploy(**kwargs: Any) -> list[CheckMessage]:
     return list(import_string(_SERVICE_AUTH)(deploy=True))
 
+
 _COMPATIBILITY, _SECURITY, _CACHES = Tags.compatibility, Tags.security, Tags.caches
 
 #: Every check of django-microkit: the dotted path of a ``check_*`` function
@@ -219,9 +220,9 @@ _CONCERN_CHECKS: tuple[tuple[str, str, bool], ...] = (
     ("django_microkit.health.registry._deploy_checks", _SECURITY, True),
     ("django_microkit.checks._service_auth", _SECURITY, False),
     ("django_microkit.checks._service_auth_deploy", _SECURITY, True),
-    ("django_microkit.client.config.check_messages", _COMPATIBILITY, False),
-    ("django_microkit.checks.idempotency.messages", _CACHES, False),
-    ("django_microkit.checks.idempotency.deploy_messages", _CACHES, True),
+    ("django_microkit.client.checks.check_client", _COMPATIBILITY, False),
+    ("django_microkit.idempotency.checks.check_idempotency", _CACHES, False),
+    ("django_microkit.idempotency.checks.check_idempotency_deploy", _CACHES, True),
 )
 
 
