@@ -91,32 +91,28 @@ def _redis(url: str, **options: Any) -> Any:
     return Redis(client_factory=functools.partial(RedisClient.from_url, url, **options))
 
 
-def _database_aliases() -> list[str]:
+def _aliases(kind: str) -> list[str]:
+    """The configured aliases of the databases, caches or storages."""
+    from django.core.cache import caches
+    from django.core.files.storage import storages
     from django.db import connections
 
-    return list(connections)
+    handlers: dict[str, Iterable[str]] = {
+        "database": connections,
+        "cache": caches,
+        "storage": storages.backends,
+    }
+    return list(handlers[kind])
 
 
-def _cache_aliases() -> list[str]:
-    from django.core.cache import caches
-
-    return list(caches)
-
-
-def _storage_aliases() -> list[str]:
-    from django.core.files.storage import storages
-
-    return list(storages.backends)
-
-
-#: Built-in check -> (factory, componentType, its aliases if it takes one).
-_BUILTINS: dict[str, tuple[str, str, Callable[[], list[str]] | None]] = {
-    "database": ("health_check.checks.Database", "datastore", _database_aliases),
-    "cache": ("health_check.checks.Cache", "datastore", _cache_aliases),
-    "storage": ("health_check.checks.Storage", "datastore", _storage_aliases),
-    "mail": ("health_check.checks.Mail", "component", None),
-    "dns": ("health_check.checks.DNS", "system", None),
-    "redis": ("django_microkit.health.registry._redis", "datastore", None),
+#: Built-in check -> (factory, componentType, whether it takes an alias).
+_BUILTINS: dict[str, tuple[str, str, bool]] = {
+    "database": ("health_check.checks.Database", "datastore", True),
+    "cache": ("health_check.checks.Cache", "datastore", True),
+    "storage": ("health_check.checks.Storage", "datastore", True),
+    "mail": ("health_check.checks.Mail", "component", False),
+    "dns": ("health_check.checks.DNS", "system", False),
+    "redis": ("django_microkit.health.registry._redis", "datastore", False),
 }
 
 
@@ -204,9 +200,9 @@ def _resolved() -> dict[str, tuple[_Check, ...]]:
 def _probe_checks(probe: str) -> tuple[_Check, ...]:
     """The checks ``probe`` runs, resolved once per configuration.
 
-    Only the round under way resolves a probe (rounds of a probe never
-    overlap), so no lock is needed; a failure is raised, and tried again by the
-    next round.
+    Only a round resolves its probe, and a probe's rounds overlap only across
+    a settings change, when either resolution is as good: no lock is needed. A
+    failure is raised, and tried again by the next round.
     """
     resolved = _resolved()
     if probe not in resolved:
@@ -304,9 +300,9 @@ def _builtin_targets(
     kind: str, alias: str, options: Mapping[str, Any]
 ) -> list[tuple[str, Callable[[], Any]]]:
     """``kind``'s check, or one per alias of the databases, caches, storages."""
-    path, _, aliases = _BUILTINS[kind]
+    path, _, takes_alias = _BUILTINS[kind]
     factory = import_string(path)
-    if aliases is None:
+    if not takes_alias:
         if alias:
             raise _Misconfigured(
                 "django_microkit.E041",
@@ -314,7 +310,7 @@ def _builtin_targets(
                 f"Write {kind!r}, with its arguments in 'options'.",
             )
         return [(kind, _callable(_create(factory, options, kind), {}, kind)[0])]
-    known = aliases()
+    known = _aliases(kind)
     if alias and alias not in known:
         raise _Misconfigured(
             "django_microkit.E045",

@@ -30,7 +30,7 @@ import math
 import queue
 import threading
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from typing import Any, Literal, TypedDict, TypeVar
 
 from django.db import close_old_connections
@@ -292,13 +292,6 @@ def _loop() -> asyncio.AbstractEventLoop:
     return loop
 
 
-def _in_background(coroutine: Coroutine[Any, Any, None]) -> None:
-    # A fresh context: the round must not share the request thread's
-    # per-thread objects (Django connections and caches are kept in context
-    # variables).
-    contextvars.Context().run(asyncio.run_coroutine_threadsafe, coroutine, _loop())
-
-
 def _wait(future: concurrent.futures.Future[_T]) -> asyncio.Future[_T]:
     """An asyncio future for ``future`` that can be cancelled on its own.
 
@@ -398,7 +391,12 @@ def run_probe(probe: str, *, fresh: bool = False) -> HealthReport:
     """
     state, round_, leader = _join(probe, fresh)
     if leader:
-        _in_background(_lead(probe, state, round_))
+        # On the process's loop, in a fresh context: the round must not share
+        # the request thread's per-thread objects (Django keeps connections and
+        # caches in context variables).
+        contextvars.Context().run(
+            asyncio.run_coroutine_threadsafe, _lead(probe, state, round_), _loop()
+        )
     return round_.result()
 
 

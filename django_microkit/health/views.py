@@ -117,6 +117,22 @@ def _not_allowed() -> HttpResponse:
     return response
 
 
+def _probe_views(probe: str) -> tuple[_SyncView, _AsyncView]:
+    def health_view(request: HttpRequest) -> HttpResponse:
+        if request.method not in _SAFE_METHODS:
+            return _not_allowed()
+        return _health_response(request, run_probe(probe))
+
+    async def async_health_view(request: HttpRequest) -> HttpResponse:
+        if request.method not in _SAFE_METHODS:
+            return _not_allowed()
+        return _health_response(request, await arun_probe(probe))
+
+    for view in (health_view, async_health_view):
+        view.__qualname__ = view.__name__ = f"{view.__name__}_{probe}"
+    return health_view, async_health_view
+
+
 def health_urlpatterns() -> list[URLPattern]:
     """The probe routes, under ``MICROKIT["HEALTH"]["URL_PREFIX"]``.
 
@@ -126,28 +142,11 @@ def health_urlpatterns() -> list[URLPattern]:
     section = microkit_settings.HEALTH
     patterns: list[URLPattern] = []
     for probe in PROBES:
-
-        def health_view(request: HttpRequest, probe: str = probe) -> HttpResponse:
-            if request.method not in _SAFE_METHODS:
-                return _not_allowed()
-            return _health_response(request, run_probe(probe))
-
-        async def async_health_view(
-            request: HttpRequest, probe: str = probe
-        ) -> HttpResponse:
-            if request.method not in _SAFE_METHODS:
-                return _not_allowed()
-            return _health_response(request, await arun_probe(probe))
-
-        for view in (health_view, async_health_view):
-            view.__qualname__ = view.__name__ = f"{view.__name__}_{probe}"
+        sync_view, async_view = _probe_views(probe)
         if section["INCLUDE_IN_SCHEMA"]:
-            _document(health_view, probe)
-        route = f"{section['URL_PREFIX']}{probe}"
-        name = f"microkit-health-{probe}"
-        patterns.append(
-            server_mode_route(route, health_view, async_health_view, name=name)
-        )
+            _document(sync_view, probe)
+        route, name = f"{section['URL_PREFIX']}{probe}", f"microkit-health-{probe}"
+        patterns.append(server_mode_route(route, sync_view, async_view, name=name))
     return patterns
 
 
