@@ -164,7 +164,8 @@ def service_info_urlpatterns() -> list[URLPattern]:
 
 
 def check_service_info(**kwargs: Any) -> list[CheckMessage]:
-    """The route of the document is written as Django routes are."""
+    """``SERVICE_INFO["PATH"]`` is a Django route: with a leading slash it
+    never matches, and empty it takes the site's root."""
     path = microkit_settings.SERVICE_INFO["PATH"]
     if isinstance(path, str) and (not path or path.startswith("/")):
         issue = Issue(
