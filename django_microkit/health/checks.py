@@ -4,6 +4,7 @@ the first readiness probe after a deploy."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from django.core.checks import CheckMessage
@@ -74,7 +75,7 @@ def check_health_deploy(**kwargs: Any) -> list[CheckMessage]:
     return [issue.message()]
 
 
-def _entry_issues(probe: str, key: str, entries: list[Any] | tuple[Any]) -> list[Issue]:
+def _entry_issues(probe: str, key: str, entries: Sequence[Any]) -> list[Issue]:
     issues: list[Issue] = []
     names: list[str] = []
     for entry in entries:
