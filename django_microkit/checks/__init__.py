@@ -1,10 +1,8 @@
 """System checks: misconfiguration is reported by ``manage.py check`` at start-up,
 each with a stable ID and a hint saying what to change.
 
-Each concern keeps its checks beside it, as ``check_<concern>`` functions
-listed in :data:`_CONCERN_CHECKS`; :func:`register_checks` (called from
-``MicrokitConfig.ready()``) registers them all, and the modules holding them are
-imported only when the checks run. The helpers here are what those checks share.
+Each concern's ``check_<concern>`` functions live beside it; this module lists
+them (:data:`_CONCERN_CHECKS`), registers them, and holds what they share.
 
 IDs are never reused. The list with explanations is in ``docs/checks.md``.
 """
@@ -203,9 +201,8 @@ def _service_auth_deploy(**kwargs: Any) -> list[CheckMessage]:
 
 _COMPATIBILITY, _SECURITY, _CACHES = Tags.compatibility, Tags.security, Tags.caches
 
-#: Every check of django-microkit: the dotted path of a ``check_*`` function
-#: returning its messages, its tag, and whether it runs only under
-#: ``check --deploy``.
+#: Every check: the dotted path of a ``check_*`` function returning its
+#: messages, its tag, and whether it runs only under ``check --deploy``.
 _CONCERN_CHECKS: tuple[tuple[str, str, bool], ...] = (
     ("django_microkit.checks.check_settings", _COMPATIBILITY, False),
     ("django_microkit.checks.check_rest_framework", _COMPATIBILITY, False),
@@ -227,25 +224,17 @@ _CONCERN_CHECKS: tuple[tuple[str, str, bool], ...] = (
 
 
 def register_checks() -> None:
-    """Register every check of :data:`_CONCERN_CHECKS` with Django.
-
-    Called from ``MicrokitConfig.ready()``; calling it again registers nothing
-    new (Django keeps its checks in a set, and each path has one wrapper).
-    """
+    """Register :data:`_CONCERN_CHECKS` (from ``MicrokitConfig.ready()``); a second
+    call adds nothing: Django keeps checks in a set, and a path has one wrapper."""
     for path, tag, deploy in _CONCERN_CHECKS:
         register(_lazy_check(path), tag, deploy=deploy)
 
 
 @functools.cache
 def _lazy_check(path: str) -> Callable[..., list[CheckMessage]]:
-    """A check that imports ``path`` when it runs, named after it.
-
-    Importing every concern at start-up would import DRF, PyJWT, cryptography
-    and the rest before the service asked for them; the name tells
-    ``manage.py check`` output and tracebacks which function ran. The checks
-    read settings only, so Django's ``app_configs`` and ``databases`` are not
-    passed on.
-    """
+    """A check named after ``path`` that imports it only when it runs (not at
+    start-up: DRF, PyJWT, cryptography...). Checks read settings only, so
+    Django's ``app_configs`` and ``databases`` are not passed on."""
 
     def check(**kwargs: Any) -> list[CheckMessage]:
         return list(import_string(path)())
