@@ -8,7 +8,7 @@ import pytest
 from django.core.checks import run_checks
 from django.test import override_settings
 
-from django_microkit.service_auth._keys import generate_key
+from django_microkit.service_auth.keys import generate_key
 
 SECRET, _ = generate_key("HS256")
 SIGNING = {
