@@ -19,6 +19,7 @@ import pytest
 from django.contrib.auth.models import User
 from django.core.exceptions import ImproperlyConfigured
 from django.test import override_settings
+from rest_framework.permissions import AND, NOT, OR
 from rest_framework.test import APIClient
 
 from django_microkit.service_auth import (
@@ -537,10 +538,10 @@ def test_no_credentials_is_token_missing(url: str) -> None:
     assert response["WWW-Authenticate"] == 'Bearer realm="tests"'
 
 
-def test_a_composition_built_by_drf_first_keeps_drf_codes() -> None:
+def test_a_composition_built_by_drf_first_keeps_the_precise_code() -> None:
+    # (IsAdminUser | ReadOnly) & IsService: DRF's own OR inside DRF's own AND.
     response = call("drf-outer/")
-    assert response.status_code == 401
-    assert code_of(response) == "not_authenticated"
+    problem(response, 401, "token_missing", "This endpoint needs a service token.")
     assert response["WWW-Authenticate"] == 'Bearer realm="tests"'
 
 
@@ -659,12 +660,25 @@ def test_permission_message_outside_a_refusal() -> None:
     assert "lacks" in str(HasServiceScope("x")().message)
 
 
-def test_has_service_scope_is_a_cached_class() -> None:
+def test_has_service_scope_is_a_permission_of_its_scopes() -> None:
     first = HasServiceScope("b", "a")
-    assert first is HasServiceScope("a", "b", "a")
-    assert issubclass(first, IsService)
-    assert first.__name__ == "HasServiceScope('a', 'b')"
+    assert first == HasServiceScope("a", "b", "a")
+    assert hash(first) == hash(HasServiceScope("a", "b"))
+    assert first != HasServiceScope("a") and first != IsService()
+    assert isinstance(first, IsService)
+    # DRF calls each entry of permission_classes, and each operand of | & ~.
+    assert first() is first
+    assert repr(first) == "HasServiceScope('a', 'b')"
     assert frozenset({"a", "b"}) == first.required_scopes
+
+
+def test_compositions_are_drf_own() -> None:
+    from rest_framework.permissions import IsAdminUser, OperandHolder
+
+    scope = HasServiceScope("x")
+    assert scope | IsAdminUser == OperandHolder(OR, scope, IsAdminUser)
+    assert IsAdminUser & scope == OperandHolder(AND, IsAdminUser, scope)
+    assert isinstance((~scope)(), NOT)
 
 
 @pytest.mark.parametrize("scopes", [(), ("a b",), ("",), ('"',)])

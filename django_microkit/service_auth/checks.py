@@ -25,10 +25,14 @@ def check_service_auth(**kwargs: Any) -> list[CheckMessage]:
     """Every problem with the keys, lifetimes and algorithms, and a replay
     cache that cannot protect against replays."""
     config, issues = _config()
-    if not config.peers:
-        pass  # verifies no tokens: the replay settings do not matter
-    elif not config.replay_protection:
-        issues.append(
+    if config.peers:  # verifying no tokens, the replay settings do not matter
+        issues += _replay_issues(config)
+    return [issue.message() for issue in issues]
+
+
+def _replay_issues(config: ServiceAuthConfig) -> list[Issue]:
+    if not config.replay_protection:
+        return [
             Issue(
                 "django_microkit.W050",
                 f"{_WHERE}['REPLAY_PROTECTION'] is off: a captured token can be "
@@ -36,34 +40,30 @@ def check_service_auth(**kwargs: Any) -> list[CheckMessage]:
                 "Turn it on unless every caller reuses its tokens on purpose "
                 "(REUSE_TOKENS_FOR).",
             )
-        )
+        ]
+    alias = config.replay_cache
+    if alias not in settings.CACHES:
+        problem = "which is not in CACHES."
+    elif _backend(alias).endswith(".DummyCache"):
+        problem = "a DummyCache, which forgets every jti at once."
     else:
-        alias = config.replay_cache
-        if alias not in settings.CACHES:
-            problem = "which is not in CACHES."
-        elif _backend(alias).endswith(".DummyCache"):
-            problem = "a DummyCache, which forgets every jti at once."
-        else:
-            problem = ""
-        if problem:
-            issues.append(
-                Issue(
-                    "django_microkit.E059",
-                    f"{_WHERE}['REPLAY_CACHE'] is {alias!r}, {problem}",
-                    "Name a cache shared by all processes of the service (Redis "
-                    "in production).",
-                )
-            )
-    return [issue.message() for issue in issues]
+        return []
+    return [
+        Issue(
+            "django_microkit.E059",
+            f"{_WHERE}['REPLAY_CACHE'] is {alias!r}, {problem}",
+            "Name a cache shared by all processes of the service (Redis in "
+            "production).",
+        )
+    ]
 
 
 def check_service_auth_deploy(**kwargs: Any) -> list[CheckMessage]:
     """``--deploy``: a replay cache that each process keeps for itself."""
     config, _issues = _config()
     alias = config.replay_cache
-    if not config.peers or not config.replay_protection:
-        return []
-    if not _backend(alias).endswith(".LocMemCache"):
+    local = _backend(alias).endswith(".LocMemCache")
+    if not (config.peers and config.replay_protection and local):
         return []
     warning = Issue(
         "django_microkit.W051",

@@ -180,36 +180,52 @@ def _describe_alg(alg: Any) -> str:
 
 
 def _times(section: Mapping[str, Any], found: _Collector) -> tuple[int, int, int]:
-    lifetime = section["TOKEN_LIFETIME"]
-    max_lifetime = section["MAX_TOKEN_LIFETIME"]
-    leeway = section["LEEWAY"]
-    if not 1 <= max_lifetime <= MAX_LIFETIME_CAP:
-        found.add(
-            "django_microkit.E052",
-            f"{_WHERE}['MAX_TOKEN_LIFETIME'] is {max_lifetime}, outside "
-            f"1..{MAX_LIFETIME_CAP} seconds.",
-            "Service tokens are short-lived: keep the maximum at a few minutes "
-            "(default 300).",
-        )
-        max_lifetime = min(max(max_lifetime, 1), MAX_LIFETIME_CAP)
-    if not 1 <= lifetime <= max_lifetime:
-        found.add(
-            "django_microkit.E052",
-            f"{_WHERE}['TOKEN_LIFETIME'] is {lifetime}, outside 1..{max_lifetime} "
-            "seconds (MAX_TOKEN_LIFETIME).",
-            "Use a lifetime of about a minute (default 60); receivers refuse "
-            "tokens living longer than their MAX_TOKEN_LIFETIME.",
-        )
-        lifetime = min(max(lifetime, 1), max_lifetime)
-    if not 0 <= leeway <= MAX_LEEWAY:
-        found.add(
-            "django_microkit.E052",
-            f"{_WHERE}['LEEWAY'] is {leeway}, outside 0..{MAX_LEEWAY} seconds.",
-            "Allow a few seconds of clock skew (default 5) and keep the clocks "
-            "synchronised with NTP.",
-        )
-        leeway = min(max(leeway, 0), MAX_LEEWAY)
+    max_lifetime = _bounded(
+        section,
+        "MAX_TOKEN_LIFETIME",
+        (1, MAX_LIFETIME_CAP, ""),
+        "Service tokens are short-lived: keep the maximum at a few minutes "
+        "(default 300).",
+        found,
+    )
+    lifetime = _bounded(
+        section,
+        "TOKEN_LIFETIME",
+        (1, max_lifetime, " (MAX_TOKEN_LIFETIME)"),
+        "Use a lifetime of about a minute (default 60); receivers refuse "
+        "tokens living longer than their MAX_TOKEN_LIFETIME.",
+        found,
+    )
+    leeway = _bounded(
+        section,
+        "LEEWAY",
+        (0, MAX_LEEWAY, ""),
+        "Allow a few seconds of clock skew (default 5) and keep the clocks "
+        "synchronised with NTP.",
+        found,
+    )
     return lifetime, max_lifetime, leeway
+
+
+def _bounded(
+    section: Mapping[str, Any],
+    name: str,
+    bounds: tuple[int, int, str],
+    hint: str,
+    found: _Collector,
+) -> int:
+    """``section[name]`` brought into ``bounds`` (low, high, and a note saying
+    where the bound comes from), with E052 if it was outside."""
+    value: int = section[name]
+    low, high, note = bounds
+    if low <= value <= high:
+        return value
+    found.add(
+        "django_microkit.E052",
+        f"{_WHERE}[{name!r}] is {value}, outside {low}..{high} seconds{note}.",
+        hint,
+    )
+    return min(max(value, low), high)
 
 
 def _signing_key(

@@ -1,14 +1,23 @@
-"""Permissions for service tokens in Django REST framework."""
+"""Permissions for service tokens in Django REST framework.
+
+They compose with DRF's own ``|``, ``&`` and ``~``, whose ``OR`` / ``AND`` /
+``NOT`` keep no message of their operands. So a service permission that refuses
+records the precise refusal on the request (:data:`PERMISSION_REFUSAL`), and
+django-microkit's exception handler answers with it in place of DRF's generic
+``NotAuthenticated`` or ``PermissionDenied``: 401 ``token_missing`` or 403
+``insufficient_scope``, whichever composition the permission is in.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 from django.utils.translation import gettext_lazy as _
-from rest_framework.exceptions import APIException, PermissionDenied
-from rest_framework.permissions import BasePermission, BasePermissionMetaclass
+from rest_framework.exceptions import APIException
+from rest_framework.permissions import AND, BasePermission, OperationHolderMixin
 from rest_framework.request import Request
 
+from django_microkit.errors.handler import PERMISSION_REFUSAL
 from django_microkit.service_auth.tokens import (
     InsufficientScope,
     ServicePrincipal,
@@ -22,163 +31,69 @@ if TYPE_CHECKING:
 __all__ = ["HasServiceScope", "IsService", "required_scopes"]
 
 
-class _ServicePermissionMetaclass(BasePermissionMetaclass):
-    """Composes with ``|`` and ``&`` into permissions that keep the precise
-    refusal of their service operands.
-
-    Because this is a subclass of DRF's permission metaclass, Python gives it
-    the first say in ``IsAdminUser | IsService`` too.
-    """
-
-    def __or__(cls, other: Any) -> Any:
-        return _compose(_AnyOf, cls, other)
-
-    def __ror__(cls, other: Any) -> Any:
-        return _compose(_AnyOf, other, cls)
-
-    def __and__(cls, other: Any) -> Any:
-        return _compose(_AllOf, cls, other)
-
-    def __rand__(cls, other: Any) -> Any:
-        return _compose(_AllOf, other, cls)
-
-
-class _ServicePermission(BasePermission, metaclass=_ServicePermissionMetaclass):
-    """A permission that remembers why it refused.
-
-    DRF turns a refusal into ``NotAuthenticated`` (no credentials) or
-    ``PermissionDenied`` with the permission's ``message``. Those say nothing of
-    a missing service token or scope, so the refusal found during
-    ``has_permission`` (``ServiceTokenMissing``, ``InsufficientScope``) is
-    raised when DRF asks a refusing permission for its ``message``: in
-    ``APIView.check_permissions`` that is the moment the refusal is final, and
-    inside a composition it is never asked.
-    """
-
-    default_message: ClassVar[Any] = _("Only services may call this endpoint.")
-    _refusal: APIException | None = None
-
-    @property
-    def message(self) -> Any:
-        if self._refusal is not None:
-            raise self._refusal
-        return self.default_message
-
-
-class IsService(_ServicePermission):
+class IsService(BasePermission):
     """Allows a request authenticated by a service token; combine with user
     permissions, e.g. ``permission_classes = [IsService | IsAdminUser]``.
 
     No credentials: 401 ``token_missing``. A user: 403 ``permission_denied``.
     """
 
+    message: Any = _("Only services may call this endpoint.")
     #: Scopes the service token must carry (none for ``IsService`` itself).
-    required_scopes: ClassVar[frozenset[str]] = frozenset()
+    required_scopes: frozenset[str] = frozenset()
 
     def has_permission(self, request: Request, view: APIView) -> bool:
         user: Any = request.user
-        self._refusal = None
         if isinstance(user, ServicePrincipal):
             if user.scopes >= self.required_scopes:
                 return True
-            self._refusal = InsufficientScope(self.required_scopes)
+            _refuse(request, InsufficientScope(self.required_scopes))
         elif request.successful_authenticator is None:
-            self._refusal = ServiceTokenMissing()
+            _refuse(request, ServiceTokenMissing())
         return False
 
 
-_scope_permissions: dict[tuple[str, ...], type[IsService]] = {}
+class HasServiceScope(OperationHolderMixin, IsService):
+    """Allows a service whose token carries every one of ``scopes``::
 
+        permission_classes = [HasServiceScope("orders:write")]
+        permission_classes = [HasServiceScope("orders:write") | IsAdminUser]
 
-def HasServiceScope(*scopes: str) -> type[IsService]:
-    """A permission class allowing a service whose token carries every one of
-    ``scopes``: ``permission_classes = [HasServiceScope("orders:write")]``.
+    An instance stands where DRF expects a permission class: DRF, and its
+    ``|``, ``&`` and ``~``, call it for the permission, which is itself (it
+    keeps no state between requests).
 
-    A service without them: 403 ``insufficient_scope`` with
+    A service without the scopes: 403 ``insufficient_scope`` with
     ``WWW-Authenticate: Bearer error="insufficient_scope", scope="..."``.
     """
-    required = validate_scopes(scopes)
-    if not required:
-        raise ValueError("HasServiceScope() needs at least one scope")
-    permission = _scope_permissions.get(required)
-    if permission is None:
-        name = f"HasServiceScope({', '.join(map(repr, required))})"
-        created: Any = _ServicePermissionMetaclass(
-            name,
-            (IsService,),
-            {
-                "__module__": __name__,
-                "__qualname__": name,
-                "__doc__": f"Allows a service with the scope(s) {', '.join(required)}.",
-                "required_scopes": frozenset(required),
-                "default_message": _("The service token lacks a required scope."),
-            },
-        )
-        permission = _scope_permissions.setdefault(required, created)
-    return permission
+
+    message = _("The service token lacks a required scope.")
+
+    def __init__(self, *scopes: str) -> None:
+        required = validate_scopes(scopes)
+        if not required:
+            raise ValueError("HasServiceScope() needs at least one scope")
+        self.required_scopes = frozenset(required)
+
+    def __call__(self) -> HasServiceScope:
+        return self
+
+    def __repr__(self) -> str:
+        return f"HasServiceScope({', '.join(map(repr, sorted(self.required_scopes)))})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, HasServiceScope):
+            return NotImplemented
+        return self.required_scopes == other.required_scopes
+
+    def __hash__(self) -> int:
+        return hash(self.required_scopes)
 
 
-class _Composition(_ServicePermission):
-    operands: ClassVar[tuple[Any, ...]] = ()
-    default_message = PermissionDenied.default_detail
-
-    def __init__(self) -> None:
-        self.ops = [operand() for operand in self.operands]
-
-    def _refused(self, allowed: bool) -> bool:
-        self._refusal = None
-        if not allowed:
-            self._refusal = next(
-                (
-                    op._refusal
-                    for op in self.ops
-                    if isinstance(op, _ServicePermission) and op._refusal is not None
-                ),
-                None,
-            )
-        return allowed
-
-
-class _AnyOf(_Composition):
-    """``A | B``, as DRF's ``OR``."""
-
-    def has_permission(self, request: Request, view: APIView) -> bool:
-        return self._refused(any(op.has_permission(request, view) for op in self.ops))
-
-    def has_object_permission(self, request: Request, view: APIView, obj: Any) -> bool:
-        return self._refused(
-            any(
-                op.has_permission(request, view)
-                and op.has_object_permission(request, view, obj)
-                for op in self.ops
-            )
-        )
-
-
-class _AllOf(_Composition):
-    """``A & B``, as DRF's ``AND``."""
-
-    def has_permission(self, request: Request, view: APIView) -> bool:
-        return self._refused(all(op.has_permission(request, view) for op in self.ops))
-
-    def has_object_permission(self, request: Request, view: APIView, obj: Any) -> bool:
-        return self._refused(
-            all(op.has_object_permission(request, view, obj) for op in self.ops)
-        )
-
-
-def _compose(kind: type[_Composition], first: Any, second: Any) -> Any:
-    symbol = "|" if kind is _AnyOf else "&"
-    name = f"({_name(first)} {symbol} {_name(second)})"
-    return _ServicePermissionMetaclass(
-        name,
-        (kind,),
-        {"__module__": __name__, "__qualname__": name, "operands": (first, second)},
-    )
-
-
-def _name(operand: Any) -> str:
-    return operand.__name__ if isinstance(operand, type) else type(operand).__name__
+def _refuse(request: Request, refusal: APIException) -> None:
+    # The first refusal wins: in ``A | B`` it names what ``A`` needed.
+    if getattr(request, PERMISSION_REFUSAL, None) is None:
+        setattr(request, PERMISSION_REFUSAL, refusal)
 
 
 def required_scopes(view: APIView) -> frozenset[str]:
@@ -190,6 +105,6 @@ def required_scopes(view: APIView) -> frozenset[str]:
         permission = pending.pop()
         if isinstance(permission, IsService):
             scopes |= permission.required_scopes
-        elif isinstance(permission, _AllOf):
-            pending.extend(permission.ops)
+        elif isinstance(permission, AND):
+            pending.extend(vars(permission).values())  # op1, op2
     return frozenset(scopes)
