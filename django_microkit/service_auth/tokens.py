@@ -34,6 +34,7 @@ import jwt
 from django.core.cache import caches
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
+from jwt.types import Options
 from rest_framework.exceptions import (
     AuthenticationFailed,
     NotAuthenticated,
@@ -311,13 +312,12 @@ def _mint(
 
 # --- verifying --------------------------------------------------------------
 
-# PyJWT checks the signature, then these claims are present, then iat, nbf, exp
-# (with the leeway), iss and aud. A service token has one audience, a string.
-_REQUIRED_CLAIMS = ["iss", "aud", "iat", "exp"]
-_DECODE_OPTIONS: Any = {
-    "require": _REQUIRED_CLAIMS,
+# PyJWT checks the signature, then that these claims are present, then iat,
+# nbf and exp (with the leeway), iss and aud: a service token has one audience,
+# a string, and no sub (RFC 7519 §4.1.2 leaves it to the profile).
+_DECODE_OPTIONS: Options = {
+    "require": ["iss", "aud", "iat", "exp"],
     "strict_aud": True,
-    # A service token has no sub (RFC 7519 §4.1.2 leaves it to the profile).
     "verify_sub": False,
 }
 
@@ -399,8 +399,8 @@ def _header(token: str) -> dict[str, Any]:
     except jwt.DecodeError:
         raise ServiceTokenInvalid(_("The service token is malformed.")) from None
     except jwt.InvalidTokenError:
-        # A kid that is not a string, or a crit: PyJWT parsed the header and
-        # refused it; the checks above say which refusal it is.
+        # A kid that is not a string, or a crit PyJWT does not support: PyJWT
+        # parsed the header and refused it; _key_for says which refusal it is.
         return _json_segment(token, 0) or {}
 
 
