@@ -162,12 +162,7 @@ _BEFORE_THE_MOVE = {
     "request_id.check_request_id": "request_id._checks",
     "logging.check_logging": "logging._checks",
     "sentry.check_sentry": "sentry._checks",
-    # service auth has one function with a ``deploy`` argument: two adapters
-    # in django_microkit.checks register it twice.
-    "service_auth.checks.check_service_auth": "checks._service_auth",
-    "service_auth.checks.check_service_auth_deploy": "checks._service_auth_deploy",
 }
-NOT_REGISTERED_BEFORE_THE_MOVE = {"django_microkit.service_auth._keys.check_messages"}
 CHECK_FUNCTIONS = [f"django_microkit.{path}" for path in _CHECK_FUNCTIONS]
 BEFORE_THE_MOVE = {
     f"django_microkit.{final}": f"django_microkit.{before}"
@@ -223,7 +218,7 @@ def test_every_check_function_of_the_package_is_registered() -> None:
         and value.__module__ == module.__name__
     }
     assert found, "no check_* functions found"
-    unregistered = found - set(_registered_paths()) - NOT_REGISTERED_BEFORE_THE_MOVE
+    unregistered = found - set(_registered_paths())
     assert not unregistered, f"not in _CONCERN_CHECKS: {sorted(unregistered)}"
 
 

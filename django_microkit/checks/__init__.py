@@ -186,19 +186,6 @@ def check_rest_framework(**kwargs: Any) -> list[CheckMessage]:
     return messages
 
 
-# Service auth has one function for its start-up and its deploy-only checks;
-# the list registers each kind once, as a function of its own.
-_SERVICE_AUTH = "django_microkit.service_auth._keys.check_messages"
-
-
-def _service_auth(**kwargs: Any) -> list[CheckMessage]:
-    return list(import_string(_SERVICE_AUTH)(deploy=False))
-
-
-def _service_auth_deploy(**kwargs: Any) -> list[CheckMessage]:
-    return list(import_string(_SERVICE_AUTH)(deploy=True))
-
-
 _COMPATIBILITY, _SECURITY, _CACHES = Tags.compatibility, Tags.security, Tags.caches
 
 #: Every check: the dotted path of a ``check_*`` function returning its
@@ -215,8 +202,8 @@ _CONCERN_CHECKS: tuple[tuple[str, str, bool], ...] = (
     ("django_microkit.service_info.check_service_info", _COMPATIBILITY, False),
     ("django_microkit.health.checks.check_health", _COMPATIBILITY, False),
     ("django_microkit.health.checks.check_health_deploy", _SECURITY, True),
-    ("django_microkit.checks._service_auth", _SECURITY, False),
-    ("django_microkit.checks._service_auth_deploy", _SECURITY, True),
+    ("django_microkit.service_auth.checks.check_service_auth", _SECURITY, False),
+    ("django_microkit.service_auth.checks.check_service_auth_deploy", _SECURITY, True),
     ("django_microkit.client.checks.check_client", _COMPATIBILITY, False),
     ("django_microkit.idempotency.checks.check_idempotency", _CACHES, False),
     ("django_microkit.idempotency.checks.check_idempotency_deploy", _CACHES, True),
