@@ -26,8 +26,14 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
 from rest_framework.permissions import AllowAny
 
 from django_microkit import idempotency
-from django_microkit.errors import JSON, PROBLEM_JSON
-from django_microkit.errors.handler import _reason_phrase
+from django_microkit.errors import JSON, PROBLEM_JSON, reason_phrase
+from django_microkit.versioning.config import version_table
+from django_microkit.versioning.middleware import VERSION_HEADER
+from django_microkit.versioning.schemes import (
+    SOURCE_ACCEPT,
+    SOURCE_HEADER,
+    BaseVersioning,
+)
 
 __all__ = ["AutoSchema", "problem_json_schema", "problem_response"]
 
@@ -148,11 +154,9 @@ class AutoSchema(SpectacularAutoSchema):
         return operation
 
     def get_override_parameters(self) -> list[OpenApiParameter | Any]:
-        from django_microkit.versioning.schema import _schema_parameters
-
         return [
             *super().get_override_parameters(),
-            *_schema_parameters(self.view),
+            *self._version_parameters(),
             *idempotency._openapi_parameters(self.view, self.method),
         ]
 
@@ -203,9 +207,42 @@ class AutoSchema(SpectacularAutoSchema):
         return set(getattr(paginator, "problem_statuses", ()))
 
     def _versioning_statuses(self) -> set[int]:
-        from django_microkit.versioning.schema import _problem_statuses
+        """An unknown version (400, or 406 through ``Accept``) and, once a
+        sunset date is set, 410."""
+        scheme = _versioning_scheme(self.view)
+        if scheme is None:
+            return set()
+        statuses = {406} if SOURCE_ACCEPT in scheme.sources else set()
+        if set(scheme.sources) - {SOURCE_ACCEPT}:
+            statuses.add(400)
+        version = _documented_version(self.view)
+        deprecation = version_table().deprecated.get(version) if version else None
+        if deprecation is not None and deprecation.sunset is not None:
+            statuses.add(410)
+        return statuses
 
-        return _problem_statuses(self.view)
+    def _version_parameters(self) -> list[OpenApiParameter]:
+        """The ``X-API-Version`` header parameter of a view negotiated by header."""
+        scheme = _versioning_scheme(self.view)
+        if scheme is None or SOURCE_HEADER not in scheme.sources:
+            return []
+        default = version_table().default
+        version = _documented_version(self.view) or default
+        # Only the header can ask HeaderVersioning for a version other than the
+        # default; NegotiatedVersioning also reads the documented media type.
+        required = version != default and SOURCE_ACCEPT not in scheme.sources
+        return [
+            OpenApiParameter(
+                VERSION_HEADER,
+                str,
+                OpenApiParameter.HEADER,
+                required=required,
+                enum=[version],
+                default=version,
+                description=f"The API version this document describes ({version}). "
+                f"Without it the service answers with version {default}.",
+            )
+        ]
 
     def _auth_statuses(self) -> set[int]:
         statuses: set[int] = set()
@@ -222,7 +259,7 @@ class AutoSchema(SpectacularAutoSchema):
         component = VALIDATION_PROBLEM if status == 400 else PROBLEM
         schema = {"$ref": f"#/components/schemas/{component}"}
         response: dict[str, Any] = {
-            "description": _DESCRIPTIONS.get(status) or _reason_phrase(status),
+            "description": _DESCRIPTIONS.get(status) or reason_phrase(status),
             "content": {
                 media_type: {"schema": schema} for media_type in (PROBLEM_JSON, JSON)
             },
@@ -267,6 +304,25 @@ class AutoSchema(SpectacularAutoSchema):
         return f"{prefix}{serializer_name}List"
 
     def is_deprecated(self) -> bool:
-        from django_microkit.versioning.schema import _operation_deprecated
+        """Deprecated too: every operation of a deprecated version's document."""
+        version = _documented_version(self.view)
+        return bool(super().is_deprecated()) or (
+            _versioning_scheme(self.view) is not None
+            and version is not None
+            and version in version_table().deprecated
+        )
 
-        return bool(super().is_deprecated()) or _operation_deprecated(self.view)
+
+def _versioning_scheme(view: Any) -> type[BaseVersioning] | None:
+    versioning_class = getattr(view, "versioning_class", None)
+    if isinstance(versioning_class, type) and issubclass(
+        versioning_class, BaseVersioning
+    ):
+        return versioning_class
+    return None
+
+
+def _documented_version(view: Any) -> str | None:
+    request = getattr(view, "request", None)
+    version = getattr(request, "version", None) if request is not None else None
+    return str(version) if version is not None else None

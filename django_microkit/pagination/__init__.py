@@ -11,11 +11,14 @@ and never a silent clamp.
 - :class:`PageNumberPagination`: ``?page=&page_size=`` (the default).
 - :class:`LimitOffsetPagination`: ``?limit=&offset=``.
 - :class:`CursorPagination`: ``?cursor=&page_size=``, for large or busy tables.
+
+A paginator of the service's own builds on :class:`BasePagination` and the
+helpers of :mod:`django_microkit.pagination.base`.
 """
 
 from __future__ import annotations
 
-from django_microkit.pagination.base import format_link_header
+from django_microkit.pagination.base import BasePagination, format_link_header
 from django_microkit.pagination.cursor import CursorPagination
 from django_microkit.pagination.offset import (
     LimitOffsetPagination,
@@ -23,6 +26,7 @@ from django_microkit.pagination.offset import (
 )
 
 __all__ = [
+    "BasePagination",
     "CursorPagination",
     "LimitOffsetPagination",
     "PageNumberPagination",

@@ -16,11 +16,11 @@ from rest_framework.request import Request
 
 from django_microkit.conf import microkit_settings
 from django_microkit.pagination.base import (
-    _int_param,
-    _page_not_found,
-    _page_url,
-    _Pagination,
-    _query_parameter,
+    BasePagination,
+    int_query_param,
+    openapi_query_parameter,
+    page_not_found,
+    page_url,
 )
 
 if TYPE_CHECKING:
@@ -28,24 +28,25 @@ if TYPE_CHECKING:
 
 __all__ = [
     "COUNT_EXACT",
+    "COUNT_MODES",
     "COUNT_NONE",
     "COUNT_PREFER",
     "LimitOffsetPagination",
     "PageNumberPagination",
 ]
 
-#: ``MICROKIT["PAGINATION"]["COUNT"]`` values.
+#: ``MICROKIT["PAGINATION"]["COUNT"]`` values, and ``count_mode`` values.
 COUNT_EXACT = "exact"
 COUNT_NONE = "none"
 COUNT_PREFER = "prefer"
-_COUNT_MODES = (COUNT_EXACT, COUNT_NONE, COUNT_PREFER)
+COUNT_MODES = (COUNT_EXACT, COUNT_NONE, COUNT_PREFER)
 
 # Offsets beyond this are refused even without MAX_OFFSET: a database cannot
 # skip that many rows in useful time, and larger numbers overflow some drivers.
 _OFFSET_CEILING = 10**12
 
 
-class _CountingPagination(_Pagination):
+class _CountingPagination(BasePagination):
     """Offset-based paging with a total that can be skipped, asked for or capped.
 
     ``COUNT`` decides when the total is computed: ``"exact"`` always, ``"none"``
@@ -107,10 +108,10 @@ class _CountingPagination(_Pagination):
         self.request = request
         self.count = self._count(queryset) if self._wants_count(request) else None
         if self.count is not None and offset and offset >= self.count:
-            raise _page_not_found()
+            raise page_not_found()
         rows = list(queryset[offset : offset + size + 1])
         if offset and not rows:
-            raise _page_not_found()
+            raise page_not_found()
         self._has_next = len(rows) > size
         return rows[:size]
 
@@ -189,7 +190,7 @@ class PageNumberPagination(_CountingPagination):
     ) -> list[Any]:
         size = self.get_page_size(request)
         max_page = self.get_max_offset() // size + 1
-        page = _int_param(
+        page = int_query_param(
             request,
             self.page_query_param,
             minimum=1,
@@ -206,14 +207,14 @@ class PageNumberPagination(_CountingPagination):
 
     def _link(self, page: int) -> str:
         assert self.request is not None
-        return _page_url(self.request, {self.page_query_param: str(page)})
+        return page_url(self.request, {self.page_query_param: str(page)})
 
     def _example_link(self, rel: str) -> str:
         return f"https://api.example.com/items/?{self.page_query_param}=3"
 
     def get_schema_operation_parameters(self, view: APIView) -> list[dict[str, Any]]:
         return [
-            _query_parameter(
+            openapi_query_parameter(
                 self.page_query_param,
                 "Page number, from 1.",
                 {"type": "integer", "minimum": 1},
@@ -246,7 +247,7 @@ class LimitOffsetPagination(_CountingPagination):
         view: APIView | None = None,
     ) -> list[Any]:
         limit = self.get_page_size(request)
-        offset = _int_param(
+        offset = int_query_param(
             request, self.offset_query_param, minimum=0, maximum=self.get_max_offset()
         )
         self.offset = 0 if offset is None else offset
@@ -260,7 +261,7 @@ class LimitOffsetPagination(_CountingPagination):
 
     def _link(self, offset: int) -> str:
         assert self.request is not None
-        return _page_url(
+        return page_url(
             self.request,
             {
                 self.page_size_query_param: str(self.limit),
@@ -274,7 +275,7 @@ class LimitOffsetPagination(_CountingPagination):
     def get_schema_operation_parameters(self, view: APIView) -> list[dict[str, Any]]:
         return [
             self._page_size_parameter(),
-            _query_parameter(
+            openapi_query_parameter(
                 self.offset_query_param,
                 "Number of results to skip.",
                 {"type": "integer", "minimum": 0, "maximum": self.get_max_offset()},

@@ -4,12 +4,30 @@ from __future__ import annotations
 
 from django.http import HttpRequest, HttpResponseBase
 from django.utils.cache import patch_vary_headers
+from rest_framework.request import Request
 
 from django_microkit._middleware import Middleware
-from django_microkit.versioning.config import _table
-from django_microkit.versioning.schemes import _REQUEST_ATTR, VERSION_HEADER
+from django_microkit.versioning.config import version_table
 
-__all__ = ["VersionHeadersMiddleware"]
+__all__ = ["VERSION_HEADER", "VersionHeadersMiddleware", "announce_version"]
+
+#: The request header a client may name a version with, and the response
+#: header that says which version served the response.
+VERSION_HEADER = "X-API-Version"
+_REQUEST_ATTR = "_microkit_api_version"
+
+
+def announce_version(
+    request: HttpRequest | Request, version: str, vary: tuple[str, ...] = ()
+) -> None:
+    """Have :class:`VersionHeadersMiddleware` announce ``version`` on the response.
+
+    The schemes call it once they have chosen; the version is left on the
+    Django request (not DRF's), which the middleware sees after the view.
+    ``vary`` names the request headers the choice was read from.
+    """
+    http_request = getattr(request, "_request", request)
+    setattr(http_request, _REQUEST_ATTR, (version, vary))
 
 
 class VersionHeadersMiddleware(Middleware[None]):
@@ -24,17 +42,15 @@ class VersionHeadersMiddleware(Middleware[None]):
     def after(
         self, request: HttpRequest, response: HttpResponseBase, state: None
     ) -> HttpResponseBase:
-        _announce(request, response)
+        announced = request.__dict__.get(_REQUEST_ATTR)
+        if announced is not None:
+            _announce(response, *announced)
         return response
 
 
-def _announce(request: HttpRequest, response: HttpResponseBase) -> None:
-    state = request.__dict__.get(_REQUEST_ATTR)
-    if state is None:
-        return
-    version, vary = state
+def _announce(response: HttpResponseBase, version: str, vary: tuple[str, ...]) -> None:
     response[VERSION_HEADER] = version
-    deprecation = _table().deprecated.get(version)
+    deprecation = version_table().deprecated.get(version)
     if deprecation is not None:
         for name, value in deprecation.headers:
             response[name] = value

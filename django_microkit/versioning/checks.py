@@ -15,16 +15,18 @@ from django_microkit.checks import (
 )
 from django_microkit.conf import microkit_settings
 from django_microkit.versioning.config import (
-    _VERSION_PATTERN,
-    _parse_instant,
-    _table,
-    _valid_link,
+    LINK_PATTERN,
+    VERSION_PATTERN,
+    parse_instant,
+    version_table,
 )
+
+__all__ = ["check_versioning"]
 
 _DEPRECATION_KEYS = ("deprecated_since", "sunset", "link")
 
 
-def messages() -> list[CheckMessage]:
+def check_versioning(**kwargs: Any) -> list[CheckMessage]:
     """``MICROKIT["VERSIONING"]`` is coherent and DRF negotiates with it."""
     config = microkit_settings.VERSIONING
     where = "MICROKIT['VERSIONING']"
@@ -36,7 +38,7 @@ def messages() -> list[CheckMessage]:
         bad = [
             v
             for v in versions
-            if not (isinstance(v, str) and _VERSION_PATTERN.fullmatch(v))
+            if not (isinstance(v, str) and VERSION_PATTERN.fullmatch(v))
         ]
         duplicates = sorted({v for v in known if known.count(v) > 1})
         if not versions or bad or duplicates:
@@ -118,7 +120,7 @@ def _check_deprecation(
                 )
             continue
         try:
-            dates[key] = _parse_instant(entry[key])
+            dates[key] = parse_instant(entry[key])
         except (TypeError, ValueError):
             messages.append(
                 _bad_deprecation(
@@ -127,7 +129,9 @@ def _check_deprecation(
                 )
             )
     link = entry.get("link")
-    if link is not None and not (isinstance(link, str) and _valid_link(link)):
+    if link is not None and not (
+        isinstance(link, str) and LINK_PATTERN.fullmatch(link)
+    ):
         messages.append(
             _bad_deprecation(
                 f"{path}['link'] is {link!r}, not an absolute http(s) URL.", "link"
@@ -147,7 +151,11 @@ def _check_deprecation(
             )
         )
     default = microkit_settings.VERSIONING["DEFAULT_VERSION"]
-    if version == default and "sunset" in dates and _table().sunset_passed(version):
+    if (
+        version == default
+        and "sunset" in dates
+        and version_table().sunset_passed(version)
+    ):
         messages.append(
             Warning(
                 f"{where}['DEFAULT_VERSION'] {default!r} is past its sunset date: "
@@ -176,7 +184,7 @@ def _bad_deprecation(msg: str, key: str, extra: str = "") -> Error:
 def _check_version_wiring() -> list[CheckMessage]:
     messages: list[CheckMessage] = []
     scheme = rest_framework_value("DEFAULT_VERSIONING_CLASS")
-    if not is_subclass_of(scheme, "django_microkit.versioning.schemes._Negotiation"):
+    if not is_subclass_of(scheme, "django_microkit.versioning.BaseVersioning"):
         messages.append(
             Warning(
                 f"REST_FRAMEWORK['DEFAULT_VERSIONING_CLASS'] is {scheme!r}, not a "

@@ -14,10 +14,12 @@ from django_microkit.checks import (
     rest_framework_value,
 )
 from django_microkit.conf import microkit_settings
-from django_microkit.pagination.offset import _COUNT_MODES
+from django_microkit.pagination.offset import COUNT_MODES
+
+__all__ = ["check_pagination"]
 
 
-def messages() -> list[CheckMessage]:
+def check_pagination(**kwargs: Any) -> list[CheckMessage]:
     """``MICROKIT["PAGINATION"]`` is coherent and DRF pages with it."""
     config: Mapping[str, Any] = microkit_settings.PAGINATION
     where = "MICROKIT['PAGINATION']"
@@ -51,15 +53,15 @@ def messages() -> list[CheckMessage]:
             )
         )
     count = config["COUNT"]
-    if isinstance(count, str) and count not in _COUNT_MODES:
+    if isinstance(count, str) and count not in COUNT_MODES:
         messages.append(
             Error(
                 f"{where}['COUNT'] is {count!r}, not one of "
-                + ", ".join(repr(mode) for mode in _COUNT_MODES)
+                + ", ".join(repr(mode) for mode in COUNT_MODES)
                 + ".",
                 hint="'exact' counts every page, 'none' never counts, 'prefer' "
                 "counts when the client sends 'Prefer: count=exact'."
-                + did_you_mean(count, _COUNT_MODES),
+                + did_you_mean(count, COUNT_MODES),
                 id="django_microkit.E032",
             )
         )
@@ -75,7 +77,7 @@ def messages() -> list[CheckMessage]:
                 )
             )
     paginator = rest_framework_value("DEFAULT_PAGINATION_CLASS")
-    if not is_subclass_of(paginator, "django_microkit.pagination.base._Pagination"):
+    if not is_subclass_of(paginator, "django_microkit.pagination.BasePagination"):
         messages.append(
             Warning(
                 f"REST_FRAMEWORK['DEFAULT_PAGINATION_CLASS'] is {paginator!r}, not a "

@@ -17,7 +17,7 @@ from django_microkit.errors import views
 from django_microkit.errors.handler import ExceptionHandler
 from django_microkit.errors.middleware import ProblemMiddleware
 
-__all__ = ["messages"]
+__all__ = ["check_errors"]
 
 _MIDDLEWARE = "django_microkit.errors.ProblemMiddleware"
 
@@ -30,7 +30,7 @@ _ERROR_VIEWS: dict[int, Callable[..., Any]] = {
 }
 
 
-def messages() -> list[CheckMessage]:
+def check_errors(**kwargs: Any) -> list[CheckMessage]:
     """Error handling is wired: handler class, middleware, error views."""
     return [
         *_check_handler_class(),
