@@ -26,7 +26,7 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
 from rest_framework.permissions import AllowAny
 
 from django_microkit import idempotency
-from django_microkit.errors import JSON, PROBLEM_JSON, reason_phrase
+from django_microkit.errors.handler import JSON, PROBLEM_JSON, reason_phrase
 from django_microkit.versioning.config import version_table
 from django_microkit.versioning.middleware import VERSION_HEADER
 from django_microkit.versioning.schemes import (
@@ -209,13 +209,13 @@ class AutoSchema(SpectacularAutoSchema):
     def _versioning_statuses(self) -> set[int]:
         """An unknown version (400, or 406 through ``Accept``) and, once a
         sunset date is set, 410."""
-        scheme = _versioning_scheme(self.view)
-        if scheme is None:
+        versioning = _versioning(self.view)
+        if versioning is None:
             return set()
-        statuses = {406} if SOURCE_ACCEPT in scheme.sources else set()
-        if set(scheme.sources) - {SOURCE_ACCEPT}:
+        sources, version = versioning
+        statuses = {406} if SOURCE_ACCEPT in sources else set()
+        if set(sources) - {SOURCE_ACCEPT}:
             statuses.add(400)
-        version = _documented_version(self.view)
         deprecation = version_table().deprecated.get(version) if version else None
         if deprecation is not None and deprecation.sunset is not None:
             statuses.add(410)
@@ -223,14 +223,14 @@ class AutoSchema(SpectacularAutoSchema):
 
     def _version_parameters(self) -> list[OpenApiParameter]:
         """The ``X-API-Version`` header parameter of a view negotiated by header."""
-        scheme = _versioning_scheme(self.view)
-        if scheme is None or SOURCE_HEADER not in scheme.sources:
+        versioning = _versioning(self.view)
+        if versioning is None or SOURCE_HEADER not in versioning[0]:
             return []
         default = version_table().default
-        version = _documented_version(self.view) or default
+        version = versioning[1] or default
         # Only the header can ask HeaderVersioning for a version other than the
         # default; NegotiatedVersioning also reads the documented media type.
-        required = version != default and SOURCE_ACCEPT not in scheme.sources
+        required = version != default and SOURCE_ACCEPT not in versioning[0]
         return [
             OpenApiParameter(
                 VERSION_HEADER,
@@ -305,24 +305,18 @@ class AutoSchema(SpectacularAutoSchema):
 
     def is_deprecated(self) -> bool:
         """Deprecated too: every operation of a deprecated version's document."""
-        version = _documented_version(self.view)
+        versioning = _versioning(self.view)
+        version = versioning[1] if versioning else None
         return bool(super().is_deprecated()) or (
-            _versioning_scheme(self.view) is not None
-            and version is not None
-            and version in version_table().deprecated
+            version is not None and version in version_table().deprecated
         )
 
 
-def _versioning_scheme(view: Any) -> type[BaseVersioning] | None:
-    versioning_class = getattr(view, "versioning_class", None)
-    if isinstance(versioning_class, type) and issubclass(
-        versioning_class, BaseVersioning
-    ):
-        return versioning_class
-    return None
-
-
-def _documented_version(view: Any) -> str | None:
-    request = getattr(view, "request", None)
-    version = getattr(request, "version", None) if request is not None else None
-    return str(version) if version is not None else None
+def _versioning(view: Any) -> tuple[tuple[str, ...], str | None] | None:
+    """The sources of the view's django-microkit versioning scheme, and the
+    version being documented; ``None`` for a view versioned otherwise."""
+    scheme = getattr(view, "versioning_class", None)
+    if not (isinstance(scheme, type) and issubclass(scheme, BaseVersioning)):
+        return None
+    version = getattr(getattr(view, "request", None), "version", None)
+    return scheme.sources, None if version is None else str(version)

@@ -19,12 +19,11 @@ from django_microkit.errors import (
     Problem,
     error_items,
     exception_handler,
-    get_handler,
     get_handler_class,
     json_pointer,
-    reason_phrase,
     server_error,
 )
+from django_microkit.errors.handler import get_handler, reason_phrase
 
 SCHEMA = json.loads(
     (Path(django_microkit.__file__).parent / "schemas" / "problem.json").read_text()

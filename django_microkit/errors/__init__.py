@@ -16,11 +16,7 @@ from django_microkit.errors.handler import (
     ExceptionHandler,
     ProblemResponse,
     exception_handler,
-    get_handler,
     get_handler_class,
-    prefers_html,
-    problem_content_type,
-    reason_phrase,
 )
 from django_microkit.errors.middleware import ProblemMiddleware
 from django_microkit.errors.problem import (
@@ -51,13 +47,9 @@ __all__ = [
     "csrf_failure",
     "error_items",
     "exception_handler",
-    "get_handler",
     "get_handler_class",
     "json_pointer",
     "page_not_found",
     "permission_denied",
-    "prefers_html",
-    "problem_content_type",
-    "reason_phrase",
     "server_error",
 ]

@@ -12,10 +12,10 @@ from django.core.checks import CheckMessage, Error, Warning
 from django.urls import get_callable, get_resolver
 from django.utils.module_loading import import_string
 
+from django_microkit.checks import is_subclass_path
 from django_microkit.conf import microkit_settings
 from django_microkit.errors import views
 from django_microkit.errors.handler import ExceptionHandler
-from django_microkit.errors.middleware import ProblemMiddleware
 
 __all__ = ["check_errors"]
 
@@ -79,19 +79,9 @@ def _check_type_base_uri() -> list[CheckMessage]:
     ]
 
 
-def _is_problem_middleware(path: str) -> bool:
-    if path == _MIDDLEWARE:
-        return True
-    try:
-        middleware = import_string(path)
-    except ImportError:
-        return False  # Django reports middleware that cannot be imported
-    return isinstance(middleware, type) and issubclass(middleware, ProblemMiddleware)
-
-
 def _check_middleware() -> list[CheckMessage]:
-    middleware = [str(path) for path in settings.MIDDLEWARE]
-    if not any(_is_problem_middleware(path) for path in middleware):
+    # Django reports middleware that cannot be imported.
+    if not any(is_subclass_path(path, _MIDDLEWARE) for path in settings.MIDDLEWARE):
         return [
             Warning(
                 f"{_MIDDLEWARE} is not in MIDDLEWARE.",

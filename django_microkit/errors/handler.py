@@ -431,16 +431,12 @@ class ExceptionHandler:
 
 
 @derived
-def _handler_class() -> type[ExceptionHandler]:
+def get_handler_class() -> type[ExceptionHandler]:
+    """The class named by ``MICROKIT["ERRORS"]["HANDLER_CLASS"]`` (imported once)."""
     handler_class: type[ExceptionHandler] = import_string(
         microkit_settings.ERRORS["HANDLER_CLASS"]
     )
     return handler_class
-
-
-def get_handler_class() -> type[ExceptionHandler]:
-    """The class named by ``MICROKIT["ERRORS"]["HANDLER_CLASS"]`` (imported once)."""
-    return _handler_class()
 
 
 def get_handler(exc: Exception, request: HttpRequest) -> ExceptionHandler:

@@ -96,13 +96,8 @@ def server_error(request: HttpRequest) -> HttpResponse:
 def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
     """``CSRF_FAILURE_VIEW``: 403 ``csrf_failed``. The reason is given when it
     quotes nothing from the request."""
-    # A reason that quotes the request is answered as DRF's CSRF refusal is,
-    # with the handler's generic detail.
-    exception = (
-        Problem(403, "csrf_failed", detail=reason)
-        if reason in _SAFE_CSRF_REASONS
-        else PermissionDenied(f"CSRF Failed: {reason}")
-    )
-    return _respond(
-        request, exception, lambda request, _: django_csrf_failure(request, reason)
-    )
+    if reason in _SAFE_CSRF_REASONS:
+        exception: Exception = Problem(403, "csrf_failed", detail=reason)
+    else:  # answered as DRF's CSRF refusal is: with a generic detail
+        exception = PermissionDenied(f"CSRF Failed: {reason}")
+    return _respond(request, exception, lambda r, _: django_csrf_failure(r, reason))

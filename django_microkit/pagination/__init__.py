@@ -11,9 +11,6 @@ and never a silent clamp.
 - :class:`PageNumberPagination`: ``?page=&page_size=`` (the default).
 - :class:`LimitOffsetPagination`: ``?limit=&offset=``.
 - :class:`CursorPagination`: ``?cursor=&page_size=``, for large or busy tables.
-
-A paginator of the service's own builds on :class:`BasePagination` and the
-helpers of :mod:`django_microkit.pagination.base`.
 """
 
 from __future__ import annotations

@@ -62,7 +62,6 @@ class _CountingPagination(BasePagination):
 
     count: int | None = None
     _count_preferred = False
-    _has_next = False
 
     def get_count_mode(self) -> str:
         mode = self.count_mode
@@ -97,14 +96,14 @@ class _CountingPagination(BasePagination):
         total = queryset[: limit + 1].count()
         return None if total > limit else total
 
-    def _slice(
+    def paginate_queryset(
         self,
         queryset: QuerySet[Any] | Sequence[Any],
         request: Request,
-        offset: int,
-        size: int,
+        view: APIView | None = None,
     ) -> list[Any]:
         """One page, with one extra row fetched to learn whether more follow."""
+        offset, size = self._window(request)
         self.request = request
         self.count = self._count(queryset) if self._wants_count(request) else None
         if self.count is not None and offset and offset >= self.count:
@@ -112,8 +111,16 @@ class _CountingPagination(BasePagination):
         rows = list(queryset[offset : offset + size + 1])
         if offset and not rows:
             raise page_not_found()
-        self._has_next = len(rows) > size
+        self._next = self._link(offset + size, size) if len(rows) > size else None
+        self._previous = self._link(max(offset - size, 0), size) if offset else None
         return rows[:size]
+
+    def _window(self, request: Request) -> tuple[int, int]:
+        """The offset and the size of the page asked for."""
+        raise NotImplementedError
+
+    def _link(self, offset: int, size: int) -> str:
+        raise NotImplementedError
 
     def get_envelope(self, data: Any) -> dict[str, Any]:
         envelope = super().get_envelope(data)
@@ -182,31 +189,21 @@ class PageNumberPagination(_CountingPagination):
 
     page_query_param = "page"
 
-    def paginate_queryset(
-        self,
-        queryset: QuerySet[Any] | Sequence[Any],
-        request: Request,
-        view: APIView | None = None,
-    ) -> list[Any]:
+    def _window(self, request: Request) -> tuple[int, int]:
         size = self.get_page_size(request)
-        max_page = self.get_max_offset() // size + 1
         page = int_query_param(
             request,
             self.page_query_param,
             minimum=1,
-            maximum=max_page,
+            maximum=self.get_max_offset() // size + 1,
             maximum_reason=f" with {self.page_size_query_param}={size}",
         )
         self.page_number = 1 if page is None else page
-        rows = self._slice(queryset, request, (self.page_number - 1) * size, size)
-        self._next = self._link(self.page_number + 1) if self._has_next else None
-        self._previous = (
-            self._link(self.page_number - 1) if self.page_number > 1 else None
-        )
-        return rows
+        return (self.page_number - 1) * size, size
 
-    def _link(self, page: int) -> str:
+    def _link(self, offset: int, size: int) -> str:
         assert self.request is not None
+        page = offset // size + 1
         return page_url(self.request, {self.page_query_param: str(page)})
 
     def _example_link(self, rel: str) -> str:
@@ -240,31 +237,20 @@ class LimitOffsetPagination(_CountingPagination):
     page_size_query_param = "limit"
     offset_query_param = "offset"
 
-    def paginate_queryset(
-        self,
-        queryset: QuerySet[Any] | Sequence[Any],
-        request: Request,
-        view: APIView | None = None,
-    ) -> list[Any]:
-        limit = self.get_page_size(request)
+    def _window(self, request: Request) -> tuple[int, int]:
+        self.limit = self.get_page_size(request)
         offset = int_query_param(
             request, self.offset_query_param, minimum=0, maximum=self.get_max_offset()
         )
         self.offset = 0 if offset is None else offset
-        self.limit = limit
-        rows = self._slice(queryset, request, self.offset, limit)
-        self._next = self._link(self.offset + limit) if self._has_next else None
-        self._previous = (
-            self._link(max(self.offset - limit, 0)) if self.offset > 0 else None
-        )
-        return rows
+        return self.offset, self.limit
 
-    def _link(self, offset: int) -> str:
+    def _link(self, offset: int, size: int) -> str:
         assert self.request is not None
         return page_url(
             self.request,
             {
-                self.page_size_query_param: str(self.limit),
+                self.page_size_query_param: str(size),
                 self.offset_query_param: str(offset) if offset else None,
             },
         )

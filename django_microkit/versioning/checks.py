@@ -8,11 +8,7 @@ from typing import Any
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Warning
 
-from django_microkit.checks import (
-    did_you_mean,
-    is_subclass_of,
-    rest_framework_value,
-)
+from django_microkit.checks import did_you_mean, is_subclass_of, rest_framework_value
 from django_microkit.conf import microkit_settings
 from django_microkit.versioning.config import (
     LINK_PATTERN,

@@ -3,8 +3,6 @@
 The settings are parsed once into a :class:`VersionTable` (versions, default,
 the headers of each deprecated version, sunset instants), dropped when
 ``MICROKIT`` changes, so a request never re-parses dates or rebuilds headers.
-A scheme of the service's own reads :func:`version_table` as the built-in
-ones do; the system checks read the same patterns and dates.
 """
 
 from __future__ import annotations

@@ -20,12 +20,9 @@ _REQUEST_ATTR = "_microkit_api_version"
 def announce_version(
     request: HttpRequest | Request, version: str, vary: tuple[str, ...] = ()
 ) -> None:
-    """Have :class:`VersionHeadersMiddleware` announce ``version`` on the response.
-
-    The schemes call it once they have chosen; the version is left on the
-    Django request (not DRF's), which the middleware sees after the view.
-    ``vary`` names the request headers the choice was read from.
-    """
+    """Have :class:`VersionHeadersMiddleware` announce ``version`` (chosen from
+    the request headers ``vary`` names) on the response; it is left on the
+    Django request, which the middleware sees after the view."""
     http_request = getattr(request, "_request", request)
     setattr(http_request, _REQUEST_ATTR, (version, vary))
 
@@ -43,23 +40,21 @@ class VersionHeadersMiddleware(Middleware[None]):
         self, request: HttpRequest, response: HttpResponseBase, state: None
     ) -> HttpResponseBase:
         announced = request.__dict__.get(_REQUEST_ATTR)
-        if announced is not None:
-            _announce(response, *announced)
+        if announced is None:
+            return response
+        version, vary = announced
+        response[VERSION_HEADER] = version
+        deprecation = version_table().deprecated.get(version)
+        if deprecation is not None:
+            for name, value in deprecation.headers:
+                response[name] = value
+            if deprecation.link is not None:
+                link = f'<{deprecation.link}>; rel="deprecation"'
+                existing = response.get("Link")
+                response["Link"] = f"{existing}, {link}" if existing else link
+        if vary:
+            if response.has_header("Vary"):
+                patch_vary_headers(response, vary)
+            else:
+                response.headers["Vary"] = ", ".join(vary)
         return response
-
-
-def _announce(response: HttpResponseBase, version: str, vary: tuple[str, ...]) -> None:
-    response[VERSION_HEADER] = version
-    deprecation = version_table().deprecated.get(version)
-    if deprecation is not None:
-        for name, value in deprecation.headers:
-            response[name] = value
-        if deprecation.link is not None:
-            link = f'<{deprecation.link}>; rel="deprecation"'
-            existing = response.get("Link")
-            response["Link"] = f"{existing}, {link}" if existing else link
-    if vary:
-        if response.has_header("Vary"):
-            patch_vary_headers(response, vary)
-        else:
-            response.headers["Vary"] = ", ".join(vary)

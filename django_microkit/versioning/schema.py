@@ -2,8 +2,7 @@
 
 Not imported by :mod:`django_microkit.versioning` itself: DRF imports the
 versioning schemes while it builds ``APIView``, before drf-spectacular's views
-can be imported. What each operation documents about versions (the
-``X-API-Version`` parameter, 400/406/410, ``deprecated``) is added by
+can be imported. What each operation says about versions is added by
 :class:`django_microkit.openapi.AutoSchema`.
 """
 
