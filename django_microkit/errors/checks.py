@@ -8,11 +8,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from django.conf import settings
-from django.core.checks import CheckMessage, Error, Warning
+from django.core.checks import CheckMessage
 from django.urls import get_callable, get_resolver
 from django.utils.module_loading import import_string
 
-from django_microkit.checks import is_subclass_path
+from django_microkit.checks import Issue, is_subclass_path
 from django_microkit.conf import microkit_settings
 from django_microkit.errors import views
 from django_microkit.errors.handler import ExceptionHandler
@@ -32,19 +32,20 @@ _ERROR_VIEWS: dict[int, Callable[..., Any]] = {
 
 def check_errors(**kwargs: Any) -> list[CheckMessage]:
     """Error handling is wired: handler class, middleware, error views."""
-    return [
-        *_check_handler_class(),
-        *_check_type_base_uri(),
-        *_check_middleware(),
-        *_check_error_views(),
-        *_check_csrf_failure_view(),
-    ]
+    issues = (
+        _handler_class_issue(),
+        _type_base_uri_issue(),
+        _middleware_issue(),
+        _error_views_issue(),
+        _csrf_failure_view_issue(),
+    )
+    return [issue.message() for issue in issues if issue is not None]
 
 
-def _check_handler_class() -> list[CheckMessage]:
+def _handler_class_issue() -> Issue | None:
     path: object = microkit_settings.ERRORS["HANDLER_CLASS"]
     if not isinstance(path, str):
-        return []  # E003 reports the type
+        return None  # E003 reports the type
     try:
         handler_class = import_string(path)
     except ImportError as exc:
@@ -53,87 +54,76 @@ def _check_handler_class() -> list[CheckMessage]:
         if isinstance(handler_class, type) and issubclass(
             handler_class, ExceptionHandler
         ):
-            return []
+            return None
         problem = "is not a subclass of django_microkit.errors.ExceptionHandler"
-    return [
-        Error(
-            f"MICROKIT['ERRORS']['HANDLER_CLASS'] {path!r} {problem}.",
-            hint="Name a subclass of django_microkit.errors.ExceptionHandler by "
-            "its dotted path.",
-            id="django_microkit.E010",
-        )
-    ]
+    return Issue(
+        "django_microkit.E010",
+        f"MICROKIT['ERRORS']['HANDLER_CLASS'] {path!r} {problem}.",
+        "Name a subclass of django_microkit.errors.ExceptionHandler by its dotted "
+        "path.",
+    )
 
 
-def _check_type_base_uri() -> list[CheckMessage]:
+def _type_base_uri_issue() -> Issue | None:
     base = microkit_settings.ERRORS["TYPE_BASE_URI"]
     if not isinstance(base, str) or not base or urlsplit(base).scheme:
-        return []
-    return [
-        Warning(
-            f"MICROKIT['ERRORS']['TYPE_BASE_URI'] {base!r} is not an absolute URI.",
-            hint="Problem types are URIs clients may dereference: use an absolute "
-            "one such as 'https://errors.example.com/'.",
-            id="django_microkit.W014",
-        )
-    ]
+        return None
+    return Issue(
+        "django_microkit.W014",
+        f"MICROKIT['ERRORS']['TYPE_BASE_URI'] {base!r} is not an absolute URI.",
+        "Problem types are URIs clients may dereference: use an absolute one such "
+        "as 'https://errors.example.com/'.",
+    )
 
 
-def _check_middleware() -> list[CheckMessage]:
+def _middleware_issue() -> Issue | None:
     # Django reports middleware that cannot be imported.
-    if not any(is_subclass_path(path, _MIDDLEWARE) for path in settings.MIDDLEWARE):
-        return [
-            Warning(
-                f"{_MIDDLEWARE} is not in MIDDLEWARE.",
-                hint="Add it so that plain Django views answer errors (a raised "
-                "Problem, Http404, an unexpected exception, a 405) with problem "
-                "documents.",
-                id="django_microkit.W010",
-            )
-        ]
-    return []
+    if any(is_subclass_path(path, _MIDDLEWARE) for path in settings.MIDDLEWARE):
+        return None
+    return Issue(
+        "django_microkit.W010",
+        f"{_MIDDLEWARE} is not in MIDDLEWARE.",
+        "Add it so that plain Django views answer errors (a raised Problem, Http404, "
+        "an unexpected exception, a 405) with problem documents.",
+    )
 
 
-def _check_error_views() -> list[CheckMessage]:
+def _error_views_issue() -> Issue | None:
     try:
         resolver = get_resolver()
         handlers = {code: resolver.resolve_error_handler(code) for code in _ERROR_VIEWS}
     except Exception:  # Django's URL checks report a broken URLconf
-        return []
+        return None
     wrong = [
         f"handler{code}"
         for code, view in handlers.items()
         if view is not _ERROR_VIEWS[code]
     ]
     if not wrong:
-        return []
+        return None
     verb = "is" if len(wrong) == 1 else "are"
     lines = "; ".join(
         f'handler{code} = "django_microkit.errors.{_ERROR_VIEWS[code].__name__}"'
         for code in _ERROR_VIEWS
     )
-    return [
-        Warning(
-            f"The root URLconf's {', '.join(wrong)} {verb} not django-microkit's: "
-            "these errors are answered with HTML.",
-            hint=f"Set in {settings.ROOT_URLCONF}: {lines}.",
-            id="django_microkit.W012",
-        )
-    ]
+    return Issue(
+        "django_microkit.W012",
+        f"The root URLconf's {', '.join(wrong)} {verb} not django-microkit's: "
+        "these errors are answered with HTML.",
+        f"Set in {settings.ROOT_URLCONF}: {lines}.",
+    )
 
 
-def _check_csrf_failure_view() -> list[CheckMessage]:
+def _csrf_failure_view_issue() -> Issue | None:
     try:
         view = get_callable(settings.CSRF_FAILURE_VIEW)
     except Exception:  # Django's own checks report a view that cannot be found
-        return []
+        return None
     if view is views.csrf_failure:
-        return []
-    return [
-        Warning(
-            "CSRF_FAILURE_VIEW is not django-microkit's, so CSRF failures are "
-            "answered with HTML.",
-            hint='Set CSRF_FAILURE_VIEW = "django_microkit.errors.csrf_failure".',
-            id="django_microkit.W013",
-        )
-    ]
+        return None
+    return Issue(
+        "django_microkit.W013",
+        "CSRF_FAILURE_VIEW is not django-microkit's, so CSRF failures are answered "
+        "with HTML.",
+        'Set CSRF_FAILURE_VIEW = "django_microkit.errors.csrf_failure".',
+    )
