@@ -157,12 +157,12 @@ class AutoSchema(SpectacularAutoSchema):
         return [
             *super().get_override_parameters(),
             *self._version_parameters(),
-            *idempotency._openapi_parameters(self.view, self.method),
+            *idempotency.openapi_parameters(self.view, self.method),
         ]
 
     def _add_idempotency_problems(self, responses: dict[str, Any]) -> None:
         """The problems of an operation honouring ``Idempotency-Key``."""
-        problems = idempotency._openapi_responses(self.view, self.method)
+        problems = idempotency.openapi_responses(self.view, self.method)
         for status, description in problems.items():
             response = responses.get(status)
             if response is None:

@@ -22,6 +22,10 @@ from drf_spectacular.generators import SchemaGenerator
 from openapi_spec_validator import validate
 from rest_framework.test import APIClient
 
+from django_microkit.idempotency.checks import (
+    check_idempotency,
+    check_idempotency_deploy,
+)
 from tests.testapp.idempotency_views import executions
 
 COUNTER = "/idempotency/counter/"
@@ -688,6 +692,17 @@ def test_idempotency_checks(idempotency: dict[str, Any], expected: list[str]) ->
     assert expected == check_ids(
         MICROKIT={"SERVICE_NAME": "tests", "IDEMPOTENCY": idempotency}
     )
+
+
+def test_the_check_functions_report_alone() -> None:
+    caches = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    microkit = {"IDEMPOTENCY": {"TTL": 0, "METHODS": ["GET"]}}
+    with override_settings(CACHES=caches, MICROKIT=microkit):
+        assert [m.id for m in check_idempotency()] == [
+            "django_microkit.E071",
+            "django_microkit.E073",
+        ]
+        assert [m.id for m in check_idempotency_deploy()] == ["django_microkit.W070"]
 
 
 def test_e070_suggests_the_near_alias() -> None:

@@ -216,14 +216,19 @@ _CONCERN_CHECKS: tuple[tuple[str, dict[str, Any], str, bool], ...] = (
     ("django_microkit.request_id._checks", {}, Tags.compatibility, False),
     ("django_microkit.logging._checks", {}, Tags.compatibility, False),
     ("django_microkit.sentry._checks", {}, Tags.compatibility, False),
-    ("django_microkit.health.registry._checks", {}, Tags.compatibility, False),
-    ("django_microkit.service_info._checks", {}, Tags.compatibility, False),
-    ("django_microkit.health.registry._deploy_checks", {}, Tags.security, True),
+    ("django_microkit.health.checks.check_health", {}, Tags.compatibility, False),
+    ("django_microkit.service_info.check_service_info", {}, Tags.compatibility, False),
+    ("django_microkit.health.checks.check_health_deploy", {}, Tags.security, True),
     (_SERVICE_AUTH, {"deploy": False}, Tags.security, False),
     (_SERVICE_AUTH, {"deploy": True}, Tags.security, True),
-    ("django_microkit.checks.idempotency.messages", {}, Tags.caches, False),
-    ("django_microkit.checks.idempotency.deploy_messages", {}, Tags.caches, True),
-    ("django_microkit.client.config.check_messages", {}, Tags.compatibility, False),
+    ("django_microkit.idempotency.checks.check_idempotency", {}, Tags.caches, False),
+    (
+        "django_microkit.idempotency.checks.check_idempotency_deploy",
+        {},
+        Tags.caches,
+        True,
+    ),
+    ("django_microkit.client.checks.check_client", {}, Tags.compatibility, False),
 )
 
 

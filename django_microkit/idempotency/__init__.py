@@ -50,9 +50,11 @@ __all__ = [
     "IDEMPOTENCY_KEY_HEADER",
     "IDEMPOTENT_REPLAYED_HEADER",
     "IdempotentMixin",
+    "openapi_parameters",
+    "openapi_responses",
 ]
 
-#: The request header carrying the client's key.
+#: The request header carrying the client's key (the service client sends it too).
 IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
 #: The response header marking a stored response sent again.
 IDEMPOTENT_REPLAYED_HEADER = "Idempotent-Replayed"
@@ -409,8 +411,9 @@ def _documented(view: Any, method: str) -> bool:
     return isinstance(view, IdempotentMixin) and method in view._idempotency_methods()
 
 
-def _openapi_parameters(view: Any, method: str) -> list[OpenApiParameter]:
-    """The ``Idempotency-Key`` parameter of an operation that honours one."""
+def openapi_parameters(view: Any, method: str) -> list[OpenApiParameter]:
+    """The ``Idempotency-Key`` parameter of an operation that honours one
+    (:class:`django_microkit.openapi.AutoSchema` adds it to the operation)."""
     if not _documented(view, method):
         return []
     return [
@@ -428,8 +431,9 @@ def _openapi_parameters(view: Any, method: str) -> list[OpenApiParameter]:
     ]
 
 
-def _openapi_responses(view: Any, method: str) -> dict[str, str]:
-    """Problem responses an operation that honours keys may give, by status."""
+def openapi_responses(view: Any, method: str) -> dict[str, str]:
+    """Problem responses an operation that honours keys may give, by status
+    (:class:`django_microkit.openapi.AutoSchema` documents them)."""
     if not _documented(view, method):
         return {}
     codes = "`invalid_idempotency_key`"

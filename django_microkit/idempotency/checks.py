@@ -1,4 +1,9 @@
-"""System checks of ``MICROKIT["IDEMPOTENCY"]`` (E070–E074, W070–W071)."""
+"""System checks of ``MICROKIT["IDEMPOTENCY"]`` (E070–E074, W070–W071).
+
+A key protects a request only if every worker sees the same claims: the checks
+refuse a cache that stores nothing and warn, for production, about one that each
+process keeps to itself.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +13,10 @@ from typing import Any
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Warning
 
-from django_microkit.checks import (
-    did_you_mean,
-    is_number,
-    is_subclass_path,
-)
+from django_microkit.checks import did_you_mean, is_number, is_subclass_path
 from django_microkit.conf import microkit_settings
+
+__all__ = ["check_idempotency", "check_idempotency_deploy"]
 
 _IDEMPOTENCY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _NO_STORE_CACHES = ("django.core.cache.backends.dummy.DummyCache",)
@@ -27,7 +30,7 @@ def _cache_backend_is(backend: Any, paths: Iterable[str]) -> bool:
     return any(is_subclass_path(backend, path) for path in paths)
 
 
-def messages() -> list[CheckMessage]:
+def check_idempotency(**kwargs: Any) -> list[CheckMessage]:
     """The idempotency cache exists and stores; TTL, lease and methods make sense."""
     section = microkit_settings.IDEMPOTENCY
     where = "MICROKIT['IDEMPOTENCY']"
@@ -94,7 +97,7 @@ def messages() -> list[CheckMessage]:
     return messages
 
 
-def deploy_messages() -> list[CheckMessage]:
+def check_idempotency_deploy(**kwargs: Any) -> list[CheckMessage]:
     """In production the idempotency cache is shared by every worker."""
     alias = microkit_settings.IDEMPOTENCY["CACHE"]
     config = (
