@@ -77,7 +77,7 @@ class BaseVersioning(drf_versioning.BaseVersioning):
     default_version = _SettingDescriptor("default")
     allowed_versions = _SettingDescriptor("versions")
     version_param = "version"
-    #: Where this scheme looks for the version.
+    #: Where this scheme looks for the version (``SOURCE_*``).
     sources: tuple[str, ...] = ()
     #: The request headers the response varies on (derived from ``sources``).
     vary: tuple[str, ...] = ()
