@@ -29,13 +29,13 @@ from requests.structures import CaseInsensitiveDict
 from rest_framework.test import APIClient
 
 from django_microkit.conf import microkit_settings
-from django_microkit.service_auth._keys import (
+from django_microkit.service_auth.keys import (
     SUPPORTED_ALGORITHMS,
     Key,
     generate_key,
     load_key,
 )
-from django_microkit.service_auth._tokens import (
+from django_microkit.service_auth.tokens import (
     encode_token,
     token_claims,
     validate_scopes,

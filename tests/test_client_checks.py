@@ -9,7 +9,7 @@ from django.core.checks import ERROR, WARNING, run_checks
 from django.test import override_settings
 
 from django_microkit.client.checks import check_client
-from django_microkit.service_auth._keys import generate_key
+from django_microkit.service_auth.keys import generate_key
 
 SECRET, _ = generate_key("HS256")
 SIGNING = {

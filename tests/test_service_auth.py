@@ -19,14 +19,16 @@ import pytest
 from django.contrib.auth.models import User
 from django.core.exceptions import ImproperlyConfigured
 from django.test import override_settings
+from rest_framework.permissions import AND, NOT, OR
 from rest_framework.test import APIClient
 
 from django_microkit.service_auth import (
     HasServiceScope,
     IsService,
     ServicePrincipal,
-    _tokens,
+    keys,
     mint_service_token,
+    tokens,
     verify_service_token,
 )
 from tests.service_auth_keys import (
@@ -421,6 +423,21 @@ def test_header_refusals(header: dict[str, Any], description: str) -> None:
             "The service token's iat claim is missing or not a number.",
         ),
         ({"nbf": "0"}, (), "The service token's nbf claim is missing or not a number."),
+        (
+            {"exp": "soon"},
+            (),
+            "The service token's exp claim is missing or not a number.",
+        ),
+        (
+            {"iat": "now"},
+            (),
+            "The service token's iat claim is missing or not a number.",
+        ),
+        (
+            {"nbf": "now"},
+            (),
+            "The service token's nbf claim is missing or not a number.",
+        ),
         ({"scope": ["a"]}, (), "The service token's scope claim is malformed."),
         ({"scope": "a  b"}, (), "The service token's scope claim is malformed."),
         ({"scope": 'a "b"'}, (), "The service token's scope claim is malformed."),
@@ -452,6 +469,28 @@ def test_header_extensions_are_refused(extension: dict[str, Any]) -> None:
         call("service/", forge({**header, **extension}, payload, ORDERS_NEW)),
         "token_invalid",
         "The service token uses an unsupported header extension.",
+    )
+
+
+@pytest.mark.parametrize("issuer", [None, ["orders"], 7])
+def test_missing_or_malformed_issuer(issuer: Any) -> None:
+    header, payload, _ = segments(sign(ORDERS_NEW))
+    payload["iss"] = issuer
+    if issuer is None:
+        del payload["iss"]
+    assert_refused(
+        call("service/", forge(header, payload, ORDERS_NEW)),
+        "unknown_service",
+        "The service token was issued by an unknown service.",
+    )
+
+
+def test_signed_payload_that_is_not_json() -> None:
+    header = {"alg": "EdDSA", "kid": ORDERS_NEW.kid, "typ": "svc+jwt"}
+    assert_refused(
+        call("service/", forge(header, b"not json", ORDERS_NEW)),
+        "token_invalid",
+        "The service token's signature does not verify.",
     )
 
 
@@ -499,10 +538,10 @@ def test_no_credentials_is_token_missing(url: str) -> None:
     assert response["WWW-Authenticate"] == 'Bearer realm="tests"'
 
 
-def test_a_composition_built_by_drf_first_keeps_drf_codes() -> None:
+def test_a_composition_built_by_drf_first_keeps_the_precise_code() -> None:
+    # (IsAdminUser | ReadOnly) & IsService: DRF's own OR inside DRF's own AND.
     response = call("drf-outer/")
-    assert response.status_code == 401
-    assert code_of(response) == "not_authenticated"
+    problem(response, 401, "token_missing", "This endpoint needs a service token.")
     assert response["WWW-Authenticate"] == 'Bearer realm="tests"'
 
 
@@ -621,12 +660,25 @@ def test_permission_message_outside_a_refusal() -> None:
     assert "lacks" in str(HasServiceScope("x")().message)
 
 
-def test_has_service_scope_is_a_cached_class() -> None:
+def test_has_service_scope_is_a_permission_of_its_scopes() -> None:
     first = HasServiceScope("b", "a")
-    assert first is HasServiceScope("a", "b", "a")
-    assert issubclass(first, IsService)
-    assert first.__name__ == "HasServiceScope('a', 'b')"
+    assert first == HasServiceScope("a", "b", "a")
+    assert hash(first) == hash(HasServiceScope("a", "b"))
+    assert first != HasServiceScope("a") and first != IsService()
+    assert isinstance(first, IsService)
+    # DRF calls each entry of permission_classes, and each operand of | & ~.
+    assert first() is first
+    assert repr(first) == "HasServiceScope('a', 'b')"
     assert frozenset({"a", "b"}) == first.required_scopes
+
+
+def test_compositions_are_drf_own() -> None:
+    from rest_framework.permissions import IsAdminUser, OperandHolder
+
+    scope = HasServiceScope("x")
+    assert scope | IsAdminUser == OperandHolder(OR, scope, IsAdminUser)
+    assert IsAdminUser & scope == OperandHolder(AND, IsAdminUser, scope)
+    assert isinstance((~scope)(), NOT)
 
 
 @pytest.mark.parametrize("scopes", [(), ("a b",), ("",), ('"',)])
@@ -835,13 +887,11 @@ def test_broken_configuration_raises_at_use() -> None:
 
 
 def test_keys_are_loaded_once() -> None:
-    from django_microkit.service_auth import _keys
-
-    first = _keys.get_config()
-    assert first is _keys.get_config()
+    first = keys.get_config()
+    assert first is keys.get_config()
     with override_settings(MICROKIT=auth_settings(LEEWAY=1)):
-        assert first is not _keys.get_config()
-        assert _keys.get_config().leeway == 1
+        assert first is not keys.get_config()
+        assert keys.get_config().leeway == 1
 
 
 # --- reusing minted tokens --------------------------------------------------
@@ -854,15 +904,15 @@ def test_tokens_are_fresh_by_default() -> None:
 def test_reuse_for_listed_audiences(monkeypatch: pytest.MonkeyPatch) -> None:
     with override_settings(MICROKIT=auth_settings(REUSE_TOKENS_FOR=["billing"])):
         now = time.time()
-        monkeypatch.setattr(_tokens.time, "time", lambda: now)
+        monkeypatch.setattr(tokens.time, "time", lambda: now)
         first = mint_service_token("billing", ["a"])
         assert first == mint_service_token("billing", ["a"])
         assert first != mint_service_token("billing", ["b"])
         assert first != mint_service_token("inventory", ["a"])
         # Renewed once three quarters of its 60 s are gone.
-        monkeypatch.setattr(_tokens.time, "time", lambda: now + 44)
+        monkeypatch.setattr(tokens.time, "time", lambda: now + 44)
         assert first == mint_service_token("billing", ["a"])
-        monkeypatch.setattr(_tokens.time, "time", lambda: now + 46)
+        monkeypatch.setattr(tokens.time, "time", lambda: now + 46)
         assert first != mint_service_token("billing", ["a"])
 
 

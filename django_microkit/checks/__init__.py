@@ -194,8 +194,6 @@ def check_rest_framework(
     return messages
 
 
-_SERVICE_AUTH = "django_microkit.service_auth._keys.check_messages"
-
 #: The checks of each concern: the dotted path of a function returning its
 #: messages, its keyword arguments, its tag, and whether it is deploy-only.
 #: Each module is imported when checks run, never at start-up.
@@ -219,8 +217,18 @@ _CONCERN_CHECKS: tuple[tuple[str, dict[str, Any], str, bool], ...] = (
     ("django_microkit.health.checks.check_health", {}, Tags.compatibility, False),
     ("django_microkit.service_info.check_service_info", {}, Tags.compatibility, False),
     ("django_microkit.health.checks.check_health_deploy", {}, Tags.security, True),
-    (_SERVICE_AUTH, {"deploy": False}, Tags.security, False),
-    (_SERVICE_AUTH, {"deploy": True}, Tags.security, True),
+    (
+        "django_microkit.service_auth.checks.check_service_auth",
+        {},
+        Tags.security,
+        False,
+    ),
+    (
+        "django_microkit.service_auth.checks.check_service_auth_deploy",
+        {},
+        Tags.security,
+        True,
+    ),
     ("django_microkit.idempotency.checks.check_idempotency", {}, Tags.caches, False),
     (
         "django_microkit.idempotency.checks.check_idempotency_deploy",

@@ -49,6 +49,7 @@ from django_microkit.request_id import get_request_id
 
 __all__ = [
     "JSON",
+    "PERMISSION_REFUSAL",
     "PROBLEM_JSON",
     "ExceptionHandler",
     "ProblemResponse",
@@ -62,6 +63,11 @@ __all__ = [
 
 PROBLEM_JSON = "application/problem+json"
 JSON = "application/json"
+#: The attribute of a DRF request where a refusing permission may leave the
+#: precise refusal (an ``APIException``), which answers in place of DRF's generic
+#: ``NotAuthenticated`` or ``PermissionDenied`` (DRF's ``|``, ``&``, ``~`` keep no
+#: message of their operands).
+PERMISSION_REFUSAL = "microkit_permission_refusal"
 
 #: Accept ranges that include application/problem+json.
 _PROBLEM_RANGES = frozenset(
@@ -265,6 +271,9 @@ class ExceptionHandler:
         ):
             # DRF's SessionAuthentication refusing a request without a CSRF token.
             return Problem(403, "csrf_failed", detail=str(_CSRF_DETAIL))
+        if type(exc) in (exceptions.NotAuthenticated, exceptions.PermissionDenied):
+            refusal = getattr(self.context.get("request"), PERMISSION_REFUSAL, None)
+            return exc if refusal is None else refusal
         return exc
 
     def from_validation_error(self, exc: exceptions.ValidationError) -> Problem:
