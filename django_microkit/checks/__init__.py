@@ -198,9 +198,19 @@ def check_rest_framework(
 #: messages, its keyword arguments, its tag, and whether it is deploy-only.
 #: Each module is imported when checks run, never at start-up.
 _CONCERN_CHECKS: tuple[tuple[str, dict[str, Any], str, bool], ...] = (
-    ("django_microkit.errors._checks.messages", {}, Tags.compatibility, False),
-    ("django_microkit.checks.pagination.messages", {}, Tags.compatibility, False),
-    ("django_microkit.checks.versioning.messages", {}, Tags.compatibility, False),
+    ("django_microkit.errors.checks.check_errors", {}, Tags.compatibility, False),
+    (
+        "django_microkit.pagination.checks.check_pagination",
+        {},
+        Tags.compatibility,
+        False,
+    ),
+    (
+        "django_microkit.versioning.checks.check_versioning",
+        {},
+        Tags.compatibility,
+        False,
+    ),
     ("django_microkit.request_id._checks", {}, Tags.compatibility, False),
     ("django_microkit.logging._checks", {}, Tags.compatibility, False),
     ("django_microkit.sentry._checks", {}, Tags.compatibility, False),
