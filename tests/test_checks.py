@@ -156,9 +156,6 @@ _CHECK_FUNCTIONS = [
 # Until a concern's checks have moved beside it, the list registers them where
 # they are now. Delete a line once its function exists under its final path.
 _BEFORE_THE_MOVE = {
-    "errors.checks.check_errors": "errors._checks.messages",
-    "pagination.checks.check_pagination": "checks.pagination.messages",
-    "versioning.checks.check_versioning": "checks.versioning.messages",
     "request_id.check_request_id": "request_id._checks",
     "logging.check_logging": "logging._checks",
     "sentry.check_sentry": "sentry._checks",

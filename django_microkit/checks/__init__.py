@@ -193,9 +193,9 @@ _COMPATIBILITY, _SECURITY, _CACHES = Tags.compatibility, Tags.security, Tags.cac
 _CONCERN_CHECKS: tuple[tuple[str, str, bool], ...] = (
     ("django_microkit.checks.check_settings", _COMPATIBILITY, False),
     ("django_microkit.checks.check_rest_framework", _COMPATIBILITY, False),
-    ("django_microkit.errors._checks.messages", _COMPATIBILITY, False),
-    ("django_microkit.checks.pagination.messages", _COMPATIBILITY, False),
-    ("django_microkit.checks.versioning.messages", _COMPATIBILITY, False),
+    ("django_microkit.errors.checks.check_errors", _COMPATIBILITY, False),
+    ("django_microkit.pagination.checks.check_pagination", _COMPATIBILITY, False),
+    ("django_microkit.versioning.checks.check_versioning", _COMPATIBILITY, False),
     ("django_microkit.request_id._checks", _COMPATIBILITY, False),
     ("django_microkit.logging._checks", _COMPATIBILITY, False),
     ("django_microkit.sentry._checks", _COMPATIBILITY, False),
