@@ -18,6 +18,6 @@ class MicrokitConfig(AppConfig):
         from django_microkit.conf import microkit_settings
 
         if microkit_settings.SENTRY["DSN"]:
-            from django_microkit.sentry import _init_from_settings
+            from django_microkit.sentry import init_sentry
 
-            _init_from_settings()
+            init_sentry()

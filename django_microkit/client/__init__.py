@@ -59,7 +59,7 @@ from django_microkit.client.errors import (
     parse_retry_after,
 )
 from django_microkit.client.headers import HeaderProvider, OutgoingCall, user_agent
-from django_microkit.logging import _emit, _milliseconds
+from django_microkit.logging import log_event, milliseconds
 
 __all__ = [
     "CircuitOpenError",
@@ -541,9 +541,9 @@ class _Call:
             "method": self.method,
             "path": self.path,
             "status": self.status,
-            "duration_ms": _milliseconds(time.monotonic() - self.started),
+            "duration_ms": milliseconds(time.monotonic() - self.started),
             "attempts": self.attempts,
         }
         if self.error is not None:
             fields["error"] = self.error
-        _emit(_logger, level, "service_call", fields)
+        log_event(_logger, level, "service_call", **fields)

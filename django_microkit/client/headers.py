@@ -15,7 +15,7 @@ from functools import cache
 
 from django_microkit.client.config import on_settings_change
 from django_microkit.conf import microkit_settings
-from django_microkit.request_id import _new_request_id, outgoing_headers
+from django_microkit.request_id import new_request_id, outgoing_headers
 from django_microkit.service_auth import mint_service_token
 
 __all__ = [
@@ -57,7 +57,7 @@ def trace_headers(call: OutgoingCall) -> dict[str, str]:
     headers = outgoing_headers()
     header = microkit_settings.REQUEST_ID["HEADER"]
     if header not in headers:
-        headers[header] = _new_request_id()
+        headers[header] = new_request_id()
     return headers
 
 
