@@ -324,6 +324,15 @@ class _RecordWriter:
     critical = _write_at(logging.CRITICAL)
 
 
+_METHOD_NAMES = {
+    logging.DEBUG: "debug",
+    logging.INFO: "info",
+    logging.WARNING: "warning",
+    logging.ERROR: "error",
+    logging.CRITICAL: "critical",
+}
+
+
 @cache
 def _writer(logger: logging.Logger) -> _RecordWriter:
     return _RecordWriter(logger)
@@ -352,7 +361,7 @@ def log_event(logger: logging.Logger, level: int, event: str, **fields: Any) -> 
         processors=config["processors"],
         context=config["context_class"](),
     )
-    getattr(bound, logging.getLevelName(level).lower())(event, **fields)
+    getattr(bound, _METHOD_NAMES[level])(event, **fields)
 
 
 # --------------------------------------------------------------------------

@@ -6,6 +6,7 @@ import logging
 import os
 import re
 import sys
+import time
 from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,8 @@ from uuid import UUID
 import pytest
 import structlog
 from django.core.exceptions import ImproperlyConfigured
-from django.test import Client, override_settings
+from django.http import HttpResponse
+from django.test import Client, RequestFactory, override_settings
 from structlog.contextvars import bind_contextvars, clear_contextvars
 
 from django_microkit import logging as microkit_logging
@@ -23,6 +25,7 @@ from django_microkit.logging import (
     MicrokitFormatter,
     configure_logging,
     configure_structlog,
+    log_access,
     log_event,
     logging_config,
     milliseconds,
@@ -362,6 +365,22 @@ def test_log_event_follows_another_structlog_configuration(
     )
     log_event(logger, logging.DEBUG, "rendered", n=2)
     assert log_lines.all()[0]["event"] == "event='rendered' n=2"
+
+
+def test_log_access_for_a_middleware_of_ones_own(log_lines: LogLines) -> None:
+    request = RequestFactory().post("/orders/", REMOTE_ADDR="10.0.0.1")
+    started = time.perf_counter()
+    log_access(request, HttpResponse(status=201), started, "bad\nid")
+    log_access(request, HttpResponse(status=202), started)
+    first, second = log_lines.of("django_microkit.access")
+    assert (first["method"], first["path"], first["status"]) == (
+        "POST",
+        "/orders/",
+        201,
+    )
+    assert first["rejected_request_id"] == "bad\\nid"
+    assert second["status"] == 202
+    assert "rejected_request_id" not in second
 
 
 def test_milliseconds_are_cut_to_the_microsecond() -> None:
