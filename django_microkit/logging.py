@@ -14,22 +14,23 @@ cached, JSON is rendered by orjson when it is installed, and
 :class:`~django_microkit.request_id.RequestIDMiddleware` writes a single access
 line per request (logger ``django_microkit.access``, :func:`log_access`). That
 line and the client's ``service_call`` line, written on every request or call,
-go through :func:`log_event`.
+skip structlog's round trip into ``logging`` (see :func:`log_event`).
 """
 
 from __future__ import annotations
 
+import contextvars
 import json
 import logging
 import logging.config
 import re
+import sys
 import time
 from collections.abc import Callable
 from datetime import date, datetime
 from datetime import time as dt_time
-from functools import cache
 from time import perf_counter
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple, cast
 from urllib.parse import quote
 from uuid import UUID
 
@@ -39,9 +40,9 @@ from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpRequest
 from django.http.response import HttpResponseBase
 from django.utils.functional import LazyObject, empty
-from structlog.contextvars import merge_contextvars
+from structlog.contextvars import STRUCTLOG_KEY_PREFIX, merge_contextvars
 from structlog.stdlib import ProcessorFormatter
-from structlog.typing import EventDict, ExcInfo, Processor, WrappedLogger
+from structlog.typing import EventDict, Processor, WrappedLogger
 
 from django_microkit.conf import derived, microkit_settings
 
@@ -93,19 +94,19 @@ def _iso_timestamp(created: float) -> str:
 def _add_record_fields(
     logger: WrappedLogger, method_name: str, event_dict: EventDict
 ) -> EventDict:
-    """Adds ``timestamp``, ``level``, ``logger`` and ``service`` from the log
-    record the event travels in (the time the record was made, not the time a
-    handler, perhaps behind a queue, formats it), and takes out the record
-    (what ``ProcessorFormatter.remove_processors_meta`` does, one call less)."""
-    record: logging.LogRecord = event_dict.pop("_record")
-    del event_dict["_from_structlog"]
+    """Adds ``timestamp`` (when the event was logged), ``level``, ``logger`` and
+    ``service`` from the log record the event travels in."""
+    _record_fields(event_dict, event_dict["_record"])
+    return event_dict
+
+
+def _record_fields(event_dict: EventDict, record: logging.LogRecord) -> None:
     event_dict["timestamp"] = _iso_timestamp(record.created)
     event_dict["level"] = record.levelname.lower()
     event_dict["logger"] = record.name
     service = _service_name()
     if service:
         event_dict["service"] = service
-    return event_dict
 
 
 def _json_default(value: Any) -> Any:
@@ -136,7 +137,10 @@ def _json_serializer() -> Callable[..., str]:
 def _processors(serializer: Callable[..., str] | None) -> list[Processor]:
     """What the formatter runs on every event, structlog's and stdlib's alike:
     JSON written by ``serializer``, or for a terminal without one."""
-    processors: list[Processor] = [_add_record_fields]
+    processors: list[Processor] = [
+        _add_record_fields,
+        ProcessorFormatter.remove_processors_meta,
+    ]
     if serializer is not None:
         # A plain traceback: never local variables, which may hold secrets.
         processors.append(structlog.processors.format_exc_info)
@@ -169,13 +173,44 @@ class MicrokitFormatter(ProcessorFormatter):
     ) -> None:
         _check_renderer(renderer)
         serializer = _json_serializer() if renderer == "json" else None
+        processors = _processors(serializer)
         super().__init__(
-            processors=_processors(serializer),
+            processors=processors,
             foreign_pre_chain=[merge_contextvars],
             **kwargs,
         )
+        # With its own JSON processors, the formatter renders a structlog
+        # event in one step (see format()).
+        self._json: tuple[list[Processor], Callable[..., str]] | None = (
+            (processors, serializer) if serializer is not None else None
+        )
         if configure_structlog:
             _configure_structlog(level)
+
+    def format(self, record: logging.LogRecord) -> str:
+        event_dict = record.msg
+        if type(event_dict) is not dict or not hasattr(record, "_name"):
+            return super().format(record)
+        # An event from structlog (see wrap_for_formatter). The base class
+        # copies the record to leave it intact for other handlers; rendering
+        # from a copy of the event dict leaves it intact as well, for less.
+        event: Any = event_dict.copy()
+        json_path = self._json
+        if (
+            json_path is not None
+            and self.processors is json_path[0]
+            and "exc_info" not in event
+        ):
+            # What the JSON processors do to an event without an exception.
+            _record_fields(event, record)
+            return json_path[1](event)
+        event["_record"] = record
+        event["_from_structlog"] = True
+        logger = self.logger if self.logger is not None else record.__dict__["_logger"]
+        method_name = record.__dict__["_name"]
+        for processor in self.processors:
+            event = processor(logger, method_name, event)
+        return cast(str, event)
 
 
 def _check_renderer(renderer: str) -> None:
@@ -192,14 +227,36 @@ def configure_structlog(level: int | str = logging.INFO) -> None:
     _configure_structlog(level)
 
 
+_CHAIN: list[Processor] = [merge_contextvars, ProcessorFormatter.wrap_for_formatter]
+
+
+class _Installed(NamedTuple):
+    """The structlog configuration :func:`configure_structlog` installed."""
+
+    processors: list[Processor]
+    level: int
+
+    def in_force(self) -> bool:
+        # structlog's capture_logs() changes the configured list in place.
+        processors = structlog.get_config()["processors"]
+        return processors is self.processors and processors == _CHAIN
+
+
+_installed: _Installed | None = None
+
+
 def _configure_structlog(level: int | str) -> None:
+    global _installed
+    number = _level_number(level)
+    processors = _CHAIN.copy()
     structlog.configure(
-        processors=[merge_contextvars, ProcessorFormatter.wrap_for_formatter],
-        wrapper_class=structlog.make_filtering_bound_logger(_level_number(level)),
+        processors=processors,
+        wrapper_class=structlog.make_filtering_bound_logger(number),
         logger_factory=structlog.stdlib.LoggerFactory(),
         context_class=dict,
         cache_logger_on_first_use=True,
     )
+    _installed = _Installed(processors, number)
 
 
 def _level_number(level: int | str) -> int:
@@ -282,48 +339,7 @@ def milliseconds(seconds: float) -> float:
     return int(seconds * 1_000_000) / 1000
 
 
-def _write_at(level: int) -> Callable[..., None]:
-    """A standard library logger's ``info()`` (or ``debug()``…) as structlog
-    calls it, making the record without walking up the stack to find the
-    caller."""
-
-    def write(
-        self: _RecordWriter,
-        msg: object,
-        *args: object,
-        exc_info: ExcInfo | None = None,
-        extra: dict[str, Any] | None = None,
-    ) -> None:
-        logger = self.logger
-        record = logger.makeRecord(
-            logger.name, level, *_NO_ORIGIN, msg, args, exc_info, _NO_FUNCTION, extra
-        )
-        logger.handle(record)
-
-    return write
-
-
-#: Where a record of :func:`log_event` says it comes from: nowhere known, as
-#: the standard library says when ``logging._srcfile`` is ``None``.
-_NO_ORIGIN = ("(unknown file)", 0)
-_NO_FUNCTION = "(unknown function)"
-
-
-class _RecordWriter:
-    """The logger structlog writes to for :func:`log_event`: a standard library
-    logger's ``makeRecord`` and ``handle``."""
-
-    def __init__(self, logger: logging.Logger) -> None:
-        self.logger = logger
-        self.name = logger.name
-
-    debug = _write_at(logging.DEBUG)
-    info = _write_at(logging.INFO)
-    warning = _write_at(logging.WARNING)
-    error = _write_at(logging.ERROR)
-    critical = _write_at(logging.CRITICAL)
-
-
+_PREFIX_LENGTH = len(STRUCTLOG_KEY_PREFIX)
 _METHOD_NAMES = {
     logging.DEBUG: "debug",
     logging.INFO: "info",
@@ -333,35 +349,50 @@ _METHOD_NAMES = {
 }
 
 
-@cache
-def _writer(logger: logging.Logger) -> _RecordWriter:
-    return _RecordWriter(logger)
-
-
 def log_event(logger: logging.Logger, level: int, event: str, **fields: Any) -> None:
-    """Write ``event`` with ``fields`` to ``logger`` at ``level``, as a structlog
-    logger of that name would, for less: for lines written on every request or
-    call.
+    """Write ``event`` with ``fields`` to ``logger`` at ``level`` as a structlog
+    logger of that name would, with less work: for lines written on every
+    request or call.
 
-    The event goes through the structlog configuration in force (the one
-    :func:`configure_structlog` installs, an application's own, or
-    ``structlog.testing.capture_logs()``), then to ``logger``: its level,
-    filters and handlers apply. What it saves is resolving a lazy structlog
-    logger and walking up the stack to find the caller; the record carries no
-    source location, as with ``logging._srcfile = None``. ``level`` is one of
-    ``logging.DEBUG`` … ``logging.CRITICAL``; ask ``logger.isEnabledFor(level)``
-    first to skip gathering fields for nothing.
+    Under the configuration :func:`configure_structlog` installed, structlog
+    would merge the context variables, wrap the event for
+    :class:`~structlog.stdlib.ProcessorFormatter` and hand it to ``logging``,
+    which would then walk the stack to find the caller. This does the same
+    directly: the same record reaches the same filters, handlers and
+    formatters, and the caller is the function that called this one. Under any
+    other structlog configuration (one of the application's, or a test's
+    ``capture_logs``), the event goes through structlog as usual. Ask
+    ``logger.isEnabledFor(level)`` first to skip gathering fields for nothing.
     """
     if not logger.isEnabledFor(level):
         return
-    # Bound afresh, so that the configuration of the moment applies.
-    config = structlog.get_config()
-    bound = config["wrapper_class"](
-        _writer(logger),
-        processors=config["processors"],
-        context=config["context_class"](),
+    installed = _installed
+    if installed is None or not installed.in_force():
+        structlog.get_logger(logger.name).log(level, event, **fields)
+        return
+    if level < installed.level:
+        return
+    fields["event"] = event
+    # merge_contextvars, reading each context variable once.
+    for var, value in contextvars.copy_context().items():
+        name = var.name
+        if name.startswith(STRUCTLOG_KEY_PREFIX) and value is not Ellipsis:
+            fields.setdefault(name[_PREFIX_LENGTH:], value)
+    caller = sys._getframe(1)
+    code = caller.f_code
+    record = logger.makeRecord(
+        logger.name,
+        level,
+        code.co_filename,
+        caller.f_lineno,
+        fields,
+        (),
+        None,
+        code.co_name,
     )
-    getattr(bound, _METHOD_NAMES[level])(event, **fields)
+    record._logger = logger
+    record._name = _METHOD_NAMES.get(level) or logging.getLevelName(level).lower()
+    logger.handle(record)
 
 
 # --------------------------------------------------------------------------

@@ -319,9 +319,9 @@ def test_log_event_keeps_the_logging_machinery(log_lines: LogLines) -> None:
         logger.disabled = False
     assert [line["n"] for line in log_lines.all()] == [1]
     record = seen[0]
-    # No walk up the stack: the record says where it comes from is unknown.
-    assert (record.pathname, record.lineno) == ("(unknown file)", 0)
-    assert record.funcName == "(unknown function)"
+    # The caller is the function that asked for the line; no stack walk.
+    assert record.funcName == "test_log_event_keeps_the_logging_machinery"
+    assert record.pathname == __file__
     assert (record.levelname, record.name) == ("WARNING", "tests.short")
 
 
@@ -330,9 +330,7 @@ def test_log_event_uses_the_record_factory(log_lines: LogLines) -> None:
 
     def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
         record = default(*args, **kwargs)
-        # ProcessorFormatter makes a copy of each record, through the factory.
-        if isinstance(record.msg, dict):
-            record.msg["from_factory"] = True
+        record.msg["from_factory"] = True
         return record
 
     logging.setLogRecordFactory(factory)
@@ -386,6 +384,36 @@ def test_log_access_for_a_middleware_of_ones_own(log_lines: LogLines) -> None:
 def test_milliseconds_are_cut_to_the_microsecond() -> None:
     assert milliseconds(0.0123456789) == 12.345
     assert milliseconds(2) == 2000.0
+
+
+def test_formatter_short_cut_renders_as_its_processors() -> None:
+    class EveryProcessor(MicrokitFormatter):
+        """The same processors, run one by one (a list of its own)."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.processors = list(self.processors)
+
+    bind_contextvars(request_id="rid-f")
+    try:
+        record = logging.getLogger("tests.app").makeRecord(
+            "tests.app", logging.INFO, __file__, 1, {"event": "e", "n": 1}, (), None
+        )
+    finally:
+        clear_contextvars()
+    record._logger = logging.getLogger("tests.app")
+    record._name = "info"
+    short, full = MicrokitFormatter().format(record), EveryProcessor().format(record)
+    assert short == full
+    assert json.loads(short)["event"] == "e"
+    # An event with an exception takes the processors' way (traceback).
+    try:
+        raise RuntimeError("boom")
+    except RuntimeError:
+        record.msg = {"event": "e", "exc_info": True}
+        rendered = json.loads(MicrokitFormatter().format(record))
+    assert "RuntimeError: boom" in rendered["exception"]
+    assert record.msg == {"event": "e", "exc_info": True}
 
 
 def test_service_name_follows_the_settings(log_lines: LogLines) -> None:
