@@ -80,17 +80,14 @@ def init_sentry(**options: Any) -> bool:
     """Initialise sentry-sdk from ``MICROKIT["SENTRY"]``; ``False`` if it stays
     off.
 
-    Django's start-up calls it when a DSN is set. Keyword arguments are passed
-    to ``sentry_sdk.init`` over the settings (for example ``transport=`` in
-    tests). A ``before_send`` given here runs after django-microkit's tagging
-    hook. An invalid DSN in the settings (system check ``E027``) keeps Sentry
-    off and is logged rather than raised, so that a server starts anyway; one
-    passed as ``dsn=`` is sentry-sdk's to refuse.
+    Django's start-up calls it when a DSN is set. Keyword arguments go to
+    ``sentry_sdk.init`` over the settings (``transport=`` in tests); a
+    ``before_send`` given here runs after the tagging hook. An invalid DSN in
+    the settings (check ``E027``) is logged, not raised: a server starts anyway.
     """
     section = microkit_settings.SENTRY
-    if "dsn" in options:
-        dsn = options.pop("dsn")
-    else:
+    dsn = options.pop("dsn", None)
+    if dsn is None:
         dsn = section["DSN"]
         error = _dsn_error(dsn)
         if error is not None:
