@@ -20,6 +20,6 @@ class MicrokitConfig(AppConfig):
         register_checks()
 
         if microkit_settings.SENTRY["DSN"]:
-            from django_microkit.sentry import _init_from_settings
+            from django_microkit.sentry import init_sentry
 
-            _init_from_settings()
+            init_sentry()

@@ -134,54 +134,26 @@ def test_subclass_or_class_object_counts_as_wired() -> None:
 
 # -- Registration -------------------------------------------------------------
 
-# Until a concern's checks have moved beside it (final path -> where they are
-# now, under django_microkit), the list may register them where they are. Once
-# the final path imports, the list must name it: then delete the line here.
-_BEFORE_THE_MOVE = {
-    "request_id.check_request_id": "request_id._checks",
-    "logging.check_logging": "logging._checks",
-    "sentry.check_sentry": "sentry._checks",
-}
-BEFORE_THE_MOVE = {
-    f"django_microkit.{final}": f"django_microkit.{before}"
-    for final, before in _BEFORE_THE_MOVE.items()
-}
-
-
-def _imports(path: str) -> bool:
-    try:
-        import_string(path)
-    except ImportError:
-        return False
-    return True
-
 
 def _registered_paths() -> list[str]:
     return [path for path, _tag, _deploy in _CONCERN_CHECKS]
 
 
-def test_each_check_is_registered_once_under_its_final_path_when_it_has_one() -> None:
+def test_each_check_is_registered_once() -> None:
     paths = _registered_paths()
     assert len(paths) == len(set(paths))
-    for final, before in BEFORE_THE_MOVE.items():
-        if _imports(final):
-            assert final in paths and before not in paths, final
-        else:
-            assert before in paths, before
 
 
 def test_every_entry_is_a_check_function_with_a_tag() -> None:
-    before_the_move = set(BEFORE_THE_MOVE.values())
     for path, tag, deploy in _CONCERN_CHECKS:
         function = import_string(path)
         assert inspect.isfunction(function), path
         assert tag in vars(Tags).values(), path
         assert isinstance(deploy, bool)
         assert deploy == path.endswith("_deploy"), path
-        if path not in before_the_move:  # a check_* function, Django's signature
-            assert function.__name__.startswith("check_"), path
-            parameters = list(inspect.signature(function).parameters.values())
-            assert [p.kind for p in parameters] == [inspect.Parameter.VAR_KEYWORD]
+        assert function.__name__.startswith("check_"), path
+        parameters = list(inspect.signature(function).parameters.values())
+        assert [p.kind for p in parameters] == [inspect.Parameter.VAR_KEYWORD]
 
 
 def test_every_check_function_of_the_package_is_registered() -> None:
