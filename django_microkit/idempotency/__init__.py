@@ -11,7 +11,8 @@ the way Stripe's API has applied it for years:
   lease, so a crashed worker never blocks the key for good), runs, and its
   completed response is stored for ``MICROKIT["IDEMPOTENCY"]["TTL"]`` seconds;
 - a retry with the same key and the same request gets the stored response with
-  ``Idempotent-Replayed: true``;
+  ``Idempotent-Replayed: true`` and, in ``Idempotent-Replayed-Request-ID``, the
+  request ID of the first request, which its stored body names too;
 - the same key with a different request is a 422 problem
   (``idempotency_key_reused``); a retry while the first is still running is a 409
   problem (``idempotency_key_in_progress``).
@@ -45,10 +46,12 @@ from rest_framework.views import APIView
 
 from django_microkit.conf import microkit_settings
 from django_microkit.errors.problem import Problem
+from django_microkit.request_id import get_request_id
 
 __all__ = [
     "IDEMPOTENCY_KEY_HEADER",
     "IDEMPOTENT_REPLAYED_HEADER",
+    "IDEMPOTENT_REPLAYED_REQUEST_ID_HEADER",
     "IdempotentMixin",
     "openapi_parameters",
     "openapi_responses",
@@ -58,6 +61,10 @@ __all__ = [
 IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
 #: The response header marking a stored response sent again.
 IDEMPOTENT_REPLAYED_HEADER = "Idempotent-Replayed"
+#: The response header of a replay naming the request that produced the stored
+#: response: the ``request_id`` in a stored problem body, and the request whose
+#: logs tell what happened. The replay's own ``X-Request-ID`` names the retry.
+IDEMPOTENT_REPLAYED_REQUEST_ID_HEADER = "Idempotent-Replayed-Request-ID"
 
 _META_KEY = "HTTP_IDEMPOTENCY_KEY"
 _MAX_KEY_LENGTH = 255
@@ -102,6 +109,7 @@ class _Done(TypedDict):
     status: int
     headers: list[tuple[str, str]]
     body: bytes
+    request_id: str | None
 
 
 class _Replay(Exception):
@@ -206,6 +214,11 @@ class _Claim:
         for name, value in done["headers"]:
             response[name] = value
         response[IDEMPOTENT_REPLAYED_HEADER] = "true"
+        # Absent from records stored before the request ID was kept.
+        first_request_id = done.get("request_id")
+        if first_request_id:
+            response[IDEMPOTENT_REPLAYED_REQUEST_ID_HEADER] = first_request_id
+            _logger.info("Replaying the response of request %s", first_request_id)
         return _Replay(response)
 
     @staticmethod
@@ -236,6 +249,7 @@ class _Claim:
                 if name.lower() not in _UNSTORED_HEADERS
             ],
             "body": response.content,
+            "request_id": get_request_id(),
         }
         try:
             self.cache.set(self.cache_key, done, microkit_settings.IDEMPOTENCY["TTL"])
@@ -370,6 +384,11 @@ class IdempotentMixin(APIView):
                     f"A key is 1 to {_MAX_KEY_LENGTH} visible ASCII characters.",
                 ),
             )
+        # Parse the body before claiming: the parser's refusals (415, 400) are
+        # refusals of how the request was sent, like those of content
+        # negotiation and versioning above. They are never stored, so a
+        # corrected retry with the same key runs.
+        request.data  # noqa: B018
         claim = self._idempotency_claim_for(request, key)
         claim.acquire()
         self._idempotency_claim = claim
@@ -385,14 +404,20 @@ class IdempotentMixin(APIView):
                 key,
             ]
         )
+        # What the body's bytes mean: their media type and charset, and the
+        # API version the view reads them in.
+        meaning = json.dumps(
+            [
+                django_request.method,
+                django_request.get_full_path(),
+                django_request.content_type,
+                (django_request.content_params or {}).get("charset", "").lower(),
+                request.version,
+            ],
+            default=str,
+        )
         fingerprint = hashlib.sha256(
-            b"\n".join(
-                [
-                    (django_request.method or "").encode(),
-                    django_request.get_full_path().encode(),
-                    django_request.body,
-                ]
-            )
+            meaning.encode() + b"\n" + django_request.body
         ).hexdigest()
         try:
             cache = caches[microkit_settings.IDEMPOTENCY["CACHE"]]
