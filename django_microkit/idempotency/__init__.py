@@ -32,6 +32,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 import uuid
 from collections.abc import Collection
 from typing import Any, TypedDict, cast
@@ -68,6 +69,10 @@ IDEMPOTENT_REPLAYED_REQUEST_ID_HEADER = "Idempotent-Replayed-Request-ID"
 
 _META_KEY = "HTTP_IDEMPOTENCY_KEY"
 _MAX_KEY_LENGTH = 255
+# RFC 8941 §3.3.3: sf-string = DQUOTE *( unescaped / "\" ( DQUOTE / "\" ) ) DQUOTE
+_SF_STRING = re.compile(r'"((?:[^"\\]|\\["\\])*)"')
+_SF_ESCAPE = re.compile(r'\\(["\\])')
+_VISIBLE_ASCII = re.compile(r"[!-~]+")
 _CACHE_KEY_PREFIX = "microkit:idempotency:"
 # How often a claim is tried again when the key vanished between a failed
 # ``add()`` and the ``get()`` that followed it (the holder released it).
@@ -141,29 +146,13 @@ def _parse_key(value: str) -> str | None:
     same key.
     """
     if len(value) >= 2 and value[0] == value[-1] == '"':
-        inner = value[1:-1]
-        chars: list[str] = []
-        escaped = False
-        for char in inner:
-            if escaped:
-                if char not in '"\\':
-                    return None
-                chars.append(char)
-                escaped = False
-            elif char == "\\":
-                escaped = True
-            elif char == '"':
-                return None
-            else:
-                chars.append(char)
-        if escaped:
+        string = _SF_STRING.fullmatch(value)
+        if string is None:
             return None
-        value = "".join(chars)
-    if not 1 <= len(value) <= _MAX_KEY_LENGTH:
-        return None
-    if not all("!" <= char <= "~" for char in value):
-        return None
-    return value
+        value = _SF_ESCAPE.sub(r"\1", string[1])
+    if 1 <= len(value) <= _MAX_KEY_LENGTH and _VISIBLE_ASCII.fullmatch(value):
+        return value
+    return None
 
 
 class _Claim:
@@ -322,16 +311,14 @@ class IdempotentMixin(APIView):
         return f"anonymous:{request.META.get('REMOTE_ADDR', '')}"
 
     def _idempotency_methods(self) -> Collection[str]:
-        methods = self.idempotency_methods
-        if methods is None:
-            methods = microkit_settings.IDEMPOTENCY["METHODS"]
-        return methods
+        if self.idempotency_methods is None:
+            return microkit_settings.IDEMPOTENCY["METHODS"]
+        return self.idempotency_methods
 
     def _idempotency_key_required(self) -> bool:
-        required = self.idempotency_key_required
-        if required is None:
-            required = microkit_settings.IDEMPOTENCY["REQUIRED"]
-        return bool(required)
+        if self.idempotency_key_required is None:
+            return bool(microkit_settings.IDEMPOTENCY["REQUIRED"])
+        return self.idempotency_key_required
 
     def _idempotency_applies(self, request: Request) -> bool:
         method = request.method or ""

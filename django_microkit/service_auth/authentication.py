@@ -68,14 +68,9 @@ class ServiceTokenAuthentication(BaseAuthentication):
         return principal, principal.claims
 
     def authenticate_header(self, request: Request) -> str:
-        """The challenges of a 401: ``Bearer``, then those of the request's
-        other authentication classes (``Basic realm="api"`` ...), comma-joined.
-
-        RFC 9110 §11.6.1: a 401 carries a challenge for each scheme the
-        endpoint accepts, so a failed ``Basic`` login is not told to use
-        ``Bearer`` alone. DRF asks the first class only; this one answers for
-        all of them.
-        """
+        """``Bearer``, then the challenges of the request's other classes
+        (``Basic realm="api"``): DRF asks only the first class, and a 401 names
+        every scheme the endpoint accepts (RFC 9110 §11.6.1)."""
         bearer = f'Bearer realm="{realm()}"'
         refusal = getattr(request, _REFUSAL_ATTR, None)
         # RFC 6750 §3.1: no error code when no token was sent.
