@@ -26,8 +26,14 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
 from rest_framework.permissions import AllowAny
 
 from django_microkit import idempotency
-from django_microkit.errors import JSON, PROBLEM_JSON
-from django_microkit.errors.handler import _reason_phrase
+from django_microkit.errors.handler import JSON, PROBLEM_JSON, reason_phrase
+from django_microkit.versioning.config import version_table
+from django_microkit.versioning.middleware import VERSION_HEADER
+from django_microkit.versioning.schemes import (
+    SOURCE_ACCEPT,
+    SOURCE_HEADER,
+    BaseVersioning,
+)
 
 __all__ = ["AutoSchema", "problem_json_schema", "problem_response"]
 
@@ -148,17 +154,15 @@ class AutoSchema(SpectacularAutoSchema):
         return operation
 
     def get_override_parameters(self) -> list[OpenApiParameter | Any]:
-        from django_microkit.versioning.schema import _schema_parameters
-
         return [
             *super().get_override_parameters(),
-            *_schema_parameters(self.view),
-            *idempotency._openapi_parameters(self.view, self.method),
+            *self._version_parameters(),
+            *idempotency.openapi_parameters(self.view, self.method),
         ]
 
     def _add_idempotency_problems(self, responses: dict[str, Any]) -> None:
         """The problems of an operation honouring ``Idempotency-Key``."""
-        problems = idempotency._openapi_responses(self.view, self.method)
+        problems = idempotency.openapi_responses(self.view, self.method)
         for status, description in problems.items():
             response = responses.get(status)
             if response is None:
@@ -203,9 +207,42 @@ class AutoSchema(SpectacularAutoSchema):
         return set(getattr(paginator, "problem_statuses", ()))
 
     def _versioning_statuses(self) -> set[int]:
-        from django_microkit.versioning.schema import _problem_statuses
+        """An unknown version (400, or 406 through ``Accept``) and, once a
+        sunset date is set, 410."""
+        versioning = _versioning(self.view)
+        if versioning is None:
+            return set()
+        sources, version = versioning
+        statuses = {406} if SOURCE_ACCEPT in sources else set()
+        if set(sources) - {SOURCE_ACCEPT}:
+            statuses.add(400)
+        deprecation = version_table().deprecated.get(version) if version else None
+        if deprecation is not None and deprecation.sunset is not None:
+            statuses.add(410)
+        return statuses
 
-        return _problem_statuses(self.view)
+    def _version_parameters(self) -> list[OpenApiParameter]:
+        """The ``X-API-Version`` header parameter of a view negotiated by header."""
+        versioning = _versioning(self.view)
+        if versioning is None or SOURCE_HEADER not in versioning[0]:
+            return []
+        default = version_table().default
+        version = versioning[1] or default
+        # Only the header can ask HeaderVersioning for a version other than the
+        # default; NegotiatedVersioning also reads the documented media type.
+        required = version != default and SOURCE_ACCEPT not in versioning[0]
+        return [
+            OpenApiParameter(
+                VERSION_HEADER,
+                str,
+                OpenApiParameter.HEADER,
+                required=required,
+                enum=[version],
+                default=version,
+                description=f"The API version this document describes ({version}). "
+                f"Without it the service answers with version {default}.",
+            )
+        ]
 
     def _auth_statuses(self) -> set[int]:
         statuses: set[int] = set()
@@ -222,7 +259,7 @@ class AutoSchema(SpectacularAutoSchema):
         component = VALIDATION_PROBLEM if status == 400 else PROBLEM
         schema = {"$ref": f"#/components/schemas/{component}"}
         response: dict[str, Any] = {
-            "description": _DESCRIPTIONS.get(status) or _reason_phrase(status),
+            "description": _DESCRIPTIONS.get(status) or reason_phrase(status),
             "content": {
                 media_type: {"schema": schema} for media_type in (PROBLEM_JSON, JSON)
             },
@@ -267,6 +304,19 @@ class AutoSchema(SpectacularAutoSchema):
         return f"{prefix}{serializer_name}List"
 
     def is_deprecated(self) -> bool:
-        from django_microkit.versioning.schema import _operation_deprecated
+        """Deprecated too: every operation of a deprecated version's document."""
+        versioning = _versioning(self.view)
+        version = versioning[1] if versioning else None
+        return bool(super().is_deprecated()) or (
+            version is not None and version in version_table().deprecated
+        )
 
-        return bool(super().is_deprecated()) or _operation_deprecated(self.view)
+
+def _versioning(view: Any) -> tuple[tuple[str, ...], str | None] | None:
+    """The sources of the view's django-microkit versioning scheme, and the
+    version being documented; ``None`` for a view versioned otherwise."""
+    scheme = getattr(view, "versioning_class", None)
+    if not (isinstance(scheme, type) and issubclass(scheme, BaseVersioning)):
+        return None
+    version = getattr(getattr(view, "request", None), "version", None)
+    return scheme.sources, None if version is None else str(version)

@@ -17,19 +17,20 @@ from collections.abc import Mapping
 from typing import Any, TypedDict
 
 import django
-from django.core.checks import CheckMessage, Error
-from django.core.signals import setting_changed
-from django.dispatch import receiver
+from django.core.checks import CheckMessage
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django.urls import URLPattern
 
-from django_microkit.conf import microkit_settings
+from django_microkit.checks import Issue
+from django_microkit.conf import derived, microkit_settings
+from django_microkit.health.views import server_mode_route
 
 __all__ = [
     "BUILD_COMMIT_ENV",
     "BUILD_ID_ENV",
     "ServiceInfo",
     "async_service_info_view",
+    "check_service_info",
     "service_info",
     "service_info_urlpatterns",
     "service_info_view",
@@ -75,9 +76,6 @@ class ServiceInfo(_ServiceInfoRequired, total=False):
     """The service-info document (``runtime`` unless ``SHOW_RUNTIME`` is off)."""
 
     runtime: RuntimeInfo
-
-
-_body: bytes | None = None
 
 
 def service_info() -> ServiceInfo:
@@ -131,26 +129,18 @@ def _optional_str(value: Any) -> str | None:
     return str(value)
 
 
-def _render() -> bytes:
-    global _body
-    if _body is None:
-        # EXTRA adds members; it never replaces the standard ones.
-        document = {**microkit_settings.SERVICE_INFO["EXTRA"], **service_info()}
-        _body = json.dumps(document, separators=(",", ":")).encode()
-    return _body
-
-
-@receiver(setting_changed)
-def _forget_on_change(*, setting: str, **kwargs: Any) -> None:
-    global _body
-    if setting == "MICROKIT":
-        _body = None
+@derived
+def _body() -> bytes:
+    """The document as served: it changes only with ``MICROKIT``, built once."""
+    # EXTRA adds members; it never replaces the standard ones.
+    document = {**microkit_settings.SERVICE_INFO["EXTRA"], **service_info()}
+    return json.dumps(document, separators=(",", ":")).encode()
 
 
 def _response(request: HttpRequest) -> HttpResponse:
     if request.method not in ("GET", "HEAD"):
         return HttpResponseNotAllowed(["GET", "HEAD"])
-    response = HttpResponse(_render(), content_type="application/json")
+    response = HttpResponse(_body(), content_type="application/json")
     response["Cache-Control"] = "no-cache"
     return response
 
@@ -168,29 +158,21 @@ async def async_service_info_view(request: HttpRequest) -> HttpResponse:
 def service_info_urlpatterns() -> list[URLPattern]:
     """The service-info route at ``MICROKIT["SERVICE_INFO"]["PATH"]``, named
     ``microkit-service-info``; read when the URLconf is loaded."""
-    from django_microkit.health.views import _exempt, _ServerModePattern
-
-    _exempt(service_info_view)
-    _exempt(async_service_info_view)
-    return [
-        _ServerModePattern(
-            microkit_settings.SERVICE_INFO["PATH"],
-            service_info_view,
-            async_service_info_view,
-            name="microkit-service-info",
-        )
-    ]
+    route = microkit_settings.SERVICE_INFO["PATH"]
+    views = (service_info_view, async_service_info_view)
+    return [server_mode_route(route, *views, name="microkit-service-info")]
 
 
-def _checks() -> list[CheckMessage]:
+def check_service_info(**kwargs: Any) -> list[CheckMessage]:
+    """``SERVICE_INFO["PATH"]`` is a Django route: with a leading slash it
+    never matches, and empty it takes the site's root."""
     path = microkit_settings.SERVICE_INFO["PATH"]
     if isinstance(path, str) and (not path or path.startswith("/")):
-        return [
-            Error(
-                f"MICROKIT['SERVICE_INFO']['PATH'] is {path!r}.",
-                hint="Write it as Django routes are written, without a leading "
-                "slash: '.well-known/service-info'.",
-                id="django_microkit.E047",
-            )
-        ]
+        issue = Issue(
+            "django_microkit.E047",
+            f"MICROKIT['SERVICE_INFO']['PATH'] is {path!r}.",
+            "Write it as Django routes are written, without a leading "
+            "slash: '.well-known/service-info'.",
+        )
+        return [issue.message()]
     return []

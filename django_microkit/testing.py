@@ -29,13 +29,13 @@ from requests.structures import CaseInsensitiveDict
 from rest_framework.test import APIClient
 
 from django_microkit.conf import microkit_settings
-from django_microkit.service_auth._keys import (
+from django_microkit.service_auth.keys import (
     SUPPORTED_ALGORITHMS,
     Key,
     generate_key,
     load_key,
 )
-from django_microkit.service_auth._tokens import (
+from django_microkit.service_auth.tokens import (
     encode_token,
     token_claims,
     validate_scopes,
@@ -283,10 +283,10 @@ class FakeService(BaseAdapter):
     def send(  # type: ignore[override]
         self, request: requests.PreparedRequest, **kwargs: Any
     ) -> requests.Response:
-        from django_microkit.client.config import get_service_config
+        from django_microkit.client import ServiceClient
 
         url = urlsplit(request.url or "")
-        base_path = urlsplit(get_service_config(self.name).base_url).path
+        base_path = urlsplit(ServiceClient(self.name).config.base_url).path
         path = url.path[len(base_path) :] or "/"
         method = request.method or "GET"
         body = request.body or b""
@@ -341,11 +341,11 @@ def fake_service(name: str) -> Iterator[FakeService]:
     The service must be in ``MICROKIT["SERVICES"]``; its circuit breaker starts
     closed on entry and is forgotten on exit, so tests do not leak state.
     """
-    from django_microkit.client import _install_fake
+    from django_microkit.client import set_transport
 
     fake = FakeService(name)
-    _install_fake(name, fake)
+    set_transport(name, fake)
     try:
         yield fake
     finally:
-        _install_fake(name, None)
+        set_transport(name, None)

@@ -11,7 +11,7 @@ from typing import Any
 import jwt
 from rest_framework.response import Response
 
-from django_microkit.service_auth._keys import Key, generate_key, load_key
+from django_microkit.service_auth.keys import Key, generate_key, load_key
 
 TESTS_PRIVATE, TESTS_PUBLIC = generate_key("EdDSA")
 ORDERS_OLD_PRIVATE, ORDERS_OLD_PUBLIC = generate_key("EdDSA")

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 import pytest
 
+from django_microkit.client import ServiceClient
 from django_microkit.client.breaker import BreakerConfig, CircuitBreaker
 from django_microkit.client.errors import CircuitOpenError
+from django_microkit.conf import DEFAULTS
 
 
 class Clock:
@@ -161,3 +164,23 @@ def test_concurrent_trials_get_one_permit() -> None:
     for thread in threads:
         thread.join()
     assert (len(permits), len(refused)) == (1, 7)
+
+
+def test_the_defaults_are_those_of_the_settings() -> None:
+    section = DEFAULTS["CLIENT"]
+    assert isinstance(section, dict)
+    defaults = section["BREAKER"].default
+    assert BreakerConfig() == BreakerConfig.from_settings(defaults)
+    assert BreakerConfig() == BreakerConfig(5, None, 20, 30.0)
+
+
+def test_a_breaker_setting_left_out_keeps_its_default(settings: Any) -> None:
+    settings.MICROKIT = {
+        "CLIENT": {"BREAKER": {"RATIO": 0.5}},
+        "SERVICES": {
+            "catalog": {"BASE_URL": "http://catalog", "BREAKER": {"FAILURES": 3}}
+        },
+    }
+    assert ServiceClient("catalog").breaker.config == BreakerConfig(
+        failures=3, ratio=0.5, window=20, cool_down=30.0
+    )

@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from django.core.checks import run_checks
+from django.core.checks import ERROR, WARNING, run_checks
 from django.test import override_settings
 
-from django_microkit.service_auth._keys import generate_key
+from django_microkit.client.checks import check_client
+from django_microkit.service_auth.keys import generate_key
 
 SECRET, _ = generate_key("HS256")
 SIGNING = {
@@ -251,3 +252,20 @@ def test_w061_no_signing_key_for_the_token_provider() -> None:
 )
 def test_no_w061_when_no_token_is_wanted_or_one_can_be_signed(microkit: Any) -> None:
     assert ids(**microkit) == []
+
+
+def test_check_client_gives_each_message_the_level_of_its_id() -> None:
+    microkit = {
+        "SERVICE_NAME": "orders",
+        "SERVICE_AUTH": SIGNING,
+        "SERVICES": {
+            "catalog": {"BASE_URL": "http://catalog", "DEADLINE": 3, "TIMEOUT": 5},
+            "search": {},
+        },
+    }
+    with override_settings(MICROKIT=microkit):
+        messages = check_client()
+    assert [(m.id, m.level) for m in messages] == [
+        ("django_microkit.W060", WARNING),
+        ("django_microkit.E061", ERROR),
+    ]

@@ -20,7 +20,7 @@ from sentry_sdk.transport import Transport
 
 from django_microkit.client import OutgoingCall, ServiceClient
 from django_microkit.service_auth import verify_service_token
-from django_microkit.service_auth._keys import generate_key
+from django_microkit.service_auth.keys import generate_key
 from tests.scripted_server import Reply, ScriptedServer, server_fixture  # noqa: F401
 
 PRIVATE, PUBLIC = generate_key("EdDSA")

@@ -15,8 +15,9 @@ from django_microkit.client import (
     ServiceClient,
     ServiceConnectionError,
     ServiceTimeoutError,
+    set_transport,
 )
-from django_microkit.testing import fake_service
+from django_microkit.testing import FakeService, fake_service
 
 
 @pytest.fixture(autouse=True)
@@ -153,3 +154,22 @@ def test_a_new_answer_replaces_one_already_repeating() -> None:
         catalog.get("/x/", json={"n": 2})
         catalog.get("/x/", json={"n": 3})
         assert [client.get("/x/") for _ in range(3)] == [{"n": 2}, {"n": 3}, {"n": 3}]
+
+
+def test_a_transport_outlives_a_settings_change(settings: Any) -> None:
+    client = ServiceClient("catalog")
+    fake = FakeService("catalog")
+    fake.get("/x/", json={"n": 1})
+    set_transport("catalog", fake)
+    try:
+        assert client.get("/x/") == {"n": 1}
+        settings.MICROKIT = {**settings.MICROKIT, "SERVICE_NAME": "billing"}
+        assert client.get("/x/") == {"n": 1}
+    finally:
+        set_transport("catalog", None)
+    assert [call.headers["User-Agent"].split()[0] for call in fake.calls] == [
+        "orders",
+        "billing",
+    ]
+    with pytest.raises(ServiceConnectionError):
+        client.get("/x/", retries=0)

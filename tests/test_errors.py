@@ -2,12 +2,14 @@ from __future__ import annotations
 
 import json
 import logging
+import re
+from importlib import import_module
 from pathlib import Path
 from typing import Any
 
 import pytest
 from asgiref.sync import async_to_sync
-from django.test import AsyncClient, Client, override_settings
+from django.test import AsyncClient, Client, RequestFactory, override_settings
 from jsonschema import Draft202012Validator
 from rest_framework.test import APIClient
 
@@ -17,9 +19,11 @@ from django_microkit.errors import (
     Problem,
     error_items,
     exception_handler,
+    get_handler_class,
     json_pointer,
     server_error,
 )
+from django_microkit.errors.handler import get_handler, reason_phrase
 
 SCHEMA = json.loads(
     (Path(django_microkit.__file__).parent / "schemas" / "problem.json").read_text()
@@ -1382,6 +1386,51 @@ def test_handler_class_is_pluggable(url: str) -> None:
     ):
         body = body_of(Client().get(url))
     assert body["service"] == "tests"
+
+
+def test_the_handler_class_follows_the_setting() -> None:
+    assert get_handler_class() is ExceptionHandler
+    with override_settings(
+        MICROKIT={"ERRORS": {"HANDLER_CLASS": "tests.test_errors.LoudHandler"}}
+    ):
+        assert get_handler_class() is LoudHandler
+        request = RequestFactory().get("/somewhere/")
+        response = get_handler(Problem(409, "conflicting"), request).run()
+        assert body_of(response)["service"] == "tests"
+    assert get_handler_class() is ExceptionHandler
+
+
+@pytest.mark.parametrize(
+    ("status", "phrase"),
+    [
+        (404, "Not Found"),
+        (413, "Content Too Large"),
+        (422, "Unprocessable Content"),
+        (499, "Error"),
+    ],
+)
+def test_reason_phrase_is_rfc_9110s(status: int, phrase: str) -> None:
+    assert reason_phrase(status) == phrase
+
+
+#: The modules of each concern (in django_microkit), by the page documenting them.
+PAGES = {
+    "errors.md": "errors errors.checks errors.handler errors.middleware "
+    "errors.problem errors.views openapi",
+    "pagination.md": "pagination pagination.base pagination.checks "
+    "pagination.cursor pagination.offset",
+    "versioning.md": "versioning versioning.checks versioning.config "
+    "versioning.middleware versioning.schema versioning.schemes versioning.views",
+}
+
+
+@pytest.mark.parametrize(
+    ("page", "module"), [(p, m) for p, ms in PAGES.items() for m in ms.split()]
+)
+def test_every_public_name_is_documented(page: str, module: str) -> None:
+    text = (Path(__file__).parent.parent / "docs" / page).read_text()
+    names = import_module(f"django_microkit.{module}").__all__
+    assert [n for n in names if not re.search(rf"\b{n}\b", text)] == []
 
 
 def test_drf_is_wired_to_the_handler() -> None:

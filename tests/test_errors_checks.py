@@ -10,6 +10,7 @@ from django.core.checks import run_checks
 from django.test import override_settings
 
 from django_microkit.errors import ProblemMiddleware
+from django_microkit.errors.checks import check_errors
 
 # The error checks and the generic settings checks; other features' checks
 # (e.g. the request-ID middleware's own order check) are tested with them.
@@ -96,9 +97,7 @@ def test_w012_names_the_one_handler_missing() -> None:
 
 def test_w012_leaves_a_broken_urlconf_to_django() -> None:
     with override_settings(ROOT_URLCONF="no.such.urls"):
-        from django_microkit.errors._checks import messages
-
-        assert messages() == []
+        assert check_errors() == []
 
 
 def test_w013_csrf_failure_view_not_wired() -> None:
@@ -108,9 +107,7 @@ def test_w013_csrf_failure_view_not_wired() -> None:
 
 def test_w013_leaves_a_missing_view_to_django() -> None:
     with override_settings(CSRF_FAILURE_VIEW="no.such.view"):
-        from django_microkit.errors._checks import messages
-
-        assert messages() == []
+        assert check_errors() == []
 
 
 @pytest.mark.parametrize(

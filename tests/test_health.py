@@ -31,7 +31,12 @@ from django_microkit.health import (
     run_probe,
     runner,
 )
-from django_microkit.health.views import health_urlpatterns
+from django_microkit.health.checks import check_health, check_health_deploy
+from django_microkit.health.views import (
+    health_urlpatterns,
+    server_mode_route,
+    show_details,
+)
 from tests.testapp import health_checks
 from tests.testapp.health_checks import RUNS, SEEN
 
@@ -46,11 +51,13 @@ def microkit(**health: Any) -> dict[str, Any]:
 
 @pytest.fixture(autouse=True)
 def _fresh_rounds() -> Iterator[None]:
-    runner.forget_results()
+    # A settings change forgets rounds and reports, on the way in and out.
+    from django.conf import settings
+
     RUNS.clear()
     SEEN.clear()
-    yield
-    runner.forget_results()
+    with override_settings(MICROKIT=settings.MICROKIT):
+        yield
 
 
 @pytest.fixture(params=["wsgi", "asgi"])
@@ -441,7 +448,7 @@ def isolated_registry() -> Iterator[None]:
     finally:
         registry._registry.clear()
         registry._registry.update(saved)
-        registry.forget_checks()
+        registry._resolved.reset()
 
 
 @pytest.mark.usefixtures("isolated_registry")
@@ -513,6 +520,43 @@ def test_only_get_and_head(method: str) -> None:
 def test_login_required_middleware_lets_probes_through(path: str) -> None:
     assert Client().get(path).status_code == 200
     assert Client().get("/private").status_code == 302  # the middleware is on
+
+
+def test_server_mode_route_picks_the_view_of_the_server() -> None:
+    def version(request: Any) -> HttpResponse:
+        return HttpResponse("sync")
+
+    async def async_version(request: Any) -> HttpResponse:
+        return HttpResponse("async")
+
+    pattern = server_mode_route("version", version, async_version, name="version")
+    assert (pattern.name, str(pattern.pattern)) == ("version", "version")
+    match = pattern.resolve("version")
+    assert match is not None and match.func is version
+
+    async def on_a_loop() -> Any:
+        match = pattern.resolve("version")
+        return match and match.func
+
+    assert async_to_sync(on_a_loop)() is async_version
+    assert pattern.resolve("versions") is None
+    # Open to a probe, which has no user.
+    for view in (version, async_version):
+        assert view.login_required is False  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("details", "debug", "shown"),
+    [
+        (None, False, False),
+        (None, True, True),
+        (True, False, True),
+        (False, True, False),
+    ],
+)
+def test_show_details(details: bool | None, debug: bool, shown: bool) -> None:
+    with override_settings(DEBUG=debug, MICROKIT=microkit(SHOW_DETAILS=details)):
+        assert show_details() is shown
 
 
 def test_head() -> None:
@@ -594,16 +638,11 @@ def test_status_changes_are_logged_once(caplog: pytest.LogCaptureFixture) -> Non
         )
     ]
     caplog.clear()
-    state = runner._states["ready"]
-    with override_settings(MICROKIT=microkit(READINESS_CHECKS=[f"{P}.ok"])):
-        # A settings change forgets the history; replay it to see a recovery.
-        state.last = HealthReport(
-            "ready",
-            "fail",
-            "",
-            (runner.CheckResult("ok", "fail", 1.0, "component", True, "timeout"),),
-        )
-        run_probe("ready")
+    recovering = {"check": f"{P}.fails_once", "name": "ok"}
+    with override_settings(MICROKIT=microkit(READINESS_CHECKS=[recovering])):
+        run_probe("ready")  # fails: a warning, as above
+        caplog.clear()
+        run_probe("ready", fresh=True)
     assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
         ("INFO", "Health check ok passes again.")
     ]
@@ -847,6 +886,16 @@ def test_w042_details_shown_in_production() -> None:
     ]
     assert check_messages(deploy=True, SHOW_DETAILS=None) == {}
     assert check_messages(deploy=False, SHOW_DETAILS=True) == {}
+
+
+def test_the_check_functions() -> None:
+    with override_settings(MICROKIT=microkit(TIMEOUT=0, SHOW_DETAILS=True)):
+        assert [message.id for message in check_health()] == ["django_microkit.E043"]
+        assert [message.id for message in check_health_deploy()] == [
+            "django_microkit.W042"
+        ]
+    assert check_health() == []
+    assert check_health_deploy() == []
 
 
 def test_wrong_types_are_left_to_e003() -> None:

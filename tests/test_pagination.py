@@ -4,7 +4,7 @@ import datetime
 import os
 import re
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -18,11 +18,21 @@ from django.test.utils import CaptureQueriesContext
 from rest_framework.request import Request
 from rest_framework.test import APIClient, APIRequestFactory
 
+from django_microkit.errors import Problem
 from django_microkit.pagination import (
+    BasePagination,
     CursorPagination,
     LimitOffsetPagination,
     PageNumberPagination,
     format_link_header,
+)
+from django_microkit.pagination.base import (
+    int_query_param,
+    invalid_pagination,
+    openapi_query_parameter,
+    page_not_found,
+    page_url,
+    single_query_param,
 )
 from tests.links import parse_links
 from tests.testapp.models import Book, Shelf
@@ -1029,3 +1039,80 @@ def test_w030_accepts_every_microkit_paginator(settings: Any) -> None:
 def test_w031_drf_page_size_is_ignored(settings: Any) -> None:
     found = check_messages(REST_FRAMEWORK={**settings.REST_FRAMEWORK, "PAGE_SIZE": 50})
     assert list(found) == ["django_microkit.W031"]
+
+
+# --- a paginator of the service's own -------------------------------------------------
+
+
+class SkipPagination(BasePagination):
+    """Pages a list by ``?skip=``, made of the helpers a service may use too."""
+
+    def paginate_queryset(
+        self, queryset: Sequence[Any], request: Request, view: Any = None
+    ) -> list[Any]:
+        if single_query_param(request, "mode") not in (None, "plain"):
+            raise invalid_pagination("mode", "'mode' must be 'plain'.")
+        self.request, self.rows = request, len(queryset)
+        self.size = self.get_page_size(request)
+        self.skip = int_query_param(request, "skip", minimum=0) or 0
+        if self.skip and self.skip >= self.rows:
+            raise page_not_found()
+        return list(queryset[self.skip : self.skip + self.size])
+
+    def get_next_link(self) -> str | None:
+        after = self.skip + self.size
+        assert self.request is not None
+        return (
+            page_url(self.request, {"skip": str(after)}) if after < self.rows else None
+        )
+
+    def get_previous_link(self) -> str | None:
+        assert self.request is not None
+        return page_url(self.request, {"skip": None}) if self.skip else None
+
+
+def test_a_paginator_of_ones_own_answers_the_same_envelope() -> None:
+    paginator = SkipPagination()
+    request = Request(APIRequestFactory().get("/items/?q=a&skip=2&page_size=2"))
+    response = paginator.get_paginated_response(
+        paginator.paginate_queryset(range(5), request)
+    )
+    assert response.data == {
+        "results": [2, 3],
+        "next": "http://testserver/items/?q=a&page_size=2&skip=4",
+        "previous": "http://testserver/items/?q=a&page_size=2",
+    }
+    assert parse_links(response["Link"]) == {
+        "next": "http://testserver/items/?q=a&page_size=2&skip=4",
+        "prev": "http://testserver/items/?q=a&page_size=2",
+    }
+
+
+@pytest.mark.parametrize(
+    ("query", "status", "item"),
+    [
+        ("skip=x", 400, {"code": "not_an_integer", "parameter": "skip"}),
+        ("skip=1&skip=2", 400, {"code": "duplicate", "parameter": "skip"}),
+        ("mode=fancy", 400, {"code": "invalid", "parameter": "mode"}),
+        ("skip=9", 404, None),
+    ],
+)
+def test_a_paginator_of_ones_own_refuses_with_the_same_problems(
+    query: str, status: int, item: dict[str, str] | None
+) -> None:
+    request = Request(APIRequestFactory().get(f"/items/?{query}"))
+    with pytest.raises(Problem) as raised:
+        SkipPagination().paginate_queryset(range(5), request)
+    assert raised.value.status_code == status
+    errors = raised.value.errors or [None]
+    assert errors[0] is None if item is None else item.items() <= errors[0].items()
+
+
+def test_openapi_query_parameter() -> None:
+    assert openapi_query_parameter("skip", "Rows to skip.", {"type": "integer"}) == {
+        "name": "skip",
+        "required": False,
+        "in": "query",
+        "description": "Rows to skip.",
+        "schema": {"type": "integer"},
+    }

@@ -19,14 +19,18 @@ import pytest
 from django.contrib.auth.models import User
 from django.core.exceptions import ImproperlyConfigured
 from django.test import override_settings
-from rest_framework.test import APIClient
+from rest_framework.permissions import AND, NOT, OR
+from rest_framework.request import ForcedAuthentication, Request
+from rest_framework.test import APIClient, APIRequestFactory
 
 from django_microkit.service_auth import (
     HasServiceScope,
     IsService,
     ServicePrincipal,
-    _tokens,
+    ServiceTokenAuthentication,
+    keys,
     mint_service_token,
+    tokens,
     verify_service_token,
 )
 from tests.service_auth_keys import (
@@ -49,6 +53,8 @@ from tests.service_auth_keys import (
 )
 
 INVALID = 'Bearer realm="tests", error="invalid_token", error_description='
+# The challenge of the views' second authentication class, BasicAuthentication.
+BASIC = ', Basic realm="api"'
 
 
 @pytest.fixture(autouse=True)
@@ -81,7 +87,7 @@ def problem(response: Any, status: int, code: str, detail: str) -> None:
 
 def assert_refused(response: Any, code: str, description: str) -> None:
     problem(response, 401, code, description)
-    assert response["WWW-Authenticate"] == f'{INVALID}"{description}"'
+    assert response["WWW-Authenticate"] == f'{INVALID}"{description}"{BASIC}'
 
 
 # --- accepted ---------------------------------------------------------------
@@ -268,8 +274,26 @@ def test_missing_audience() -> None:
 def test_unknown_issuer() -> None:
     assert_refused(
         call("service/", sign(EVIL)),
-        "unknown_service",
-        "The service token was issued by an unknown service.",
+        "token_invalid",
+        "The service token names an unknown key (kid).",
+    )
+
+
+@pytest.mark.parametrize("signer", [EVIL, ORDERS_NEW])
+def test_an_unknown_key_does_not_tell_which_issuers_are_peers(signer: Any) -> None:
+    # orders is a peer, payments is not: the refusals are the same.
+    refusals = []
+    for issuer in ("orders", "payments"):
+        token = sign(signer, iss=issuer, header={"kid": "payments-1"})
+        response = call("service/", token)
+        body = response.json()
+        del body["request_id"]
+        refusals.append((response.status_code, body, response["WWW-Authenticate"]))
+    assert refusals[0] == refusals[1]
+    assert_refused(
+        call("service/", sign(signer, iss="orders", header={"kid": "payments-1"})),
+        "token_invalid",
+        "The service token names an unknown key (kid).",
     )
 
 
@@ -421,6 +445,21 @@ def test_header_refusals(header: dict[str, Any], description: str) -> None:
             "The service token's iat claim is missing or not a number.",
         ),
         ({"nbf": "0"}, (), "The service token's nbf claim is missing or not a number."),
+        (
+            {"exp": "soon"},
+            (),
+            "The service token's exp claim is missing or not a number.",
+        ),
+        (
+            {"iat": "now"},
+            (),
+            "The service token's iat claim is missing or not a number.",
+        ),
+        (
+            {"nbf": "now"},
+            (),
+            "The service token's nbf claim is missing or not a number.",
+        ),
         ({"scope": ["a"]}, (), "The service token's scope claim is malformed."),
         ({"scope": "a  b"}, (), "The service token's scope claim is malformed."),
         ({"scope": 'a "b"'}, (), "The service token's scope claim is malformed."),
@@ -455,12 +494,34 @@ def test_header_extensions_are_refused(extension: dict[str, Any]) -> None:
     )
 
 
+@pytest.mark.parametrize("issuer", [None, ["orders"], 7])
+def test_missing_or_malformed_issuer(issuer: Any) -> None:
+    header, payload, _ = segments(sign(ORDERS_NEW))
+    payload["iss"] = issuer
+    if issuer is None:
+        del payload["iss"]
+    assert_refused(
+        call("service/", forge(header, payload, ORDERS_NEW)),
+        "unknown_service",
+        "The service token was issued by an unknown service.",
+    )
+
+
+def test_signed_payload_that_is_not_json() -> None:
+    header = {"alg": "EdDSA", "kid": ORDERS_NEW.kid, "typ": "svc+jwt"}
+    assert_refused(
+        call("service/", forge(header, b"not json", ORDERS_NEW)),
+        "token_invalid",
+        "The service token's signature does not verify.",
+    )
+
+
 def test_unknown_key_and_unreadable_payload() -> None:
     header = {"alg": "EdDSA", "kid": "nobody-1", "typ": "svc+jwt"}
     assert_refused(
         call("service/", forge(header, b"not json", EVIL)),
-        "unknown_service",
-        "The service token was issued by an unknown service.",
+        "token_invalid",
+        "The service token names an unknown key (kid).",
     )
 
 
@@ -468,7 +529,7 @@ def test_refusal_on_an_open_endpoint_still_refuses() -> None:
     # A bad token is never silently downgraded to anonymous.
     response = call("open/", sign(EVIL))
     assert response.status_code == 401
-    assert code_of(response) == "unknown_service"
+    assert code_of(response) == "token_invalid"
 
 
 def test_other_schemes_are_left_to_other_authenticators() -> None:
@@ -496,14 +557,14 @@ def test_other_schemes_are_left_to_other_authenticators() -> None:
 def test_no_credentials_is_token_missing(url: str) -> None:
     response = call(url, method="post")
     problem(response, 401, "token_missing", "This endpoint needs a service token.")
-    assert response["WWW-Authenticate"] == 'Bearer realm="tests"'
+    assert response["WWW-Authenticate"] == f'Bearer realm="tests"{BASIC}'
 
 
-def test_a_composition_built_by_drf_first_keeps_drf_codes() -> None:
+def test_a_composition_built_by_drf_first_keeps_the_precise_code() -> None:
+    # (IsAdminUser | ReadOnly) & IsService: DRF's own OR inside DRF's own AND.
     response = call("drf-outer/")
-    assert response.status_code == 401
-    assert code_of(response) == "not_authenticated"
-    assert response["WWW-Authenticate"] == 'Bearer realm="tests"'
+    problem(response, 401, "token_missing", "This endpoint needs a service token.")
+    assert response["WWW-Authenticate"] == f'Bearer realm="tests"{BASIC}'
 
 
 def test_anonymous_reads_where_a_composition_allows_them() -> None:
@@ -608,6 +669,32 @@ def test_users_on_service_endpoints(
 
 
 @pytest.mark.usefixtures("users")
+@pytest.mark.parametrize(
+    ("url", "challenges"),
+    [
+        ("service/", f'Bearer realm="tests"{BASIC}'),
+        ("token-only/", 'Bearer realm="tests"'),
+        ("token-session-token/", 'Bearer realm="tests", Token'),
+    ],
+)
+def test_a_401_names_every_accepted_scheme(url: str, challenges: str) -> None:
+    # RFC 9110 §11.6.1: a failed Basic login is not told to use Bearer alone.
+    wrong = "Basic " + base64.b64encode(b"admin:wrong").decode()
+    for authorization in (wrong, None):
+        headers = {"HTTP_AUTHORIZATION": authorization} if authorization else {}
+        response = APIClient().get(f"/service-auth/{url}", **headers)
+        assert response.status_code == 401
+        assert challenges == response["WWW-Authenticate"]
+
+
+def test_challenges_leave_out_forced_authentication() -> None:
+    authentication = ServiceTokenAuthentication()
+    forced = ForcedAuthentication(None, None)
+    request = Request(APIRequestFactory().get("/"), authenticators=[forced])
+    assert authentication.authenticate_header(request) == 'Bearer realm="tests"'
+
+
+@pytest.mark.usefixtures("users")
 def test_service_only_message_for_users() -> None:
     response = APIClient().get(
         "/service-auth/service/", HTTP_AUTHORIZATION=basic("alice")
@@ -621,12 +708,25 @@ def test_permission_message_outside_a_refusal() -> None:
     assert "lacks" in str(HasServiceScope("x")().message)
 
 
-def test_has_service_scope_is_a_cached_class() -> None:
+def test_has_service_scope_is_a_permission_of_its_scopes() -> None:
     first = HasServiceScope("b", "a")
-    assert first is HasServiceScope("a", "b", "a")
-    assert issubclass(first, IsService)
-    assert first.__name__ == "HasServiceScope('a', 'b')"
+    assert first == HasServiceScope("a", "b", "a")
+    assert hash(first) == hash(HasServiceScope("a", "b"))
+    assert first != HasServiceScope("a") and first != IsService()
+    assert isinstance(first, IsService)
+    # DRF calls each entry of permission_classes, and each operand of | & ~.
+    assert first() is first
+    assert repr(first) == "HasServiceScope('a', 'b')"
     assert frozenset({"a", "b"}) == first.required_scopes
+
+
+def test_compositions_are_drf_own() -> None:
+    from rest_framework.permissions import IsAdminUser, OperandHolder
+
+    scope = HasServiceScope("x")
+    assert scope | IsAdminUser == OperandHolder(OR, scope, IsAdminUser)
+    assert IsAdminUser & scope == OperandHolder(AND, IsAdminUser, scope)
+    assert isinstance((~scope)(), NOT)
 
 
 @pytest.mark.parametrize("scopes", [(), ("a b",), ("",), ('"',)])
@@ -690,7 +790,7 @@ def test_replay_is_refused_by_another_process_sharing_redis() -> None:
     assert {
         "status": 401,
         "code": "token_replayed",
-        "www": f'{INVALID}"The service token has already been used."',
+        "www": f'{INVALID}"The service token has already been used."{BASIC}',
     } == outcome
 
 
@@ -835,13 +935,11 @@ def test_broken_configuration_raises_at_use() -> None:
 
 
 def test_keys_are_loaded_once() -> None:
-    from django_microkit.service_auth import _keys
-
-    first = _keys.get_config()
-    assert first is _keys.get_config()
+    first = keys.get_config()
+    assert first is keys.get_config()
     with override_settings(MICROKIT=auth_settings(LEEWAY=1)):
-        assert first is not _keys.get_config()
-        assert _keys.get_config().leeway == 1
+        assert first is not keys.get_config()
+        assert keys.get_config().leeway == 1
 
 
 # --- reusing minted tokens --------------------------------------------------
@@ -854,15 +952,15 @@ def test_tokens_are_fresh_by_default() -> None:
 def test_reuse_for_listed_audiences(monkeypatch: pytest.MonkeyPatch) -> None:
     with override_settings(MICROKIT=auth_settings(REUSE_TOKENS_FOR=["billing"])):
         now = time.time()
-        monkeypatch.setattr(_tokens.time, "time", lambda: now)
+        monkeypatch.setattr(tokens.time, "time", lambda: now)
         first = mint_service_token("billing", ["a"])
         assert first == mint_service_token("billing", ["a"])
         assert first != mint_service_token("billing", ["b"])
         assert first != mint_service_token("inventory", ["a"])
         # Renewed once three quarters of its 60 s are gone.
-        monkeypatch.setattr(_tokens.time, "time", lambda: now + 44)
+        monkeypatch.setattr(tokens.time, "time", lambda: now + 44)
         assert first == mint_service_token("billing", ["a"])
-        monkeypatch.setattr(_tokens.time, "time", lambda: now + 46)
+        monkeypatch.setattr(tokens.time, "time", lambda: now + 46)
         assert first != mint_service_token("billing", ["a"])
 
 

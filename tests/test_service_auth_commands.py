@@ -179,14 +179,14 @@ def test_token_command_errors(
 
 
 def test_generate_key_refuses_unknown_algorithms() -> None:
-    from django_microkit.service_auth._keys import generate_key
+    from django_microkit.service_auth.keys import generate_key
 
     with pytest.raises(ValueError, match="HS1"):
         generate_key("HS1")
 
 
 def test_load_key_refuses_unusable_material() -> None:
-    from django_microkit.service_auth._keys import load_key
+    from django_microkit.service_auth.keys import load_key
 
     with pytest.raises(ValueError, match="shorter than the 32 bytes"):
         load_key("k", "HS256", "short", service="tests")

@@ -13,7 +13,11 @@ from django.http import HttpResponse
 from django.test import AsyncClient, Client, override_settings
 
 from django_microkit import __version__, conf
-from django_microkit.service_info import service_info, service_info_urlpatterns
+from django_microkit.service_info import (
+    check_service_info,
+    service_info,
+    service_info_urlpatterns,
+)
 
 BASE = {"SERVICE_NAME": "orders", "SERVICE_VERSION": "1.4.0"}
 RUNTIME = {
@@ -155,3 +159,13 @@ def test_e047_path(path: str) -> None:
     with override_settings(MICROKIT={**BASE, "SERVICE_INFO": {"PATH": path}}):
         ids = [m.id for m in run_checks() if (m.id or "").startswith("django_micro")]
     assert ids == ["django_microkit.E047"]
+
+
+def test_check_service_info() -> None:
+    assert check_service_info() == []
+    with override_settings(MICROKIT={**BASE, "SERVICE_INFO": {"PATH": ""}}):
+        (message,) = check_service_info()
+    assert (message.id, message.msg) == (
+        "django_microkit.E047",
+        "MICROKIT['SERVICE_INFO']['PATH'] is ''.",
+    )

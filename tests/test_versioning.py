@@ -16,10 +16,14 @@ from openapi_spec_validator import validate
 from rest_framework.test import APIClient
 
 from django_microkit.versioning import (
+    BaseVersioning,
     HeaderVersioning,
     VersionHeadersMiddleware,
     resolve_version,
 )
+from django_microkit.versioning.config import parse_instant, version_table
+from django_microkit.versioning.middleware import announce_version
+from django_microkit.versioning.schemes import SOURCE_ACCEPT, SOURCE_HEADER
 from tests.links import parse_links
 from tests.testapp.models import Book
 
@@ -492,6 +496,72 @@ def test_a_version_without_a_serializer_is_a_configuration_error(
 def test_resolve_version() -> None:
     assert resolve_version(None) == "2"
     assert resolve_version("1") == "1"
+
+
+# --- in code of the service's own -----------------------------------------------------
+
+
+def test_the_version_table_follows_the_settings() -> None:
+    table = version_table()
+    assert (table.versions, table.default) == (("1", "2", "3"), "2")
+    assert table.deprecated["1"].link == "https://developer.example.com/v1-retirement"
+    assert table.active(["1", "2"]) == ["1", "2"]
+    assert version_table() is table
+    with versioning(VERSIONS=["2", "4"], DEPRECATED={"2": {"sunset": PAST_SUNSET}}):
+        changed = version_table()
+        assert (changed.versions, changed.active(changed.versions)) == (
+            ("2", "4"),
+            ["4"],
+        )
+        assert changed.deprecated["2"].headers[0][0] == "Sunset"
+    assert version_table().versions == ("1", "2", "3")
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("2026-06-30", datetime.datetime(2026, 6, 30, tzinfo=UTC)),
+        (" 2026-06-30T12:00:00Z ", datetime.datetime(2026, 6, 30, 12, tzinfo=UTC)),
+        (
+            "2026-06-30T14:00:00+02:00",
+            datetime.datetime(2026, 6, 30, 12, tzinfo=UTC),
+        ),
+        (datetime.date(2026, 6, 30), datetime.datetime(2026, 6, 30, tzinfo=UTC)),
+        (
+            datetime.datetime(2026, 6, 30, 8),
+            datetime.datetime(2026, 6, 30, 8, tzinfo=UTC),
+        ),
+    ],
+)
+def test_parse_instant(value: Any, expected: datetime.datetime) -> None:
+    assert parse_instant(value) == expected
+
+
+@pytest.mark.parametrize(("value", "error"), [(None, TypeError), ("soon", ValueError)])
+def test_parse_instant_refuses_what_is_not_a_date(value: Any, error: type) -> None:
+    with pytest.raises(error):
+        parse_instant(value)
+
+
+def test_a_scheme_of_ones_own_varies_on_its_sources() -> None:
+    class EitherVersioning(BaseVersioning):
+        sources = (SOURCE_HEADER, SOURCE_ACCEPT)
+
+    assert EitherVersioning.vary == ("Accept", "X-API-Version")
+    assert EitherVersioning.default_version == "2"
+
+
+def test_a_plain_view_announces_its_version() -> None:
+    from django.test import RequestFactory
+
+    def view(request: HttpRequest) -> HttpResponse:
+        announce_version(request, "1", ("X-API-Version",))
+        return HttpResponse()
+
+    response = VersionHeadersMiddleware(view)(RequestFactory().get("/"))
+    assert response["X-API-Version"] == "1"
+    assert response["Deprecation"] == "@1738281600"
+    assert response["Vary"] == "X-API-Version"
 
 
 # --- OpenAPI: one document per version ------------------------------------------------

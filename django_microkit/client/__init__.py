@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import logging
 import random
-import threading
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
@@ -40,11 +39,7 @@ import requests
 from requests.adapters import BaseAdapter, HTTPAdapter
 
 from django_microkit.client.breaker import CircuitBreaker
-from django_microkit.client.config import (
-    ServiceConfig,
-    get_service_config,
-    on_settings_change,
-)
+from django_microkit.client.config import ServiceConfig
 from django_microkit.client.errors import (
     CircuitOpenError,
     ClientError,
@@ -59,14 +54,15 @@ from django_microkit.client.errors import (
     parse_retry_after,
 )
 from django_microkit.client.headers import HeaderProvider, OutgoingCall, user_agent
-from django_microkit.logging import _emit, _milliseconds
+from django_microkit.conf import derived
+from django_microkit.idempotency import IDEMPOTENCY_KEY_HEADER
+from django_microkit.logging import log_event, milliseconds
 
 __all__ = [
     "CircuitOpenError",
     "ClientError",
     "ConflictError",
     "HeaderProvider",
-    "IDEMPOTENCY_KEY_HEADER",
     "InvalidResponseError",
     "LOGGER",
     "NotFoundError",
@@ -76,9 +72,9 @@ __all__ = [
     "ServiceError",
     "ServiceTimeoutError",
     "ServiceUnavailableError",
+    "set_transport",
 ]
 
-IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
 _IDEMPOTENCY_KEY = IDEMPOTENCY_KEY_HEADER.lower()
 #: RFC 9110 §9.2.2: repeating these has the effect of sending them once.
 _IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
@@ -95,72 +91,64 @@ _UNSET: Any = object()
 _MIN_ATTEMPT_TIME = 0.01
 Timeout = float | tuple[float, float]
 
-# Shared per target service for the life of the process (until MICROKIT changes).
-_lock = threading.Lock()
-_sessions: dict[str, requests.Session] = {}
-_breakers: dict[str, CircuitBreaker] = {}
-# Adapters standing in for the network (django_microkit.testing.fake_service).
-_fake_adapters: dict[str, BaseAdapter] = {}
+# Adapters standing in for the network, by service (set_transport). Not
+# settings: they outlive a change of MICROKIT.
+_transports: dict[str, BaseAdapter] = {}
 
 
-def _new_session(config: ServiceConfig) -> requests.Session:
-    session = requests.Session()
-    # No proxies or credentials from the environment or ~/.netrc: service calls
-    # go where BASE_URL says, with the headers this module sets. TLS roots come
-    # from VERIFY.
-    session.trust_env = False
-    session.verify = config.verify
-    # Service calls carry no cookies; a jar shared by threads would also be
-    # the one piece of a Session that is not safe to share.
-    session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
-    adapter = HTTPAdapter(pool_maxsize=config.pool_size, max_retries=0)
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
-    fake = _fake_adapters.get(config.name)
-    if fake is not None:
-        session.mount(f"{config.base_url}/", fake)
-    return session
+class _Target:
+    """A service this process calls: its settings, its connection pool and its
+    circuit breaker, shared by every client of it."""
+
+    __slots__ = ("breaker", "config", "session")
+
+    def __init__(self, name: str) -> None:
+        config = self.config = ServiceConfig.from_settings(name)
+        self.breaker = CircuitBreaker(name, config.breaker)
+        session = self.session = requests.Session()
+        # No proxies or credentials from the environment or ~/.netrc: service
+        # calls go where BASE_URL says, with the headers this module sets. TLS
+        # roots come from VERIFY.
+        session.trust_env = False
+        session.verify = config.verify
+        # Service calls carry no cookies; a jar shared by threads would also be
+        # the one piece of a Session that is not safe to share.
+        session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
+        adapter = HTTPAdapter(pool_maxsize=config.pool_size, max_retries=0)
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)
+        transport = _transports.get(name)
+        if transport is not None:
+            session.mount(f"{config.base_url}/", transport)
 
 
-def _session(config: ServiceConfig) -> requests.Session:
-    with _lock:
-        session = _sessions.get(config.name)
-        if session is None:
-            session = _sessions[config.name] = _new_session(config)
-        return session
+class _Targets(dict[str, _Target]):
+    """Every service this process calls, each set up at its first call."""
+
+    def __missing__(self, name: str) -> _Target:
+        # Two threads may both build one: the first stored is the one kept.
+        return self.setdefault(name, _Target(name))
 
 
-def _breaker(config: ServiceConfig) -> CircuitBreaker:
-    with _lock:
-        breaker = _breakers.get(config.name)
-        if breaker is None:
-            breaker = _breakers[config.name] = CircuitBreaker(
-                config.name, config.breaker
-            )
-        return breaker
+#: Kept until MICROKIT changes; a forked worker opens its own connections.
+_targets = derived(fork_safe=True)(_Targets)
 
 
-@on_settings_change
-def _forget_targets() -> None:
-    with _lock:
-        for session in _sessions.values():
-            session.close()
-        _sessions.clear()
-        _breakers.clear()
+def set_transport(name: str, adapter: BaseAdapter | None) -> None:
+    """Send the calls to service ``name`` through ``adapter``, a ``requests``
+    transport adapter, instead of the network (``None``: the network again).
 
-
-def _install_fake(name: str, adapter: BaseAdapter | None) -> None:
-    """Route the calls to ``name`` to ``adapter`` (``None``: to the network),
-    with a new session and a closed breaker."""
-    with _lock:
-        if adapter is None:
-            _fake_adapters.pop(name, None)
-        else:
-            _fake_adapters[name] = adapter
-        session = _sessions.pop(name, None)
-        _breakers.pop(name, None)
-    if session is not None:
-        session.close()
+    The service gets a new session and a closed breaker either way.
+    :func:`django_microkit.testing.fake_service` is made of it; so can be a
+    service's own fake, or a recording proxy.
+    """
+    if adapter is None:
+        _transports.pop(name, None)
+    else:
+        _transports[name] = adapter
+    target = _targets().pop(name, None)
+    if target is not None:
+        target.session.close()
 
 
 class ServiceClient:
@@ -181,17 +169,17 @@ class ServiceClient:
     @property
     def config(self) -> ServiceConfig:
         """The merged settings of the target (``ImproperlyConfigured`` if none)."""
-        return get_service_config(self.name)
+        return _targets()[self.name].config
 
     @property
     def breaker(self) -> CircuitBreaker:
         """The target's circuit breaker, shared by all its clients."""
-        return _breaker(self.config)
+        return _targets()[self.name].breaker
 
     @property
     def session(self) -> requests.Session:
         """The target's pooled ``requests.Session``, shared by all its clients."""
-        return _session(self.config)
+        return _targets()[self.name].session
 
     # ----------------------------------------------------------------------
     # Verbs
@@ -283,7 +271,8 @@ class ServiceClient:
         An error answer (status >= 400) or a failed call raises a
         :class:`ServiceError` subclass, with or without ``raw``.
         """
-        config = self.config
+        target = _targets()[self.name]
+        config = target.config
         method = method.upper()
         url = config.url(path)
         connect, read = _timeout(config.timeout if timeout is _UNSET else timeout)
@@ -302,7 +291,7 @@ class ServiceClient:
         call = _Call(self.name, method, urlsplit(url).path)
         try:
             response = call.run(
-                config,
+                target,
                 url,
                 send,
                 call_headers,
@@ -420,7 +409,7 @@ class _Call:
 
     def run(
         self,
-        config: ServiceConfig,
+        target: _Target,
         url: str,
         send: dict[str, Any],
         call_headers: _Headers,
@@ -429,8 +418,7 @@ class _Call:
         deadline_at: float,
         attempts_allowed: int,
     ) -> requests.Response:
-        session = _session(config)
-        breaker = _breaker(config)
+        config, session, breaker = target.config, target.session, target.breaker
         base_headers = _by_name(
             (("User-Agent", user_agent()), ("Accept", "application/json"))
         )
@@ -541,9 +529,9 @@ class _Call:
             "method": self.method,
             "path": self.path,
             "status": self.status,
-            "duration_ms": _milliseconds(time.monotonic() - self.started),
+            "duration_ms": milliseconds(time.monotonic() - self.started),
             "attempts": self.attempts,
         }
         if self.error is not None:
             fields["error"] = self.error
-        _emit(_logger, level, "service_call", fields)
+        log_event(_logger, level, "service_call", **fields)

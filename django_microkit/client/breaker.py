@@ -27,30 +27,36 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import structlog
 
 from django_microkit.client.errors import CircuitOpenError
+from django_microkit.conf import DEFAULTS, Option
 
 __all__ = ["BreakerConfig", "CircuitBreaker", "State"]
 
 State = Literal["closed", "open", "half_open"]
 
 _log = structlog.get_logger("django_microkit.client")
+_CLIENT_DEFAULTS = cast("dict[str, Option]", DEFAULTS["CLIENT"])
+#: What a ``BREAKER`` dict leaves out: ``MICROKIT["CLIENT"]["BREAKER"]``'s default.
+_DEFAULTS: Mapping[str, Any] = _CLIENT_DEFAULTS["BREAKER"].default
 
 
 @dataclass(frozen=True)
 class BreakerConfig:
     """When a breaker opens and for how long."""
 
-    failures: int = 5
-    ratio: float | None = None
-    window: int = 20
-    cool_down: float = 30.0
+    failures: int = _DEFAULTS["FAILURES"]
+    ratio: float | None = _DEFAULTS["RATIO"]
+    window: int = _DEFAULTS["WINDOW"]
+    cool_down: float = _DEFAULTS["COOL_DOWN"]
 
     @classmethod
     def from_settings(cls, values: Mapping[str, Any]) -> BreakerConfig:
+        """From a ``BREAKER`` dict; a key it leaves out keeps its default."""
+        values = {**_DEFAULTS, **values}
         return cls(
             failures=values["FAILURES"],
             ratio=values["RATIO"],

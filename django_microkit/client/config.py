@@ -2,44 +2,34 @@
 
 ``MICROKIT["SERVICES"]`` names the services this one calls; each entry gives
 at least a ``BASE_URL`` and may override any default of ``MICROKIT["CLIENT"]``.
-The merged, validated configuration of a service is built once and kept until
-``MICROKIT`` changes. The same validation feeds the system checks
-(``django_microkit.E060``–``E066``, ``W060``), so a mistake is reported at
-start-up and, if ignored, refused with ``ImproperlyConfigured`` at the first call.
+:meth:`ServiceConfig.from_settings` merges and validates the entry of one
+service (:class:`~django_microkit.client.ServiceClient` keeps the result until
+``MICROKIT`` changes). The same validation feeds the system checks
+(``django_microkit.E060``–``E066``, ``W060``, ``W061``, :mod:`.checks`), so a
+mistake is reported at start-up and, if ignored, refused with
+``ImproperlyConfigured`` at the first call.
 """
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from functools import cache
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit
 
-from django.core.checks import CheckMessage, Error, Warning
 from django.core.exceptions import ImproperlyConfigured
-from django.core.signals import setting_changed
-from django.dispatch import receiver
 from django.utils.module_loading import import_string
 
+from django_microkit.checks import Issue, did_you_mean, is_number
 from django_microkit.client.breaker import BreakerConfig
 from django_microkit.conf import DEFAULTS, Option, microkit_settings
 
 if TYPE_CHECKING:
     from django_microkit.client import HeaderProvider
 
-__all__ = [
-    "Issue",
-    "ServiceConfig",
-    "get_service_config",
-    "on_settings_change",
-    "check_messages",
-    "settings_issues",
-]
+__all__ = ["ServiceConfig", "settings_issues"]
 
-_NUMBER = (int, float)
-_CLIENT_SPEC: dict[str, Option] = DEFAULTS["CLIENT"]  # type: ignore[assignment]
+_CLIENT_SPEC = cast("dict[str, Option]", DEFAULTS["CLIENT"])
 #: Keys a SERVICES entry may have: every CLIENT key, plus its own.
 _SERVICE_SPEC: dict[str, Option] = {
     "BASE_URL": Option("", (str,)),
@@ -47,23 +37,17 @@ _SERVICE_SPEC: dict[str, Option] = {
     "SCOPES": Option((), (list, tuple)),
     **_CLIENT_SPEC,
 }
+#: Keys a BREAKER dict may have, with MICROKIT["CLIENT"]["BREAKER"]'s defaults.
 _BREAKER_SPEC: dict[str, Option] = {
-    "FAILURES": Option(5, (int,)),
-    "RATIO": Option(None, (int, float, type(None))),
-    "WINDOW": Option(20, (int,)),
-    "COOL_DOWN": Option(30.0, _NUMBER),
+    key: Option(_CLIENT_SPEC["BREAKER"].default[key], types)
+    for key, types in (
+        ("FAILURES", (int,)),
+        ("RATIO", (int, float, type(None))),
+        ("WINDOW", (int,)),
+        ("COOL_DOWN", (int, float)),
+    )
 }
 _DEFAULT_PORTS = {"http": 80, "https": 443}
-
-
-@dataclass(frozen=True)
-class Issue:
-    """A mistake in the client settings, reported by the check ``id``."""
-
-    id: str
-    msg: str
-    hint: str
-    level: Literal["error", "warning"] = "error"
 
 
 @dataclass(frozen=True)
@@ -84,6 +68,47 @@ class ServiceConfig:
     audience: str
     scopes: tuple[str, ...]
     header_providers: tuple[HeaderProvider, ...] = field(repr=False)
+
+    @classmethod
+    def from_settings(cls, name: str) -> ServiceConfig:
+        """The merged configuration of service ``name``, read from the settings
+        now (not cached).
+
+        Raises ``ImproperlyConfigured`` when the service is not in
+        ``MICROKIT["SERVICES"]`` or its settings have an error.
+        """
+        services = microkit_settings.SERVICES
+        if not isinstance(services, Mapping) or name not in services:
+            raise ImproperlyConfigured(
+                f"MICROKIT['SERVICES'] has no entry {name!r}: add one with its "
+                "BASE_URL."
+            )
+        errors = [
+            issue
+            for issue in _client_issues() + _service_issues(name, services[name])
+            if issue.is_error
+        ]
+        if errors:
+            raise ImproperlyConfigured(f"{errors[0].msg} {errors[0].hint}")
+        merged = _merged(name, services[name])
+        return cls(
+            name=name,
+            base_url=merged["BASE_URL"].rstrip("/"),
+            timeout=_timeouts(merged["TIMEOUT"]),
+            retries=merged["RETRIES"],
+            backoff=float(merged["BACKOFF"]),
+            backoff_max=float(merged["BACKOFF_MAX"]),
+            retry_after_max=float(merged["RETRY_AFTER_MAX"]),
+            deadline=float(merged["DEADLINE"]),
+            breaker=BreakerConfig.from_settings(merged["BREAKER"]),
+            pool_size=merged["POOL_SIZE"],
+            verify=merged["VERIFY"],
+            audience=merged["AUDIENCE"],
+            scopes=tuple(merged["SCOPES"]),
+            header_providers=tuple(
+                import_string(path) for path in merged["HEADER_PROVIDERS"]
+            ),
+        )
 
     def url(self, path: str) -> str:
         """The absolute URL of ``path`` (relative to ``base_url``), or ``path``
@@ -126,18 +151,9 @@ def _under(
 # --------------------------------------------------------------------------
 
 
-def _did_you_mean(name: str, candidates: Mapping[str, Any]) -> str:
-    matches = difflib.get_close_matches(name, list(candidates), n=1)
-    return f" Did you mean {matches[0]!r}?" if matches else ""
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, _NUMBER) and not isinstance(value, bool)
-
-
 def _timeout_issue(value: Any, where: str) -> Issue | None:
     parts = value if isinstance(value, (list, tuple)) else (value, value)
-    if len(parts) == 2 and all(_is_number(p) and p > 0 for p in parts):
+    if len(parts) == 2 and all(is_number(p) and p > 0 for p in parts):
         return None
     return Issue(
         "django_microkit.E064",
@@ -207,7 +223,7 @@ def _entry_issues(
                         "django_microkit.E062",
                         f"{path} is not a service client setting.",
                         "Remove it or correct the spelling."
-                        + _did_you_mean(str(key), spec),
+                        + did_you_mean(str(key), spec),
                     )
                 )
             continue
@@ -286,16 +302,6 @@ def _timeouts(value: Any) -> tuple[float, float]:
     return float(value), float(value)
 
 
-def check_messages() -> list[CheckMessage]:
-    """The client's system-check messages (registered in django_microkit.checks)."""
-    return [
-        (Error if issue.level == "error" else Warning)(
-            issue.msg, hint=issue.hint, id=issue.id
-        )
-        for issue in settings_issues()
-    ]
-
-
 def settings_issues() -> list[Issue]:
     """Every mistake in ``MICROKIT["CLIENT"]`` and ``MICROKIT["SERVICES"]``."""
     issues = _client_issues()
@@ -331,7 +337,6 @@ def _token_issues(services: Mapping[Any, Any]) -> list[Issue]:
             "Give this service a signing key (manage.py microkit_service_key), or "
             "drop service_token_header from HEADER_PROVIDERS of the services that "
             "need no token.",
-            level="warning",
         )
     ]
 
@@ -362,7 +367,7 @@ def _service_issues(name: Any, entry: Any) -> list[Issue]:
                 "Say where the service answers, for example 'http://catalog:8000'.",
             )
         )
-    if not any(issue.level == "error" for issue in issues):
+    if not any(issue.is_error for issue in issues):
         merged = _merged(name, entry)
         connect, read = _timeouts(merged["TIMEOUT"])
         if merged["DEADLINE"] < connect + read:
@@ -373,7 +378,6 @@ def _service_issues(name: Any, entry: Any) -> list[Issue]:
                     f"the connect and read timeouts together ({connect + read} s).",
                     "A slow answer is cut by the deadline before its read timeout: "
                     "raise DEADLINE or lower TIMEOUT.",
-                    level="warning",
                 )
             )
     return issues
@@ -382,68 +386,5 @@ def _service_issues(name: Any, entry: Any) -> list[Issue]:
 def _merged(name: str, entry: Mapping[str, Any]) -> dict[str, Any]:
     client = microkit_settings.CLIENT
     merged: dict[str, Any] = {"AUDIENCE": name, "SCOPES": (), **client, **entry}
-    merged["BREAKER"] = {
-        **{key: option.default for key, option in _BREAKER_SPEC.items()},
-        **client["BREAKER"],
-        **entry.get("BREAKER", {}),
-    }
+    merged["BREAKER"] = {**client["BREAKER"], **entry.get("BREAKER", {})}
     return merged
-
-
-# --------------------------------------------------------------------------
-# Resolution, cached until MICROKIT changes
-# --------------------------------------------------------------------------
-
-
-@cache
-def get_service_config(name: str) -> ServiceConfig:
-    """The merged configuration of service ``name``.
-
-    Raises ``ImproperlyConfigured`` when the service is not in
-    ``MICROKIT["SERVICES"]`` or its settings have an error.
-    """
-    services = microkit_settings.SERVICES
-    if not isinstance(services, Mapping) or name not in services:
-        raise ImproperlyConfigured(
-            f"MICROKIT['SERVICES'] has no entry {name!r}: add one with its BASE_URL."
-        )
-    errors = [
-        issue
-        for issue in _client_issues() + _service_issues(name, services[name])
-        if issue.level == "error"
-    ]
-    if errors:
-        raise ImproperlyConfigured(f"{errors[0].msg} {errors[0].hint}")
-    merged = _merged(name, services[name])
-    return ServiceConfig(
-        name=name,
-        base_url=merged["BASE_URL"].rstrip("/"),
-        timeout=_timeouts(merged["TIMEOUT"]),
-        retries=merged["RETRIES"],
-        backoff=float(merged["BACKOFF"]),
-        backoff_max=float(merged["BACKOFF_MAX"]),
-        retry_after_max=float(merged["RETRY_AFTER_MAX"]),
-        deadline=float(merged["DEADLINE"]),
-        breaker=BreakerConfig.from_settings(merged["BREAKER"]),
-        pool_size=merged["POOL_SIZE"],
-        verify=merged["VERIFY"],
-        audience=merged["AUDIENCE"],
-        scopes=tuple(merged["SCOPES"]),
-        header_providers=tuple(import_string(p) for p in merged["HEADER_PROVIDERS"]),
-    )
-
-
-_on_change: list[Callable[[], None]] = [get_service_config.cache_clear]
-
-
-def on_settings_change(callback: Callable[[], None]) -> Callable[[], None]:
-    """Run ``callback`` whenever ``MICROKIT`` changes (sessions, breakers)."""
-    _on_change.append(callback)
-    return callback
-
-
-@receiver(setting_changed)
-def _forget(*, setting: str, **kwargs: Any) -> None:
-    if setting == "MICROKIT":
-        for callback in _on_change:
-            callback()

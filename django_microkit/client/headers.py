@@ -11,11 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from functools import cache
 
-from django_microkit.client.config import on_settings_change
-from django_microkit.conf import microkit_settings
-from django_microkit.request_id import _new_request_id, outgoing_headers
+from django_microkit.conf import derived, microkit_settings
+from django_microkit.request_id import new_request_id, outgoing_headers
 from django_microkit.service_auth import mint_service_token
 
 __all__ = [
@@ -57,7 +55,7 @@ def trace_headers(call: OutgoingCall) -> dict[str, str]:
     headers = outgoing_headers()
     header = microkit_settings.REQUEST_ID["HEADER"]
     if header not in headers:
-        headers[header] = _new_request_id()
+        headers[header] = new_request_id()
     return headers
 
 
@@ -74,15 +72,13 @@ def service_token_header(call: OutgoingCall) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-@cache
+@derived
 def user_agent() -> str:
-    """``<service>/<version> django-microkit/<version>``."""
+    """``<service>/<version> django-microkit/<version>``, the same for every call
+    until ``MICROKIT`` changes."""
     from django_microkit import __version__
 
     name = microkit_settings.SERVICE_NAME
     version = microkit_settings.SERVICE_VERSION
     caller = f"{name}/{version}" if name and version else name
     return f"{caller} django-microkit/{__version__}".strip()
-
-
-on_settings_change(user_agent.cache_clear)

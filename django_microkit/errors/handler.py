@@ -16,7 +16,7 @@ import logging
 import math
 import traceback
 from collections.abc import Mapping
-from functools import cache, cached_property
+from functools import cached_property
 from http import HTTPStatus
 from typing import Any, ClassVar
 
@@ -43,23 +43,31 @@ from django.utils.translation import gettext_lazy as _
 from rest_framework import exceptions
 from rest_framework.fields import get_error_detail
 
-from django_microkit.conf import microkit_settings
+from django_microkit.conf import derived, microkit_settings
 from django_microkit.errors.problem import Problem, ProblemDocument, error_items
 from django_microkit.request_id import get_request_id
 
 __all__ = [
     "JSON",
+    "PERMISSION_REFUSAL",
     "PROBLEM_JSON",
     "ExceptionHandler",
     "ProblemResponse",
     "exception_handler",
+    "get_handler",
     "get_handler_class",
     "prefers_html",
     "problem_content_type",
+    "reason_phrase",
 ]
 
 PROBLEM_JSON = "application/problem+json"
 JSON = "application/json"
+#: The attribute of a DRF request where a refusing permission may leave the
+#: precise refusal (an ``APIException``), which answers in place of DRF's generic
+#: ``NotAuthenticated`` or ``PermissionDenied`` (DRF's ``|``, ``&``, ``~`` keep no
+#: message of their operands).
+PERMISSION_REFUSAL = "microkit_permission_refusal"
 
 #: Accept ranges that include application/problem+json.
 _PROBLEM_RANGES = frozenset(
@@ -120,7 +128,9 @@ _RFC9110_PHRASES = {
 }
 
 
-def _reason_phrase(status: int) -> str:
+def reason_phrase(status: int) -> str:
+    """The RFC 9110 reason phrase of ``status`` (``"Error"`` for an unknown one):
+    the ``title`` of an ``about:blank`` problem, as RFC 9457 §4.2.1 asks."""
     try:
         return _RFC9110_PHRASES.get(status) or HTTPStatus(status).phrase
     except ValueError:
@@ -261,6 +271,9 @@ class ExceptionHandler:
         ):
             # DRF's SessionAuthentication refusing a request without a CSRF token.
             return Problem(403, "csrf_failed", detail=str(_CSRF_DETAIL))
+        if type(exc) in (exceptions.NotAuthenticated, exceptions.PermissionDenied):
+            refusal = getattr(self.context.get("request"), PERMISSION_REFUSAL, None)
+            return exc if refusal is None else refusal
         return exc
 
     def from_validation_error(self, exc: exceptions.ValidationError) -> Problem:
@@ -359,7 +372,7 @@ class ExceptionHandler:
             title = self.titles.get(problem.code)
             if title is not None:
                 return str(title)
-        return _reason_phrase(problem.status_code)
+        return reason_phrase(problem.status_code)
 
     def get_headers(self, problem: Problem) -> dict[str, str]:
         headers = dict(problem.headers)
@@ -426,19 +439,18 @@ class ExceptionHandler:
             )
 
 
-@cache
-def _import_handler_class(path: str) -> type[ExceptionHandler]:
-    handler_class: type[ExceptionHandler] = import_string(path)
+@derived
+def get_handler_class() -> type[ExceptionHandler]:
+    """The class named by ``MICROKIT["ERRORS"]["HANDLER_CLASS"]`` (imported once)."""
+    handler_class: type[ExceptionHandler] = import_string(
+        microkit_settings.ERRORS["HANDLER_CLASS"]
+    )
     return handler_class
 
 
-def get_handler_class() -> type[ExceptionHandler]:
-    """The class named by ``MICROKIT["ERRORS"]["HANDLER_CLASS"]`` (imported once)."""
-    return _import_handler_class(microkit_settings.ERRORS["HANDLER_CLASS"])
-
-
-def _handler_for(exc: Exception, request: HttpRequest) -> ExceptionHandler:
-    """The configured handler for an exception met outside a DRF view."""
+def get_handler(exc: Exception, request: HttpRequest) -> ExceptionHandler:
+    """The configured handler for an exception met outside a DRF view, as the
+    error views and :class:`~django_microkit.errors.ProblemMiddleware` use it."""
     return get_handler_class()(exc, {"request": request, "view": None})
 
 

@@ -15,7 +15,7 @@ from django.utils.cache import patch_vary_headers
 from rest_framework.exceptions import MethodNotAllowed
 
 from django_microkit._middleware import Middleware
-from django_microkit.errors.handler import _handler_for, prefers_html
+from django_microkit.errors.handler import get_handler, prefers_html
 
 __all__ = ["ProblemMiddleware"]
 
@@ -44,7 +44,7 @@ class ProblemMiddleware(Middleware[None]):
         Django answer an HTML client with ``HTML_FALLBACK``)."""
         if prefers_html(request):
             return None
-        return _handler_for(exception, request).run()
+        return get_handler(exception, request).run()
 
     def convert_response(
         self, request: HttpRequest, response: HttpResponseBase
@@ -53,7 +53,7 @@ class ProblemMiddleware(Middleware[None]):
         if not isinstance(response, HttpResponseNotAllowed) or prefers_html(request):
             return response
         exception = MethodNotAllowed(str(request.method))
-        handler = _handler_for(exception, request)
+        handler = get_handler(exception, request)
         problem = handler.get_problem(exception)
         problem.headers["Allow"] = response["Allow"]
         converted = handler.get_response(problem)

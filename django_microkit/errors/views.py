@@ -27,8 +27,9 @@ from django.http import HttpRequest, HttpResponse
 from django.middleware import csrf
 from django.views import defaults
 from django.views.csrf import csrf_failure as django_csrf_failure
+from rest_framework.exceptions import PermissionDenied
 
-from django_microkit.errors.handler import _CSRF_DETAIL, _handler_for, prefers_html
+from django_microkit.errors.handler import get_handler, prefers_html
 from django_microkit.errors.problem import Problem
 
 __all__ = [
@@ -59,7 +60,7 @@ def _respond(
 ) -> HttpResponse:
     if prefers_html(request):
         return html_view(request, exception)
-    handler = _handler_for(exception, request)
+    handler = get_handler(exception, request)
     return handler.get_response(handler.get_problem(exception))
 
 
@@ -88,16 +89,15 @@ def server_error(request: HttpRequest) -> HttpResponse:
     exception = sys.exc_info()[1]
     if not isinstance(exception, Exception):
         exception = Exception()
-    handler = _handler_for(exception, request)
+    handler = get_handler(exception, request)
     return handler.get_response(handler.from_unhandled_exception(exception))
 
 
 def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
     """``CSRF_FAILURE_VIEW``: 403 ``csrf_failed``. The reason is given when it
     quotes nothing from the request."""
-    if prefers_html(request):
-        return django_csrf_failure(request, reason=reason)
-    detail = reason if reason in _SAFE_CSRF_REASONS else str(_CSRF_DETAIL)
-    problem = Problem(403, "csrf_failed", detail=detail)
-    handler = _handler_for(problem, request)
-    return handler.get_response(problem)
+    if reason in _SAFE_CSRF_REASONS:
+        exception: Exception = Problem(403, "csrf_failed", detail=reason)
+    else:  # answered as DRF's CSRF refusal is: with a generic detail
+        exception = PermissionDenied(f"CSRF Failed: {reason}")
+    return _respond(request, exception, lambda r, _: django_csrf_failure(r, reason))

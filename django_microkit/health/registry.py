@@ -2,8 +2,8 @@
 
 A probe's checks come from ``MICROKIT["HEALTH"]`` (built-in names such as
 ``"database"`` or ``"cache:sessions"``, dotted paths, names of registered checks)
-and from :func:`register_check`. The configuration is turned into a tuple of
-ready-to-run checks once, when a probe first needs it, and again only after the
+and from :func:`register_check`. A probe's configuration is turned into a tuple
+of ready-to-run checks when the probe first runs, and again only after the
 settings or the registry change: nothing is imported or parsed per request.
 
 The built-in checks are django-health-check's own classes; this module only
@@ -13,33 +13,33 @@ instantiates them.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import functools
-import os
-import threading
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future
-from typing import Any, TypeVar, overload
+from typing import Any, Literal, TypeVar, overload
 
 from asgiref.sync import iscoroutinefunction
-from django.core.checks import CheckMessage, Error, Warning
 from django.core.exceptions import ImproperlyConfigured
-from django.core.signals import setting_changed
-from django.dispatch import receiver
 from django.utils.module_loading import import_string
 
-from django_microkit.conf import microkit_settings
+from django_microkit.checks import Issue, did_you_mean
+from django_microkit.conf import Option, derived, microkit_settings
 
 __all__ = ["PROBES", "register_check"]
 
 #: The probes, by the name used in URLs, the command and :func:`register_check`.
 PROBES: tuple[str, ...] = ("live", "ready", "startup")
 
-_PROBE_SETTINGS: dict[str, str] = {
+_PROBE_SETTINGS: dict[
+    str, Literal["LIVENESS_CHECKS", "READINESS_CHECKS", "STARTUP_CHECKS"]
+] = {
     "live": "LIVENESS_CHECKS",
     "ready": "READINESS_CHECKS",
     "startup": "STARTUP_CHECKS",
 }
+
+#: What the checks are built from: a change to any of these rebuilds them.
+_CHECKS_DEPEND_ON = ("MICROKIT", "DATABASES", "CACHES", "STORAGES")
 
 _T = TypeVar("_T")
 
@@ -59,12 +59,13 @@ class _Check:
     running: Future[Any] | None = dataclasses.field(default=None, repr=False)
 
 
-class _ConfigError(Exception):
-    def __init__(self, check_id: str, msg: str, hint: str) -> None:
-        super().__init__(msg)
-        self.check_id = check_id
-        self.msg = msg
-        self.hint = hint
+class _Misconfigured(ImproperlyConfigured):
+    """A health check setting that cannot be resolved: the system check reports
+    its :class:`~django_microkit.checks.Issue`, a probe raises it."""
+
+    def __init__(self, id: str, msg: str, hint: str) -> None:
+        super().__init__(f"{msg} {hint}")
+        self.issue = Issue(id, msg, hint)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,29 +78,9 @@ class _Registration:
 
 
 _registry: dict[str, _Registration] = {}
-_resolved: dict[str, tuple[_Check, ...]] = {}
-_lock = threading.RLock()
 
 
 # --- built-in checks: django-health-check's classes -------------------------
-
-
-def _database_aliases() -> list[str]:
-    from django.db import connections
-
-    return list(connections)
-
-
-def _cache_aliases() -> list[str]:
-    from django.core.cache import caches
-
-    return list(caches)
-
-
-def _storage_aliases() -> list[str]:
-    from django.core.files.storage import storages
-
-    return list(storages.backends)
 
 
 def _redis(url: str, **options: Any) -> Any:
@@ -110,22 +91,28 @@ def _redis(url: str, **options: Any) -> Any:
     return Redis(client_factory=functools.partial(RedisClient.from_url, url, **options))
 
 
-@dataclasses.dataclass(frozen=True)
-class _Builtin:
-    factory: str
-    component_type: str
-    aliases: Callable[[], list[str]] | None = None
+def _aliases(kind: str) -> list[str]:
+    """The configured aliases of the databases, caches or storages."""
+    from django.core.cache import caches
+    from django.core.files.storage import storages
+    from django.db import connections
+
+    handlers: dict[str, Iterable[str]] = {
+        "database": connections,
+        "cache": caches,
+        "storage": storages.backends,
+    }
+    return list(handlers[kind])
 
 
-_BUILTINS: dict[str, _Builtin] = {
-    "database": _Builtin(
-        "health_check.checks.Database", "datastore", _database_aliases
-    ),
-    "cache": _Builtin("health_check.checks.Cache", "datastore", _cache_aliases),
-    "storage": _Builtin("health_check.checks.Storage", "datastore", _storage_aliases),
-    "mail": _Builtin("health_check.checks.Mail", "component"),
-    "dns": _Builtin("health_check.checks.DNS", "system"),
-    "redis": _Builtin("django_microkit.health.registry._redis", "datastore"),
+#: Built-in check -> (factory, componentType, whether it takes an alias).
+_BUILTINS: dict[str, tuple[str, str, bool]] = {
+    "database": ("health_check.checks.Database", "datastore", True),
+    "cache": ("health_check.checks.Cache", "datastore", True),
+    "storage": ("health_check.checks.Storage", "datastore", True),
+    "mail": ("health_check.checks.Mail", "component", False),
+    "dns": ("health_check.checks.DNS", "system", False),
+    "redis": ("django_microkit.health.registry._redis", "datastore", False),
 }
 
 
@@ -187,7 +174,7 @@ def register_check(
         _registry[key] = _Registration(
             target, probes, critical, timeout, component_type
         )
-        forget_checks()
+        _resolved.reset()
         return target
 
     return decorator
@@ -200,74 +187,55 @@ def _name_of(target: Any) -> str:
 # --- resolution ---------------------------------------------------------------
 
 
-def probe_checks(probe: str) -> tuple[_Check, ...]:
-    """The checks ``probe`` runs, resolved once per configuration."""
-    with _lock:
-        checks = _resolved.get(probe)
-        if checks is None:
-            try:
-                checks = _resolved[probe] = _resolve_probe(probe)
-            except _ConfigError as error:
-                raise ImproperlyConfigured(f"{error.msg} {error.hint}") from error
-        return checks
+@derived(settings=_CHECKS_DEPEND_ON, fork_safe=True)
+def _resolved() -> dict[str, tuple[_Check, ...]]:
+    """Each probe's checks, filled in as probes first run.
+
+    Fork-safe: a check remembers its run under way, a future of the parent's
+    pool that a forked worker must not wait on.
+    """
+    return {}
 
 
-def forget_checks() -> None:
-    """Resolve the probes' checks again on next use."""
-    with _lock:
-        _resolved.clear()
+def _probe_checks(probe: str) -> tuple[_Check, ...]:
+    """The checks ``probe`` runs, resolved once per configuration.
+
+    Only a round resolves its probe, and a probe's rounds overlap only across
+    a settings change, when either resolution is as good: no lock is needed. A
+    failure is raised, and tried again by the next round.
+    """
+    resolved = _resolved()
+    if probe not in resolved:
+        section = microkit_settings.HEALTH
+        timeout = float(section["TIMEOUT"])
+        entries = section[_PROBE_SETTINGS[probe]]
+        checks = [check for entry in entries for check in _resolve(entry, timeout)]
+        listed = {check.name for check in checks}
+        for name, registration in _registry.items():
+            if probe in registration.probes and name not in listed:
+                checks.extend(_resolve(name, timeout))
+        resolved[probe] = tuple(checks)
+    return resolved[probe]
 
 
-@receiver(setting_changed)
-def _forget_on_change(*, setting: str, **kwargs: Any) -> None:
-    if setting in {"MICROKIT", "DATABASES", "CACHES", "STORAGES"}:
-        forget_checks()
-
-
-def _after_fork() -> None:  # pragma: no cover - runs in the child, see the fork test
-    # A forked worker must not wait on runs of its parent's threads, nor on a
-    # lock another thread of the parent held.
-    global _lock
-    _lock = threading.RLock()
-    _resolved.clear()
-
-
-if hasattr(os, "register_at_fork"):  # pragma: no branch - absent on Windows only
-    os.register_at_fork(after_in_child=_after_fork)
-
-
-def _resolve_probe(probe: str) -> tuple[_Check, ...]:
-    section: Mapping[str, Any] = microkit_settings.HEALTH
-    default_timeout = float(section["TIMEOUT"])
-    checks: list[_Check] = []
-    for entry in section[_PROBE_SETTINGS[probe]]:
-        checks.extend(_resolve_entry(entry, default_timeout))
-    listed = {check.name for check in checks}
-    for name, registration in _registry.items():
-        if probe in registration.probes and name not in listed:
-            checks.extend(_resolve_entry({"check": name}, default_timeout))
-    return tuple(checks)
-
-
-def _resolve_entry(entry: Any, default_timeout: float) -> list[_Check]:
+def _resolve(entry: Any, default_timeout: float) -> list[_Check]:
+    """The checks one settings entry stands for (several: ``"database"``)."""
     spec = _entry_spec(entry)
     reference: str = spec["check"]
     options: Mapping[str, Any] = spec.get("options", {})
     timeout = float(spec.get("timeout", default_timeout))
     critical: bool = spec.get("critical", True)
-    kind, _, argument = reference.partition(":")
+    kind, _, alias = reference.partition(":")
     registration = _registry.get(reference)
     if registration is not None:
-        call, _ = _callable(registration.target, options, reference)
-        targets = [(reference, call)]
+        targets = [(reference, _callable(registration.target, options, reference)[0])]
         component_type = registration.component_type
         critical = spec.get("critical", registration.critical)
         if "timeout" not in spec and registration.timeout is not None:
             timeout = float(registration.timeout)
     elif kind in _BUILTINS:
-        builtin = _BUILTINS[kind]
-        targets = _builtin_targets(kind, builtin, argument, options)
-        component_type = builtin.component_type
+        targets = _builtin_targets(kind, alias, options)
+        component_type = _BUILTINS[kind][1]
     else:
         call, name = _callable(_import(reference), options, reference)
         targets = [(name, call)]
@@ -285,12 +253,13 @@ def _resolve_entry(entry: Any, default_timeout: float) -> list[_Check]:
     ]
 
 
-_ENTRY_TYPES: dict[str, tuple[type, ...]] = {
-    "check": (str,),
-    "name": (str,),
-    "options": (Mapping,),
-    "critical": (bool,),
-    "timeout": (int, float),
+#: The keys of a dict entry, with the types of their values.
+_ENTRY_KEYS: dict[str, Option] = {
+    "check": Option(None, (str,)),
+    "name": Option(None, (str,)),
+    "options": Option({}, (Mapping,)),
+    "critical": Option(True, (bool,)),
+    "timeout": Option(None, (int, float)),
 }
 
 
@@ -298,27 +267,28 @@ def _entry_spec(entry: Any) -> Mapping[str, Any]:
     if isinstance(entry, str):
         return {"check": entry}
     if not isinstance(entry, Mapping):
-        raise _ConfigError(
+        raise _Misconfigured(
             "django_microkit.E040",
             f"Health check entry {entry!r} is neither a string nor a dict.",
             'Give a check name ("database"), a dotted path, or a dict such as '
             '{"check": "cache", "critical": False}.',
         )
-    problems = [f"unknown key {key!r}" for key in entry if key not in _ENTRY_TYPES]
+    problems = [f"unknown key {key!r}" for key in entry if key not in _ENTRY_KEYS]
     if "check" not in entry:
         problems.append("'check' is missing")
-    for key, types in _ENTRY_TYPES.items():
-        if key in entry and not _is_a(entry[key], types):
-            names = " or ".join(t.__name__ for t in types)
-            problems.append(f"{key!r} must be {names}")
+    problems += [
+        f"{key!r} must be {option.describe()}"
+        for key, option in _ENTRY_KEYS.items()
+        if key in entry and not option.accepts(entry[key])
+    ]
     if problems:
-        raise _ConfigError(
+        raise _Misconfigured(
             "django_microkit.E040",
             f"Health check entry {dict(entry)!r} is malformed: {'; '.join(problems)}.",
-            f"Use the keys {list(_ENTRY_TYPES)}; only 'check' is required.",
+            f"Use the keys {list(_ENTRY_KEYS)}; only 'check' is required.",
         )
     if "timeout" in entry and entry["timeout"] <= 0:
-        raise _ConfigError(
+        raise _Misconfigured(
             "django_microkit.E043",
             f"Health check {entry['check']!r} has timeout {entry['timeout']!r}.",
             "A timeout is a number of seconds greater than 0.",
@@ -326,39 +296,33 @@ def _entry_spec(entry: Any) -> Mapping[str, Any]:
     return entry
 
 
-def _is_a(value: Any, types: tuple[type, ...]) -> bool:
-    # bool is an int subclass: True is not a timeout.
-    if isinstance(value, bool) and bool not in types:
-        return False
-    return isinstance(value, types)
-
-
 def _builtin_targets(
-    kind: str, builtin: _Builtin, argument: str, options: Mapping[str, Any]
+    kind: str, alias: str, options: Mapping[str, Any]
 ) -> list[tuple[str, Callable[[], Any]]]:
-    factory = import_string(builtin.factory)
-    if builtin.aliases is None:
-        if argument:
-            raise _ConfigError(
+    """``kind``'s check, or one per alias of the databases, caches, storages."""
+    path, _, takes_alias = _BUILTINS[kind]
+    factory = import_string(path)
+    if not takes_alias:
+        if alias:
+            raise _Misconfigured(
                 "django_microkit.E041",
-                f"Health check '{kind}:{argument}' is unknown: {kind!r} takes no "
-                "alias.",
+                f"Health check '{kind}:{alias}' is unknown: {kind!r} takes no alias.",
                 f"Write {kind!r}, with its arguments in 'options'.",
             )
         return [(kind, _callable(_create(factory, options, kind), {}, kind)[0])]
-    known = builtin.aliases()
-    if argument and argument not in known:
-        raise _ConfigError(
+    known = _aliases(kind)
+    if alias and alias not in known:
+        raise _Misconfigured(
             "django_microkit.E045",
-            f"Health check '{kind}:{argument}' names an alias that is not configured.",
-            f"Configured aliases: {known}." + _did_you_mean(argument, known),
+            f"Health check '{kind}:{alias}' names an alias that is not configured.",
+            f"Configured aliases: {known}." + did_you_mean(alias, known),
         )
     return [
         (
-            f"{kind}:{alias}",
-            _callable(_create(factory, {**options, "alias": alias}, kind), {}, kind)[0],
+            f"{kind}:{name}",
+            _callable(_create(factory, {**options, "alias": name}, kind), {}, kind)[0],
         )
-        for alias in ([argument] if argument else known)
+        for name in ([alias] if alias else known)
     ]
 
 
@@ -366,13 +330,12 @@ def _import(reference: str) -> Any:
     try:
         return import_string(reference)
     except ImportError as error:
-        candidates = [*_BUILTINS, *_registry]
-        raise _ConfigError(
+        raise _Misconfigured(
             "django_microkit.E041",
             f"Health check {reference!r} is unknown: not a built-in check, not a "
             f"registered check and not an importable dotted path ({error}).",
             f"Built-in checks: {list(_BUILTINS)}; registered checks: "
-            f"{sorted(_registry)}." + _did_you_mean(reference, candidates),
+            f"{sorted(_registry)}." + did_you_mean(reference, [*_BUILTINS, *_registry]),
         ) from error
 
 
@@ -380,7 +343,7 @@ def _create(factory: Callable[..., Any], options: Mapping[str, Any], ref: str) -
     try:
         return factory(**options)
     except (TypeError, ValueError, ImportError) as error:
-        raise _ConfigError(
+        raise _Misconfigured(
             "django_microkit.E042",
             f"Health check {ref!r} cannot be created with options "
             f"{dict(options)!r}: {error}",
@@ -408,126 +371,18 @@ def _callable(
         call = target if hasattr(target, "__name__") else target.__call__
         name = _name_of(target)
     else:
-        raise _ConfigError(
+        raise _Misconfigured(
             "django_microkit.E042",
             f"Health check {reference!r} is {type(target).__name__}, not a check.",
             "Point it at a function, a class with a run() method or an instance "
             "of one.",
         )
-    if options:
-        call = _with_options(call, options)
-    return call, name
-
-
-def _with_options(call: Callable[..., Any], options: Mapping[str, Any]) -> Any:
+    if not options:
+        return call, name
     if iscoroutinefunction(call):
 
         async def call_with_options() -> Any:
             return await call(**options)
 
-        return call_with_options
-    return functools.partial(call, **options)
-
-
-def _did_you_mean(name: str, candidates: Iterable[str]) -> str:
-    matches = difflib.get_close_matches(name, list(candidates), n=1)
-    return f" Did you mean {matches[0]!r}?" if matches else ""
-
-
-# --- system checks (registered from django_microkit.checks) ------------------
-
-_DEPENDENCY_KINDS = frozenset({"database", "cache", "redis"})
-
-
-def _checks() -> list[CheckMessage]:
-    section: Mapping[str, Any] = microkit_settings.HEALTH
-    messages: list[CheckMessage] = []
-    timeout = section["TIMEOUT"]
-    if _is_a(timeout, (int, float)) and timeout <= 0:
-        messages.append(
-            Error(
-                f"MICROKIT['HEALTH']['TIMEOUT'] is {timeout!r}.",
-                hint="A timeout is a number of seconds greater than 0 (default 2).",
-                id="django_microkit.E043",
-            )
-        )
-    ttl = section["RESULT_TTL"]
-    if _is_a(ttl, (int, float)) and ttl < 0:
-        messages.append(
-            Error(
-                f"MICROKIT['HEALTH']['RESULT_TTL'] is {ttl!r}.",
-                hint="Give the seconds a round of checks is reused, 0 to run the "
-                "checks on every probe.",
-                id="django_microkit.E044",
-            )
-        )
-    prefix = section["URL_PREFIX"]
-    if isinstance(prefix, str) and (
-        prefix.startswith("/") or (prefix and not prefix.endswith("/"))
-    ):
-        messages.append(
-            Error(
-                f"MICROKIT['HEALTH']['URL_PREFIX'] is {prefix!r}.",
-                hint="Write it as Django routes are written: no leading slash, a "
-                "trailing one ('health/'), or '' for /live, /ready, /startup.",
-                id="django_microkit.E046",
-            )
-        )
-    for probe, key in _PROBE_SETTINGS.items():
-        entries = section[key]
-        if isinstance(entries, (list, tuple)):
-            messages.extend(_probe_messages(probe, key, entries))
-    return messages
-
-
-def _deploy_checks() -> list[CheckMessage]:
-    if microkit_settings.HEALTH["SHOW_DETAILS"] is True:
-        return [
-            Warning(
-                "MICROKIT['HEALTH']['SHOW_DETAILS'] is True: probe responses carry "
-                "error texts, which may name hosts, users and databases.",
-                hint="Leave it unset in production; operators find the error in the "
-                "logs, or with `manage.py microkit_health --details`.",
-                id="django_microkit.W042",
-            )
-        ]
-    return []
-
-
-def _probe_messages(probe: str, key: str, entries: Iterable[Any]) -> list[CheckMessage]:
-    messages: list[CheckMessage] = []
-    names: list[str] = []
-    for entry in entries:
-        try:
-            checks = _resolve_entry(entry, 1.0)
-        except _ConfigError as error:
-            messages.append(
-                Error(
-                    f"MICROKIT['HEALTH'][{key!r}]: {error.msg}",
-                    hint=error.hint,
-                    id=error.check_id,
-                )
-            )
-            continue
-        names.extend(check.name for check in checks)
-        reference = entry if isinstance(entry, str) else entry["check"]
-        if probe == "live" and reference.partition(":")[0] in _DEPENDENCY_KINDS:
-            messages.append(
-                Warning(
-                    f"MICROKIT['HEALTH']['LIVENESS_CHECKS'] checks {reference!r}.",
-                    hint="When a dependency fails, a liveness failure restarts every "
-                    "instance and cures nothing: check dependencies in "
-                    "READINESS_CHECKS.",
-                    id="django_microkit.W041",
-                )
-            )
-    duplicates = sorted({name for name in names if names.count(name) > 1})
-    if duplicates:
-        messages.append(
-            Warning(
-                f"MICROKIT['HEALTH'][{key!r}] runs {duplicates} more than once.",
-                hint="Remove the repeated entry, or give each a distinct 'name'.",
-                id="django_microkit.W040",
-            )
-        )
-    return messages
+        return call_with_options, name
+    return functools.partial(call, **options), name

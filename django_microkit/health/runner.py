@@ -1,17 +1,16 @@
 """Running a probe: its checks concurrently, each within its timeout, one round
 shared by the probes that arrive while it runs and reused for a short time.
 
-A probe is served in the server's own mode. Under WSGI (:func:`run_probe`) the
-request thread hands sync checks to a thread pool and async checks to an event
-loop, both created once for the process, and waits at most each check's
-timeout: no event loop is created per request. Under ASGI (:func:`arun_probe`)
-async checks are awaited on the server's loop with :func:`asyncio.wait_for`
-and sync checks go to the same pool.
+A round is a coroutine. Under ASGI (:func:`arun_probe`) it runs on the server's
+loop; under WSGI (:func:`run_probe`) on an event loop of the process's own, in
+a daemon thread, and the request thread waits for it: no event loop is created
+per request. Either way async checks are awaited with
+:func:`asyncio.wait_for`, and sync checks go to a pool of daemon threads.
 
 A check that overruns its timeout is reported ``fail`` with output
 ``timeout``. Python cannot stop a thread, so a hung sync check keeps its pool
 thread; later rounds wait on that same run instead of starting another, and a
-hung dependency ties up one thread, not one per probe. The pool's threads are
+hung dependency ties up one thread, not one per probe. The threads are
 daemons: they never delay the exit of a worker or of ``manage.py``.
 """
 
@@ -28,20 +27,22 @@ import inspect
 import json
 import logging
 import math
-import os
 import queue
 import threading
 import time
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable
 from typing import Any, Literal, TypedDict, TypeVar
 
-from django.core.signals import setting_changed
 from django.db import close_old_connections
-from django.dispatch import receiver
 from health_check.exceptions import HealthCheckException, ServiceWarning
 
-from django_microkit.conf import microkit_settings
-from django_microkit.health.registry import PROBES, _Check, probe_checks
+from django_microkit.conf import derived, microkit_settings
+from django_microkit.health.registry import (
+    _CHECKS_DEPEND_ON,
+    PROBES,
+    _Check,
+    _probe_checks,
+)
 
 __all__ = [
     "CheckEntry",
@@ -145,43 +146,50 @@ class HealthReport:
 
     def render(self, *, details: bool = False) -> bytes:
         """The document as JSON, built once per report."""
-        try:
-            return self._bodies[details]
-        except KeyError:
-            body = json.dumps(
-                self.as_document(details=details), separators=(",", ":")
-            ).encode()
-            self._bodies[details] = body
-            return body
+        if details not in self._bodies:
+            document = self.as_document(details=details)
+            self._bodies[details] = json.dumps(document, separators=(",", ":")).encode()
+        return self._bodies[details]
 
 
 # --- running one check ---------------------------------------------------------
 
 
-@dataclasses.dataclass(frozen=True)
-class _Outcome:
-    status: Status
-    seconds: float
-    output: str | None = None
-    detail: str | None = None
+def _result(
+    check: _Check,
+    seconds: float,
+    status: Status = "pass",
+    output: str | None = None,
+    detail: str | None = None,
+) -> CheckResult:
+    if status == "fail" and not check.critical:
+        status = "warn"
+    return CheckResult(
+        check.name,
+        status,
+        seconds * 1000,
+        check.component_type,
+        check.critical,
+        output,
+        detail,
+    )
 
 
-def _passed(value: Any, seconds: float) -> _Outcome:
-    if value is False:
-        return _Outcome("fail", seconds, "failed", "The check returned False.")
-    return _Outcome("pass", seconds)
-
-
-def _failed(error: BaseException, seconds: float) -> _Outcome:
+def _ended(
+    check: _Check, start: float, value: Any, error: Exception | None
+) -> CheckResult:
+    """What ``check`` reports, having returned ``value`` or raised ``error``."""
+    seconds = time.perf_counter() - start
     if isinstance(error, ServiceWarning):
-        return _Outcome("warn", seconds, "warning", str(error.message))
+        return _result(check, seconds, "warn", "warning", str(error.message))
     if isinstance(error, HealthCheckException):
-        return _Outcome("fail", seconds, "unavailable", str(error.message))
-    return _Outcome("fail", seconds, "error", f"{type(error).__name__}: {error}")
-
-
-def _timed_out(check: _Check) -> _Outcome:
-    return _Outcome("fail", check.timeout, "timeout")
+        return _result(check, seconds, "fail", "unavailable", str(error.message))
+    if error is not None:
+        detail = f"{type(error).__name__}: {error}"
+        return _result(check, seconds, "fail", "error", detail)
+    if value is False:
+        return _result(check, seconds, "fail", "failed", "The check returned False.")
+    return _result(check, seconds)
 
 
 def _close_old_connections() -> None:
@@ -198,7 +206,7 @@ def _close_old_connections() -> None:
         logger.debug("Could not close old database connections.", exc_info=True)
 
 
-def _run_sync_check(check: _Check) -> _Outcome:
+def _run_sync(check: _Check) -> CheckResult:
     _close_old_connections()
     start = time.perf_counter()
     try:
@@ -207,22 +215,22 @@ def _run_sync_check(check: _Check) -> _Outcome:
             value.close()
             raise TypeError("the check returned a coroutine; define it `async def`")
     except Exception as error:
-        return _failed(error, time.perf_counter() - start)
+        return _ended(check, start, None, error)
     finally:
         _close_old_connections()
-    return _passed(value, time.perf_counter() - start)
+    return _ended(check, start, value, None)
 
 
-async def _run_async_check(check: _Check) -> _Outcome:
+async def _run_async(check: _Check) -> CheckResult:
     start = time.perf_counter()
     try:
         value = await check.call()
     except Exception as error:
-        return _failed(error, time.perf_counter() - start)
-    return _passed(value, time.perf_counter() - start)
+        return _ended(check, start, None, error)
+    return _ended(check, start, value, None)
 
 
-# --- the process-lifetime pool and loop ------------------------------------------
+# --- the process's own threads ---------------------------------------------------
 
 
 class _DaemonPool:
@@ -264,94 +272,24 @@ class _DaemonPool:
             self._idle.release()
 
 
-class _BackgroundLoop:
-    """An event loop in a daemon thread: async checks under a sync server."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        threading.Thread(
-            target=self.loop.run_forever, name="microkit-health-loop", daemon=True
-        ).start()
-
-    def submit(
-        self, coroutine: Coroutine[Any, Any, _T]
-    ) -> concurrent.futures.Future[_T]:
-        # A fresh context: the check must not share the request thread's
-        # per-thread objects (Django connections and caches are kept in
-        # context variables).
-        return contextvars.Context().run(
-            asyncio.run_coroutine_threadsafe, coroutine, self.loop
-        )
+# The pool and the loop depend on no setting: a settings change keeps them (a
+# new pair would leave the old threads idle for good); a forked child, whose
+# copy has no threads, starts its own.
 
 
-_pool: _DaemonPool | None = None
-_loop: _BackgroundLoop | None = None
-_start_lock = threading.Lock()
+@derived(settings=(), fork_safe=True)
+def _pool() -> _DaemonPool:
+    return _DaemonPool(_POOL_SIZE)
 
 
-def _get_pool() -> _DaemonPool:
-    global _pool
-    with _start_lock:
-        if _pool is None:
-            _pool = _DaemonPool(_POOL_SIZE)
-        return _pool
-
-
-def _get_loop() -> _BackgroundLoop:
-    global _loop
-    with _start_lock:
-        if _loop is None:
-            _loop = _BackgroundLoop()
-        return _loop
-
-
-def _start_sync(check: _Check) -> concurrent.futures.Future[_Outcome]:
-    """Run a sync check in the pool, or join its run still under way."""
-    running = check.running
-    if running is None or running.done():
-        running = check.running = _get_pool().submit(
-            functools.partial(_run_sync_check, check)
-        )
-    return running
-
-
-# --- one round -------------------------------------------------------------------
-
-
-def _round_sync(checks: Sequence[_Check]) -> list[_Outcome]:
-    start = time.perf_counter()
-    futures = [
-        _get_loop().submit(_run_async_check(check))
-        if check.is_async
-        else _start_sync(check)
-        for check in checks
-    ]
-    outcomes: list[_Outcome] = [_timed_out(check) for check in checks]
-    # Collect in timeout order: every wait ends at its own check's deadline,
-    # so the round lasts as long as its slowest check, not their sum.
-    for index in sorted(range(len(checks)), key=lambda i: checks[i].timeout):
-        check, future = checks[index], futures[index]
-        remaining = start + check.timeout - time.perf_counter()
-        try:
-            outcomes[index] = future.result(timeout=max(remaining, 0.0))
-        except concurrent.futures.TimeoutError:
-            if check.is_async:
-                future.cancel()
-    return outcomes
-
-
-async def _round_async(checks: Sequence[_Check]) -> list[_Outcome]:
-    return list(await asyncio.gather(*(_check_async(check) for check in checks)))
-
-
-async def _check_async(check: _Check) -> _Outcome:
-    # Sync checks go to the same pool as under WSGI (what run_in_executor does,
-    # keeping the future so that a hung run is joined, not repeated).
-    awaitable = _run_async_check(check) if check.is_async else _wait(_start_sync(check))
-    try:
-        return await asyncio.wait_for(awaitable, check.timeout)
-    except asyncio.TimeoutError:
-        return _timed_out(check)
+@derived(settings=(), fork_safe=True)
+def _loop() -> asyncio.AbstractEventLoop:
+    """The event loop, in a daemon thread, of the rounds run under WSGI."""
+    loop = asyncio.new_event_loop()
+    threading.Thread(
+        target=loop.run_forever, name="microkit-health-loop", daemon=True
+    ).start()
+    return loop
 
 
 def _wait(future: concurrent.futures.Future[_T]) -> asyncio.Future[_T]:
@@ -382,30 +320,22 @@ def _wait(future: concurrent.futures.Future[_T]) -> asyncio.Future[_T]:
     return waiter
 
 
-def _report(
-    probe: str, checks: Sequence[_Check], outcomes: Sequence[_Outcome], started: str
-) -> HealthReport:
-    results = []
-    for check, outcome in zip(checks, outcomes, strict=True):
-        status = outcome.status
-        if status == "fail" and not check.critical:
-            status = "warn"
-        results.append(
-            CheckResult(
-                name=check.name,
-                status=status,
-                duration=outcome.seconds * 1000,
-                component_type=check.component_type,
-                critical=check.critical,
-                output=outcome.output,
-                detail=outcome.detail,
-            )
-        )
-    statuses = {result.status for result in results}
-    overall: Status = (
-        "fail" if "fail" in statuses else "warn" if "warn" in statuses else "pass"
-    )
-    return HealthReport(probe, overall, started, tuple(results))
+# --- one round -------------------------------------------------------------------
+
+
+async def _check(check: _Check) -> CheckResult:
+    awaitable: Awaitable[CheckResult]
+    if check.is_async:
+        awaitable = _run_async(check)
+    else:
+        # Join the check's run still under way, if any, rather than start one.
+        if check.running is None or check.running.done():
+            check.running = _pool().submit(functools.partial(_run_sync, check))
+        awaitable = _wait(check.running)
+    try:
+        return await asyncio.wait_for(awaitable, check.timeout)
+    except asyncio.TimeoutError:
+        return _result(check, check.timeout, "fail", "timeout")
 
 
 def _now() -> str:
@@ -416,7 +346,9 @@ def _now() -> str:
 # --- rounds shared and reused ------------------------------------------------------
 
 
-class _ProbeState:
+class _Probe:
+    """A probe's round under way and its last report, shared by its callers."""
+
     def __init__(self) -> None:
         self.lock = threading.Lock()
         # (report, monotonic expiry): one attribute, read without the lock.
@@ -424,51 +356,31 @@ class _ProbeState:
         self.last: HealthReport | None = None
         self.round: concurrent.futures.Future[HealthReport] | None = None
 
-    def fresh(self) -> HealthReport | None:
-        cached = self.cached
-        if cached is not None and time.monotonic() < cached[1]:
-            return cached[0]
-        return None
 
-    def join_or_lead(self) -> tuple[concurrent.futures.Future[HealthReport], bool]:
-        with self.lock:
-            if self.round is not None:
-                return self.round, False
-            self.round = concurrent.futures.Future()
-            return self.round, True
-
-    def finish(
-        self,
-        round_: concurrent.futures.Future[HealthReport],
-        result: HealthReport | BaseException,
-    ) -> None:
-        """Publish a round's report (or the error that ended it) to its waiters."""
-        if not isinstance(result, HealthReport):
-            with self.lock:
-                self.round = None
-            if not isinstance(result, Exception):
-                result = RuntimeError("The round of health checks was interrupted.")
-            round_.set_exception(result)
-            return
-        # A probe without checks has nothing that could change: keep its report.
-        ttl = microkit_settings.HEALTH["RESULT_TTL"] if result.checks else math.inf
-        with self.lock:
-            previous, self.last = self.last, result
-            self.cached = (result, time.monotonic() + ttl) if ttl > 0 else None
-            self.round = None
-        _log_changes(previous, result)
-        round_.set_result(result)
+@derived(settings=_CHECKS_DEPEND_ON, fork_safe=True)
+def _probes() -> dict[str, _Probe]:
+    """Fork-safe: a forked worker forgets the rounds its parent had under way."""
+    return {probe: _Probe() for probe in PROBES}
 
 
-_states: dict[str, _ProbeState] = {probe: _ProbeState() for probe in PROBES}
-_tasks: set[asyncio.Task[None]] = set()
-
-
-def _state(probe: str) -> _ProbeState:
+def _join(
+    probe: str, fresh: bool
+) -> tuple[_Probe, concurrent.futures.Future[HealthReport], bool]:
+    """The round a caller of ``probe`` waits for, and whether it starts it."""
     try:
-        return _states[probe]
+        state = _probes()[probe]
     except KeyError:
         raise ValueError(f"Unknown probe {probe!r}; the probes are {PROBES}.") from None
+    cached = state.cached
+    if not fresh and cached is not None and time.monotonic() < cached[1]:
+        reused: concurrent.futures.Future[HealthReport] = concurrent.futures.Future()
+        reused.set_result(cached[0])
+        return state, reused, False
+    with state.lock:
+        if state.round is not None:
+            return state, state.round, False
+        state.round = concurrent.futures.Future()
+        return state, state.round, True
 
 
 def run_probe(probe: str, *, fresh: bool = False) -> HealthReport:
@@ -477,33 +389,24 @@ def run_probe(probe: str, *, fresh: bool = False) -> HealthReport:
     A report younger than ``MICROKIT["HEALTH"]["RESULT_TTL"]`` is returned as is
     unless ``fresh``; a caller arriving while a round runs waits for that round.
     """
-    state = _state(probe)
-    if not fresh:
-        report = state.fresh()
-        if report is not None:
-            return report
-    round_, leader = state.join_or_lead()
-    if not leader:
-        return round_.result()
-    try:
-        started = _now()
-        checks = probe_checks(probe)
-        report = _report(probe, checks, _round_sync(checks), started)
-    except BaseException as error:
-        state.finish(round_, error)
-        raise
-    state.finish(round_, report)
-    return report
+    state, round_, leader = _join(probe, fresh)
+    if leader:
+        # On the process's loop, in a fresh context: the round must not share
+        # the request thread's per-thread objects (Django keeps connections and
+        # caches in context variables).
+        contextvars.Context().run(
+            asyncio.run_coroutine_threadsafe, _lead(probe, state, round_), _loop()
+        )
+    return round_.result()
+
+
+# Rounds led by arun_probe, kept from the garbage collector until they end.
+_tasks: set[asyncio.Task[None]] = set()
 
 
 async def arun_probe(probe: str, *, fresh: bool = False) -> HealthReport:
     """:func:`run_probe` for async code: checks run on the running event loop."""
-    state = _state(probe)
-    if not fresh:
-        report = state.fresh()
-        if report is not None:
-            return report
-    round_, leader = state.join_or_lead()
+    state, round_, leader = _join(probe, fresh)
     if leader:
         # The round is a task of its own: a probe whose client goes away does
         # not cancel the round others wait for.
@@ -514,20 +417,35 @@ async def arun_probe(probe: str, *, fresh: bool = False) -> HealthReport:
 
 
 async def _lead(
-    probe: str,
-    state: _ProbeState,
-    round_: concurrent.futures.Future[HealthReport],
+    probe: str, state: _Probe, round_: concurrent.futures.Future[HealthReport]
 ) -> None:
+    """Run a round and publish its report (or what ended it) to its waiters."""
     try:
         started = _now()
-        checks = probe_checks(probe)
-        report = _report(probe, checks, await _round_async(checks), started)
+        results = await asyncio.gather(*map(_check, _probe_checks(probe)))
     except BaseException as error:
-        state.finish(round_, error)
-        if not isinstance(error, Exception):
-            raise
-    else:
-        state.finish(round_, report)
+        with state.lock:
+            state.round = None
+        if isinstance(error, Exception):
+            round_.set_exception(error)
+            return
+        round_.set_exception(
+            RuntimeError("The round of health checks was interrupted.")
+        )
+        raise
+    statuses = {result.status for result in results}
+    status: Status = (
+        "fail" if "fail" in statuses else "warn" if "warn" in statuses else "pass"
+    )
+    report = HealthReport(probe, status, started, tuple(results))
+    # A probe without checks has nothing that could change: keep its report.
+    ttl = microkit_settings.HEALTH["RESULT_TTL"] if results else math.inf
+    with state.lock:
+        previous, state.last = state.last, report
+        state.cached = (report, time.monotonic() + ttl) if ttl > 0 else None
+        state.round = None
+    _log_changes(previous, report)
+    round_.set_result(report)
 
 
 def _log_changes(previous: HealthReport | None, report: HealthReport) -> None:
@@ -547,30 +465,3 @@ def _log_changes(previous: HealthReport | None, report: HealthReport) -> None:
                 result.status,
                 result.detail or result.output,
             )
-
-
-def forget_results() -> None:
-    """Drop cached reports: the next probe runs its checks."""
-    for state in _states.values():
-        with state.lock:
-            state.cached = None
-            state.last = None
-
-
-@receiver(setting_changed)
-def _forget_on_change(*, setting: str, **kwargs: Any) -> None:
-    if setting in {"MICROKIT", "DATABASES", "CACHES", "STORAGES"}:
-        forget_results()
-
-
-def _after_fork() -> None:  # pragma: no cover - runs in the child, see the fork test
-    # Threads do not survive fork(): a forked worker starts its own pool and
-    # loop, and forgets rounds its parent had under way.
-    global _pool, _loop, _start_lock, _states
-    _pool = _loop = None
-    _start_lock = threading.Lock()
-    _states = {probe: _ProbeState() for probe in PROBES}
-
-
-if hasattr(os, "register_at_fork"):  # pragma: no branch - absent on Windows only
-    os.register_at_fork(after_in_child=_after_fork)

@@ -28,12 +28,12 @@ from django_microkit.conf import microkit_settings
 from django_microkit.health.registry import PROBES
 from django_microkit.health.runner import HealthReport, arun_probe, run_probe
 
-__all__ = ["HEALTH_JSON", "health_urlpatterns"]
+__all__ = ["HEALTH_JSON", "health_urlpatterns", "server_mode_route", "show_details"]
 
 #: The media type of a health document (draft-inadarei-api-health-check).
 HEALTH_JSON = "application/health+json"
 
-_SAFE_METHODS = frozenset({"GET", "HEAD"})
+_SAFE_METHODS = ("GET", "HEAD")
 
 _SyncView = Callable[..., HttpResponse]
 _AsyncView = Callable[..., Awaitable[HttpResponse]]
@@ -65,7 +65,25 @@ def _on_event_loop() -> bool:
     return True
 
 
-def _show_details() -> bool:
+def server_mode_route(
+    route: str, sync_view: _SyncView, async_view: _AsyncView, *, name: str
+) -> URLPattern:
+    """A route for an operational endpoint, such as a probe or service info.
+
+    ``sync_view`` serves it under WSGI and ``async_view`` under ASGI, chosen
+    when the URL is resolved, so that neither server switches modes per
+    request. Both views are freed from what guards application views:
+    ``LoginRequiredMiddleware`` (a probe has no user) and ``ATOMIC_REQUESTS``
+    (the checks use their own connections, and it would refuse an async view).
+    """
+    for view in (sync_view, async_view):
+        login_not_required(view)
+        for alias in connections:
+            transaction.non_atomic_requests(using=alias)(view)
+    return _ServerModePattern(route, sync_view, async_view, name)
+
+
+def show_details() -> bool:
     """Whether probe answers carry error texts: ``SHOW_DETAILS``, else ``DEBUG``."""
     details = microkit_settings.HEALTH["SHOW_DETAILS"]
     return bool(settings.DEBUG if details is None else details)
@@ -73,7 +91,7 @@ def _show_details() -> bool:
 
 def _health_response(request: HttpRequest, report: HealthReport) -> HttpResponse:
     response = HttpResponse(
-        report.render(details=_show_details()),
+        report.render(details=show_details()),
         content_type=HEALTH_JSON,
         status=report.http_status,
     )
@@ -94,7 +112,7 @@ def _health_response(request: HttpRequest, report: HealthReport) -> HttpResponse
 
 
 def _not_allowed() -> HttpResponse:
-    response = HttpResponseNotAllowed(sorted(_SAFE_METHODS))
+    response = HttpResponseNotAllowed(_SAFE_METHODS)
     response["Cache-Control"] = "no-store"
     return response
 
@@ -112,18 +130,7 @@ def _probe_views(probe: str) -> tuple[_SyncView, _AsyncView]:
 
     for view in (health_view, async_health_view):
         view.__qualname__ = view.__name__ = f"{view.__name__}_{probe}"
-        _exempt(view)
     return health_view, async_health_view
-
-
-def _exempt(view: Any) -> None:
-    """Free ``view`` from what guards application views by default."""
-    # LoginRequiredMiddleware: a probe has no user.
-    login_not_required(view)
-    # The checks use their own connections: no request transaction, and
-    # ATOMIC_REQUESTS must not refuse an async view.
-    for alias in connections:
-        transaction.non_atomic_requests(using=alias)(view)
 
 
 def health_urlpatterns() -> list[URLPattern]:
@@ -138,14 +145,8 @@ def health_urlpatterns() -> list[URLPattern]:
         sync_view, async_view = _probe_views(probe)
         if section["INCLUDE_IN_SCHEMA"]:
             _document(sync_view, probe)
-        patterns.append(
-            _ServerModePattern(
-                f"{section['URL_PREFIX']}{probe}",
-                sync_view,
-                async_view,
-                name=f"microkit-health-{probe}",
-            )
-        )
+        route, name = f"{section['URL_PREFIX']}{probe}", f"microkit-health-{probe}"
+        patterns.append(server_mode_route(route, sync_view, async_view, name=name))
     return patterns
 
 

@@ -15,7 +15,7 @@ and never a silent clamp.
 
 from __future__ import annotations
 
-from django_microkit.pagination.base import format_link_header
+from django_microkit.pagination.base import BasePagination, format_link_header
 from django_microkit.pagination.cursor import CursorPagination
 from django_microkit.pagination.offset import (
     LimitOffsetPagination,
@@ -23,6 +23,7 @@ from django_microkit.pagination.offset import (
 )
 
 __all__ = [
+    "BasePagination",
     "CursorPagination",
     "LimitOffsetPagination",
     "PageNumberPagination",

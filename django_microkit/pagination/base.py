@@ -13,14 +13,23 @@ from typing import Any
 
 from django.utils.encoding import escape_uri_path
 from django.utils.http import urlencode
-from rest_framework.pagination import BasePagination
+from rest_framework import pagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from django_microkit.conf import microkit_settings
 from django_microkit.errors.problem import ErrorItem, Problem
 
-__all__ = ["format_link_header"]
+__all__ = [
+    "BasePagination",
+    "format_link_header",
+    "int_query_param",
+    "invalid_pagination",
+    "openapi_query_parameter",
+    "page_not_found",
+    "page_url",
+    "single_query_param",
+]
 
 _DIGITS = re.compile(r"[0-9]{1,15}")
 
@@ -28,7 +37,7 @@ _DIGITS = re.compile(r"[0-9]{1,15}")
 def format_link_header(links: Sequence[tuple[str, str]]) -> str:
     """An RFC 8288 ``Link`` field value from ``(uri, rel)`` pairs.
 
-    The URIs come from :func:`_page_url` and are already percent-encoded; any
+    The URIs come from :func:`page_url` and are already percent-encoded; any
     character RFC 3986 does not allow in a URI (``<``, ``>``, ``"``, spaces) is
     encoded again here so that the value always parses.
     """
@@ -42,7 +51,7 @@ def _safe_uri(uri: str) -> str:
     return _UNSAFE_URI.sub(lambda m: "".join(f"%{b:02X}" for b in m[0].encode()), uri)
 
 
-def _page_url(request: Request, changes: dict[str, str | None]) -> str:
+def page_url(request: Request, changes: dict[str, str | None]) -> str:
     """The absolute URL of this request with pagination parameters changed.
 
     Other query parameters keep their order; the changed ones come last, and a
@@ -60,7 +69,7 @@ def _page_url(request: Request, changes: dict[str, str | None]) -> str:
     return f"{url}?{urlencode(params)}" if params else url
 
 
-def _query_parameter(
+def openapi_query_parameter(
     name: str, description: str, schema: dict[str, Any]
 ) -> dict[str, Any]:
     """An optional query parameter, as an OpenAPI parameter object."""
@@ -73,7 +82,9 @@ def _query_parameter(
     }
 
 
-def _invalid(parameter: str, detail: str, code: str = "invalid") -> Problem:
+def invalid_pagination(parameter: str, detail: str, code: str = "invalid") -> Problem:
+    """The 400 ``invalid_pagination`` problem, its one error item naming
+    ``parameter`` with ``code`` (``not_an_integer``, ``max_value`` …)."""
     item: ErrorItem = {"code": code, "detail": detail, "parameter": parameter}
     return Problem(
         400,
@@ -83,7 +94,8 @@ def _invalid(parameter: str, detail: str, code: str = "invalid") -> Problem:
     )
 
 
-def _page_not_found() -> Problem:
+def page_not_found() -> Problem:
+    """The 404 ``page_not_found`` problem of a page beyond the end of the list."""
     return Problem(
         404,
         "page_not_found",
@@ -91,18 +103,18 @@ def _page_not_found() -> Problem:
     )
 
 
-def _single_param(request: Request, name: str) -> str | None:
+def single_query_param(request: Request, name: str) -> str | None:
     """The value of query parameter ``name``, ``None`` when absent; given twice
     it is a problem."""
     values = request.query_params.getlist(name)
     if not values:
         return None
     if len(values) > 1:
-        raise _invalid(name, f"Give '{name}' at most once.", "duplicate")
+        raise invalid_pagination(name, f"Give '{name}' at most once.", "duplicate")
     return values[0]
 
 
-def _int_param(
+def int_query_param(
     request: Request,
     name: str,
     *,
@@ -111,27 +123,33 @@ def _int_param(
     maximum_reason: str = "",
 ) -> int | None:
     """The integer value of query parameter ``name``, ``None`` when absent."""
-    raw = _single_param(request, name)
+    raw = single_query_param(request, name)
     if raw is None:
         return None
     if not _DIGITS.fullmatch(raw):
-        raise _invalid(name, f"'{name}' must be a whole number.", "not_an_integer")
+        raise invalid_pagination(
+            name, f"'{name}' must be a whole number.", "not_an_integer"
+        )
     value = int(raw)
     if value < minimum:
-        raise _invalid(name, f"'{name}' must be at least {minimum}.", "min_value")
+        raise invalid_pagination(
+            name, f"'{name}' must be at least {minimum}.", "min_value"
+        )
     if maximum is not None and value > maximum:
-        raise _invalid(
+        raise invalid_pagination(
             name, f"'{name}' must be at most {maximum}{maximum_reason}.", "max_value"
         )
     return value
 
 
-class _Pagination(BasePagination):
+class BasePagination(pagination.BasePagination):
     """What the three paginators share: page size, envelope, links, schema.
 
     Class attributes left at ``None`` take their value from
     ``MICROKIT["PAGINATION"]`` when a request is paged; a subclass sets them to
-    pin a value for the views that use it.
+    pin a value for the views that use it. A paginator of the service's own
+    subclasses it, answers ``get_next_link()`` and ``get_previous_link()``
+    (built with :func:`page_url`), and gets the envelope and ``Link`` header.
     """
 
     #: Items per page when the client does not ask (``PAGE_SIZE``).
@@ -152,7 +170,7 @@ class _Pagination(BasePagination):
 
     def get_page_size(self, request: Request) -> int:
         """The page size asked for with ``page_size_query_param``, or the default."""
-        asked = _int_param(
+        asked = int_query_param(
             request,
             self.page_size_query_param,
             minimum=1,
@@ -218,7 +236,7 @@ class _Pagination(BasePagination):
         raise NotImplementedError
 
     def _page_size_parameter(self) -> dict[str, Any]:
-        return _query_parameter(
+        return openapi_query_parameter(
             self.page_size_query_param,
             f"Number of results per page (default {self.get_default_page_size()}).",
             {"type": "integer", "minimum": 1, "maximum": self.get_max_page_size()},

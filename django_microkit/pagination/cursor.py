@@ -25,11 +25,11 @@ from django.db.models.expressions import OrderBy
 from rest_framework.request import Request
 
 from django_microkit.pagination.base import (
-    _invalid,
-    _page_url,
-    _Pagination,
-    _query_parameter,
-    _single_param,
+    BasePagination,
+    invalid_pagination,
+    openapi_query_parameter,
+    page_url,
+    single_query_param,
 )
 
 if TYPE_CHECKING:
@@ -130,7 +130,7 @@ def _decode_value(value: Any) -> Any:
     return value
 
 
-class CursorPagination(_Pagination):
+class CursorPagination(BasePagination):
     """Opaque cursors that seek on the ordering: ``?cursor=`` and ``?page_size=``.
 
     ``GET /events/?page_size=50`` answers::
@@ -285,7 +285,7 @@ class CursorPagination(_Pagination):
         self, request: Request, digest: str, length: int
     ) -> _Cursor | None:
         name = self.cursor_query_param
-        token = _single_param(request, name)
+        token = single_query_param(request, name)
         if token is None:
             return None
         try:
@@ -296,13 +296,13 @@ class CursorPagination(_Pagination):
             position = tuple(_decode_value(value) for value in payload["p"])
             cursor = _Cursor(position, bool(payload["r"]), bool(payload.get("i")))
         except (signing.BadSignature, KeyError, TypeError, ValueError, ArithmeticError):
-            raise _invalid(
+            raise invalid_pagination(
                 name,
                 "The cursor is not valid: use the links as given.",
                 "invalid_cursor",
             ) from None
         if not matches or len(position) != length:
-            raise _invalid(
+            raise invalid_pagination(
                 name,
                 "The cursor belongs to another list: the path, ordering or "
                 "filters have changed since it was issued.",
@@ -326,7 +326,7 @@ class CursorPagination(_Pagination):
             payload["i"] = 1
         token = signing.dumps(payload, salt=_CURSOR_SALT, compress=True)
         assert self.request is not None
-        return _page_url(self.request, {self.cursor_query_param: token})
+        return page_url(self.request, {self.cursor_query_param: token})
 
     # schema
 
@@ -337,7 +337,7 @@ class CursorPagination(_Pagination):
 
     def get_schema_operation_parameters(self, view: APIView) -> list[dict[str, Any]]:
         return [
-            _query_parameter(
+            openapi_query_parameter(
                 self.cursor_query_param,
                 "Opaque position from a `next` or `previous` link.",
                 {"type": "string"},

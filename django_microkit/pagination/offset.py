@@ -16,11 +16,11 @@ from rest_framework.request import Request
 
 from django_microkit.conf import microkit_settings
 from django_microkit.pagination.base import (
-    _int_param,
-    _page_not_found,
-    _page_url,
-    _Pagination,
-    _query_parameter,
+    BasePagination,
+    int_query_param,
+    openapi_query_parameter,
+    page_not_found,
+    page_url,
 )
 
 if TYPE_CHECKING:
@@ -28,24 +28,25 @@ if TYPE_CHECKING:
 
 __all__ = [
     "COUNT_EXACT",
+    "COUNT_MODES",
     "COUNT_NONE",
     "COUNT_PREFER",
     "LimitOffsetPagination",
     "PageNumberPagination",
 ]
 
-#: ``MICROKIT["PAGINATION"]["COUNT"]`` values.
+#: ``MICROKIT["PAGINATION"]["COUNT"]`` values, and ``count_mode`` values.
 COUNT_EXACT = "exact"
 COUNT_NONE = "none"
 COUNT_PREFER = "prefer"
-_COUNT_MODES = (COUNT_EXACT, COUNT_NONE, COUNT_PREFER)
+COUNT_MODES = (COUNT_EXACT, COUNT_NONE, COUNT_PREFER)
 
 # Offsets beyond this are refused even without MAX_OFFSET: a database cannot
 # skip that many rows in useful time, and larger numbers overflow some drivers.
 _OFFSET_CEILING = 10**12
 
 
-class _CountingPagination(_Pagination):
+class _CountingPagination(BasePagination):
     """Offset-based paging with a total that can be skipped, asked for or capped.
 
     ``COUNT`` decides when the total is computed: ``"exact"`` always, ``"none"``
@@ -61,7 +62,6 @@ class _CountingPagination(_Pagination):
 
     count: int | None = None
     _count_preferred = False
-    _has_next = False
 
     def get_count_mode(self) -> str:
         mode = self.count_mode
@@ -96,23 +96,31 @@ class _CountingPagination(_Pagination):
         total = queryset[: limit + 1].count()
         return None if total > limit else total
 
-    def _slice(
+    def paginate_queryset(
         self,
         queryset: QuerySet[Any] | Sequence[Any],
         request: Request,
-        offset: int,
-        size: int,
+        view: APIView | None = None,
     ) -> list[Any]:
         """One page, with one extra row fetched to learn whether more follow."""
+        offset, size = self._window(request)
         self.request = request
         self.count = self._count(queryset) if self._wants_count(request) else None
         if self.count is not None and offset and offset >= self.count:
-            raise _page_not_found()
+            raise page_not_found()
         rows = list(queryset[offset : offset + size + 1])
         if offset and not rows:
-            raise _page_not_found()
-        self._has_next = len(rows) > size
+            raise page_not_found()
+        self._next = self._link(offset + size, size) if len(rows) > size else None
+        self._previous = self._link(max(offset - size, 0), size) if offset else None
         return rows[:size]
+
+    def _window(self, request: Request) -> tuple[int, int]:
+        """The offset and the size of the page asked for."""
+        raise NotImplementedError
+
+    def _link(self, offset: int, size: int) -> str:
+        raise NotImplementedError
 
     def get_envelope(self, data: Any) -> dict[str, Any]:
         envelope = super().get_envelope(data)
@@ -181,39 +189,29 @@ class PageNumberPagination(_CountingPagination):
 
     page_query_param = "page"
 
-    def paginate_queryset(
-        self,
-        queryset: QuerySet[Any] | Sequence[Any],
-        request: Request,
-        view: APIView | None = None,
-    ) -> list[Any]:
+    def _window(self, request: Request) -> tuple[int, int]:
         size = self.get_page_size(request)
-        max_page = self.get_max_offset() // size + 1
-        page = _int_param(
+        page = int_query_param(
             request,
             self.page_query_param,
             minimum=1,
-            maximum=max_page,
+            maximum=self.get_max_offset() // size + 1,
             maximum_reason=f" with {self.page_size_query_param}={size}",
         )
         self.page_number = 1 if page is None else page
-        rows = self._slice(queryset, request, (self.page_number - 1) * size, size)
-        self._next = self._link(self.page_number + 1) if self._has_next else None
-        self._previous = (
-            self._link(self.page_number - 1) if self.page_number > 1 else None
-        )
-        return rows
+        return (self.page_number - 1) * size, size
 
-    def _link(self, page: int) -> str:
+    def _link(self, offset: int, size: int) -> str:
         assert self.request is not None
-        return _page_url(self.request, {self.page_query_param: str(page)})
+        page = offset // size + 1
+        return page_url(self.request, {self.page_query_param: str(page)})
 
     def _example_link(self, rel: str) -> str:
         return f"https://api.example.com/items/?{self.page_query_param}=3"
 
     def get_schema_operation_parameters(self, view: APIView) -> list[dict[str, Any]]:
         return [
-            _query_parameter(
+            openapi_query_parameter(
                 self.page_query_param,
                 "Page number, from 1.",
                 {"type": "integer", "minimum": 1},
@@ -239,31 +237,20 @@ class LimitOffsetPagination(_CountingPagination):
     page_size_query_param = "limit"
     offset_query_param = "offset"
 
-    def paginate_queryset(
-        self,
-        queryset: QuerySet[Any] | Sequence[Any],
-        request: Request,
-        view: APIView | None = None,
-    ) -> list[Any]:
-        limit = self.get_page_size(request)
-        offset = _int_param(
+    def _window(self, request: Request) -> tuple[int, int]:
+        self.limit = self.get_page_size(request)
+        offset = int_query_param(
             request, self.offset_query_param, minimum=0, maximum=self.get_max_offset()
         )
         self.offset = 0 if offset is None else offset
-        self.limit = limit
-        rows = self._slice(queryset, request, self.offset, limit)
-        self._next = self._link(self.offset + limit) if self._has_next else None
-        self._previous = (
-            self._link(max(self.offset - limit, 0)) if self.offset > 0 else None
-        )
-        return rows
+        return self.offset, self.limit
 
-    def _link(self, offset: int) -> str:
+    def _link(self, offset: int, size: int) -> str:
         assert self.request is not None
-        return _page_url(
+        return page_url(
             self.request,
             {
-                self.page_size_query_param: str(self.limit),
+                self.page_size_query_param: str(size),
                 self.offset_query_param: str(offset) if offset else None,
             },
         )
@@ -274,7 +261,7 @@ class LimitOffsetPagination(_CountingPagination):
     def get_schema_operation_parameters(self, view: APIView) -> list[dict[str, Any]]:
         return [
             self._page_size_parameter(),
-            _query_parameter(
+            openapi_query_parameter(
                 self.offset_query_param,
                 "Number of results to skip.",
                 {"type": "integer", "minimum": 0, "maximum": self.get_max_offset()},

@@ -15,18 +15,19 @@ caller as a :class:`ServicePrincipal`::
         permission_classes = [HasServiceScope("catalog:write") | IsAdminUser]
 
 Keys, peers and lifetimes come from ``MICROKIT["SERVICE_AUTH"]`` (see
-``docs/service-auth.md``).
+``docs/service-auth.md``). The modules: :mod:`.tokens` (minting, verifying,
+refusals), :mod:`.keys` (the settings resolved into keys), :mod:`.permissions`,
+:mod:`.authentication` (DRF) and :mod:`.checks`.
 """
 
 from __future__ import annotations
 
-from django_microkit.service_auth._drf import (
-    HasServiceScope,
-    IsService,
+from django_microkit.service_auth.authentication import (
     ServiceTokenAuthentication,
     ServiceTokenScheme,
 )
-from django_microkit.service_auth._tokens import (
+from django_microkit.service_auth.permissions import HasServiceScope, IsService
+from django_microkit.service_auth.tokens import (
     TOKEN_TYPE,
     InsufficientScope,
     ServicePrincipal,

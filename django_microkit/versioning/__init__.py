@@ -14,10 +14,13 @@ time; the parsed table is cached until ``MICROKIT`` changes.
 
 from __future__ import annotations
 
-from django_microkit.versioning.middleware import VersionHeadersMiddleware
-from django_microkit.versioning.schemes import (
+from django_microkit.versioning.middleware import (
     VERSION_HEADER,
+    VersionHeadersMiddleware,
+)
+from django_microkit.versioning.schemes import (
     AcceptHeaderVersioning,
+    BaseVersioning,
     HeaderVersioning,
     NegotiatedVersioning,
     URLPathVersioning,
@@ -28,6 +31,7 @@ from django_microkit.versioning.views import VersionedSerializerMixin
 __all__ = [
     "VERSION_HEADER",
     "AcceptHeaderVersioning",
+    "BaseVersioning",
     "HeaderVersioning",
     "NegotiatedVersioning",
     "URLPathVersioning",

@@ -1,7 +1,7 @@
 """The versions a service serves, read from ``MICROKIT["VERSIONING"]``.
 
-The settings are parsed once into a table (versions, default, the headers of
-each deprecated version, sunset instants) and the table is dropped when
+The settings are parsed once into a :class:`VersionTable` (versions, default,
+the headers of each deprecated version, sunset instants), dropped when
 ``MICROKIT`` changes, so a request never re-parses dates or rebuilds headers.
 """
 
@@ -13,23 +13,33 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from django.core.signals import setting_changed
-from django.dispatch import receiver
 from django.utils.http import http_date
 
-from django_microkit.conf import microkit_settings
+from django_microkit.conf import derived, microkit_settings
 
-__all__: list[str] = []
+__all__ = [
+    "LINK_PATTERN",
+    "VERSION_PATTERN",
+    "Deprecation",
+    "VersionTable",
+    "parse_instant",
+    "version_table",
+]
 
 #: What a version string may look like: it travels in headers, media type
 #: parameters and URL paths.
-_VERSION_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,31}")
+VERSION_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,31}")
+
+#: What a deprecation ``link`` may be: an absolute http(s) URL that fits in a
+#: ``Link`` header's ``<…>`` unescaped.
+LINK_PATTERN = re.compile(r"https?://[^\s<>\"]+")
 
 
-def _parse_instant(value: Any) -> datetime.datetime:
+def parse_instant(value: Any) -> datetime.datetime:
     """An aware datetime from a date, a datetime or an ISO 8601 string.
 
     A date means midnight UTC at its start; a datetime without an offset is UTC.
+    Raises ``TypeError`` or ``ValueError`` for anything else.
     """
     if isinstance(value, str):
         text = value.strip()
@@ -48,91 +58,79 @@ def _parse_instant(value: Any) -> datetime.datetime:
 
 
 @dataclass(frozen=True)
-class _Deprecation:
+class Deprecation:
+    """What a deprecated version's responses say: the ``Deprecation`` and
+    ``Sunset`` headers, the ``rel="deprecation"`` link, and when it retires."""
+
     sunset: datetime.datetime | None
     headers: tuple[tuple[str, str], ...]
     link: str | None
 
+    @classmethod
+    def from_entry(cls, entry: Mapping[str, Any]) -> Deprecation:
+        """The deprecation of one ``DEPRECATED`` entry.
+
+        System checks report malformed entries; here an unreadable date or
+        link is left out rather than failing every request.
+        """
+        headers: list[tuple[str, str]] = []
+        sunset = None
+        try:
+            since = parse_instant(entry.get("deprecated_since"))
+        except (TypeError, ValueError):
+            pass
+        else:
+            # RFC 9745: an sf-date, "@" followed by seconds since the epoch.
+            headers.append(("Deprecation", f"@{int(since.timestamp())}"))
+        if entry.get("sunset") is not None:
+            try:
+                sunset = parse_instant(entry["sunset"])
+            except (TypeError, ValueError):
+                pass
+            else:
+                # RFC 8594: an HTTP-date.
+                headers.append(("Sunset", http_date(sunset.timestamp())))
+        link = entry.get("link")
+        if not (isinstance(link, str) and LINK_PATTERN.fullmatch(link)):
+            link = None
+        return cls(sunset, tuple(headers), link)
+
 
 @dataclass(frozen=True)
-class _Table:
+class VersionTable:
+    """``MICROKIT["VERSIONING"]`` parsed: what every scheme negotiates with."""
+
     versions: tuple[str, ...]
     default: str
-    deprecated: Mapping[str, _Deprecation]
+    deprecated: Mapping[str, Deprecation]
     enforce_sunset: bool
 
     def sunset_passed(self, version: str) -> bool:
+        """Whether ``version`` is retired: past its sunset, with ``ENFORCE_SUNSET``."""
         deprecation = self.deprecated.get(version)
         if deprecation is None or deprecation.sunset is None or not self.enforce_sunset:
             return False
         return datetime.datetime.now(datetime.timezone.utc) >= deprecation.sunset
 
     def active(self, versions: Sequence[str]) -> list[str]:
+        """``versions`` without the retired ones."""
         return [v for v in versions if not self.sunset_passed(v)]
 
 
-_tables: dict[str, _Table] = {}
-
-
-def _table() -> _Table:
-    try:
-        return _tables["table"]
-    except KeyError:
-        table = _tables["table"] = _build_table(microkit_settings.VERSIONING)
-        return table
-
-
-@receiver(setting_changed)
-def _forget_table(*, setting: str, **kwargs: Any) -> None:
-    if setting == "MICROKIT":
-        _tables.clear()
-
-
-def _build_table(config: Mapping[str, Any]) -> _Table:
-    deprecated: dict[str, _Deprecation] = {}
+@derived
+def version_table() -> VersionTable:
+    """The :class:`VersionTable` of the current settings (parsed once)."""
+    config = microkit_settings.VERSIONING
     entries = config["DEPRECATED"]
-    for version, entry in entries.items() if isinstance(entries, Mapping) else ():
-        if isinstance(entry, Mapping):
-            deprecated[str(version)] = _deprecation(entry)
-    return _Table(
+    return VersionTable(
         versions=tuple(str(v) for v in config["VERSIONS"]),
         default=str(config["DEFAULT_VERSION"]),
-        deprecated=deprecated,
+        deprecated={
+            str(version): Deprecation.from_entry(entry)
+            for version, entry in (
+                entries.items() if isinstance(entries, Mapping) else ()
+            )
+            if isinstance(entry, Mapping)
+        },
         enforce_sunset=bool(config["ENFORCE_SUNSET"]),
     )
-
-
-def _deprecation(entry: Mapping[str, Any]) -> _Deprecation:
-    """The response headers of one deprecated version.
-
-    ``system checks`` report malformed entries; here an unreadable date or
-    link is left out rather than failing every request.
-    """
-    headers: list[tuple[str, str]] = []
-    sunset = None
-    try:
-        since = _parse_instant(entry.get("deprecated_since"))
-    except (TypeError, ValueError):
-        pass
-    else:
-        # RFC 9745: an sf-date, "@" followed by seconds since the epoch.
-        headers.append(("Deprecation", f"@{int(since.timestamp())}"))
-    if entry.get("sunset") is not None:
-        try:
-            sunset = _parse_instant(entry["sunset"])
-        except (TypeError, ValueError):
-            pass
-        else:
-            # RFC 8594: an HTTP-date.
-            headers.append(("Sunset", http_date(sunset.timestamp())))
-    link = entry.get("link")
-    if not (isinstance(link, str) and _valid_link(link)):
-        link = None
-    return _Deprecation(sunset, tuple(headers), link)
-
-
-_LINK_TARGET = re.compile(r"https?://[^\s<>\"]+")
-
-
-def _valid_link(url: str) -> bool:
-    return _LINK_TARGET.fullmatch(url) is not None

@@ -4,12 +4,27 @@ from __future__ import annotations
 
 from django.http import HttpRequest, HttpResponseBase
 from django.utils.cache import patch_vary_headers
+from rest_framework.request import Request
 
 from django_microkit._middleware import Middleware
-from django_microkit.versioning.config import _table
-from django_microkit.versioning.schemes import _REQUEST_ATTR, VERSION_HEADER
+from django_microkit.versioning.config import version_table
 
-__all__ = ["VersionHeadersMiddleware"]
+__all__ = ["VERSION_HEADER", "VersionHeadersMiddleware", "announce_version"]
+
+#: The request header a client may name a version with, and the response
+#: header that says which version served the response.
+VERSION_HEADER = "X-API-Version"
+_REQUEST_ATTR = "_microkit_api_version"
+
+
+def announce_version(
+    request: HttpRequest | Request, version: str, vary: tuple[str, ...] = ()
+) -> None:
+    """Have :class:`VersionHeadersMiddleware` announce ``version`` (chosen from
+    the request headers ``vary`` names) on the response; it is left on the
+    Django request, which the middleware sees after the view."""
+    http_request = getattr(request, "_request", request)
+    setattr(http_request, _REQUEST_ATTR, (version, vary))
 
 
 class VersionHeadersMiddleware(Middleware[None]):
@@ -24,26 +39,22 @@ class VersionHeadersMiddleware(Middleware[None]):
     def after(
         self, request: HttpRequest, response: HttpResponseBase, state: None
     ) -> HttpResponseBase:
-        _announce(request, response)
+        announced = request.__dict__.get(_REQUEST_ATTR)
+        if announced is None:
+            return response
+        version, vary = announced
+        response[VERSION_HEADER] = version
+        deprecation = version_table().deprecated.get(version)
+        if deprecation is not None:
+            for name, value in deprecation.headers:
+                response[name] = value
+            if deprecation.link is not None:
+                link = f'<{deprecation.link}>; rel="deprecation"'
+                existing = response.get("Link")
+                response["Link"] = f"{existing}, {link}" if existing else link
+        if vary:
+            if response.has_header("Vary"):
+                patch_vary_headers(response, vary)
+            else:
+                response.headers["Vary"] = ", ".join(vary)
         return response
-
-
-def _announce(request: HttpRequest, response: HttpResponseBase) -> None:
-    state = request.__dict__.get(_REQUEST_ATTR)
-    if state is None:
-        return
-    version, vary = state
-    response[VERSION_HEADER] = version
-    deprecation = _table().deprecated.get(version)
-    if deprecation is not None:
-        for name, value in deprecation.headers:
-            response[name] = value
-        if deprecation.link is not None:
-            link = f'<{deprecation.link}>; rel="deprecation"'
-            existing = response.get("Link")
-            response["Link"] = f"{existing}, {link}" if existing else link
-    if vary:
-        if response.has_header("Vary"):
-            patch_vary_headers(response, vary)
-        else:
-            response.headers["Vary"] = ", ".join(vary)

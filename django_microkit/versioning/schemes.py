@@ -11,32 +11,34 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from django.http import HttpRequest
 from rest_framework import exceptions
 from rest_framework import versioning as drf_versioning
 from rest_framework.request import Request
 
 from django_microkit.errors.problem import ErrorItem, Problem
-from django_microkit.versioning.config import _table
+from django_microkit.versioning.config import version_table
+from django_microkit.versioning.middleware import VERSION_HEADER, announce_version
 
 __all__ = [
-    "VERSION_HEADER",
+    "SOURCE_ACCEPT",
+    "SOURCE_HEADER",
+    "SOURCE_URL",
     "AcceptHeaderVersioning",
+    "BaseVersioning",
     "HeaderVersioning",
     "NegotiatedVersioning",
     "URLPathVersioning",
     "resolve_version",
 ]
 
-#: The request header a client may name a version with, and the response
-#: header that says which version served the response.
-VERSION_HEADER = "X-API-Version"
 _VERSION_META = "HTTP_X_API_VERSION"
-_REQUEST_ATTR = "_microkit_api_version"
 
-_ACCEPT = "accept"
-_HEADER = "header"
-_URL = "url"
+#: Where a scheme may read the version (its ``sources``): the ``version``
+#: parameter of the ``Accept`` media type, the ``X-API-Version`` header, the
+#: ``version`` argument of the URL pattern.
+SOURCE_ACCEPT = "accept"
+SOURCE_HEADER = "header"
+SOURCE_URL = "url"
 
 
 def _accept_version(media_type: str) -> str | None:
@@ -61,23 +63,28 @@ class _SettingDescriptor:
         self.field = field
 
     def __get__(self, instance: object, owner: type | None = None) -> Any:
-        return getattr(_table(), self.field)
+        return getattr(version_table(), self.field)
 
 
-class _Negotiation(drf_versioning.BaseVersioning):
-    """Common rules: where a version may come from, the default, the errors."""
+class BaseVersioning(drf_versioning.BaseVersioning):
+    """What the four schemes share: the default, the errors, the announcement.
+
+    A scheme of the service's own subclasses it and names its ``sources``;
+    ``determine_version`` refuses unknown and retired versions with a problem
+    and leaves the chosen one for :class:`VersionHeadersMiddleware`.
+    """
 
     default_version = _SettingDescriptor("default")
     allowed_versions = _SettingDescriptor("versions")
     version_param = "version"
-    #: Where this scheme looks for the version.
+    #: Where this scheme looks for the version (``SOURCE_*``).
     sources: tuple[str, ...] = ()
     #: The request headers the response varies on (derived from ``sources``).
     vary: tuple[str, ...] = ()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        names = ((_ACCEPT, "Accept"), (_HEADER, VERSION_HEADER))
+        names = ((SOURCE_ACCEPT, "Accept"), (SOURCE_HEADER, VERSION_HEADER))
         cls.vary = tuple(name for source, name in names if source in cls.sources)
 
     def determine_version(self, request: Request, *args: Any, **kwargs: Any) -> str:
@@ -100,8 +107,8 @@ class _Negotiation(drf_versioning.BaseVersioning):
                 raise _unsupported(source, allowed)
         if documenting:
             return version
-        _remember(request, version, self.vary)
-        if _table().sunset_passed(version):
+        announce_version(request, version, self.vary)
+        if version_table().sunset_passed(version):
             raise _sunset(version, allowed)
         return version
 
@@ -113,36 +120,28 @@ class _Negotiation(drf_versioning.BaseVersioning):
         # drf-spectacular sets the argument on every route it documents; a
         # route without it in its path only ever serves the default.
         if (
-            _URL in sources
+            SOURCE_URL in sources
             and kwargs.get(self.version_param) is not None
             and (not documenting or f"{{{self.version_param}}}" in request.path)
         ):
-            found.append((str(kwargs[self.version_param]), _URL))
-        if _ACCEPT in sources or documenting:
+            found.append((str(kwargs[self.version_param]), SOURCE_URL))
+        if SOURCE_ACCEPT in sources or documenting:
             media_type = getattr(request, "accepted_media_type", "") or ""
             value = _accept_version(media_type)
             if value is not None:
-                found.append((value, _ACCEPT))
-        if _HEADER in sources and not documenting:
+                found.append((value, SOURCE_ACCEPT))
+        if SOURCE_HEADER in sources and not documenting:
             header = request.META.get(_VERSION_META)
             if header is not None:
-                found.append((header.strip(), _HEADER))
+                found.append((header.strip(), SOURCE_HEADER))
         return found
-
-
-def _remember(
-    request: HttpRequest | Request, version: str, vary: tuple[str, ...]
-) -> None:
-    """Leaves the version on the Django request for the middleware to announce."""
-    http_request = getattr(request, "_request", request)
-    setattr(http_request, _REQUEST_ATTR, (version, vary))
 
 
 def _error_item(source: str, detail: str, code: str) -> ErrorItem:
     item: ErrorItem = {"code": code, "detail": detail}
-    if source == _ACCEPT:
+    if source == SOURCE_ACCEPT:
         item["header"] = "Accept"
-    elif source == _HEADER:
+    elif source == SOURCE_HEADER:
         item["header"] = VERSION_HEADER
     elif source == "query":
         item["parameter"] = "version"
@@ -150,12 +149,12 @@ def _error_item(source: str, detail: str, code: str) -> ErrorItem:
 
 
 def _unsupported(source: str, allowed: Sequence[str]) -> Problem:
-    supported = _table().active(allowed)
+    supported = version_table().active(allowed)
     detail = "This API version is not supported. Supported versions: " + (
         ", ".join(supported) + "."
     )
     return Problem(
-        406 if source == _ACCEPT else 400,
+        406 if source == SOURCE_ACCEPT else 400,
         "unsupported_version",
         detail=detail,
         errors=[_error_item(source, detail, "unsupported_version")],
@@ -176,13 +175,13 @@ def _conflict(requested: list[tuple[str, str]]) -> Problem:
 
 
 def _sunset(version: str, allowed: Sequence[str]) -> Problem:
-    sunset = _table().deprecated[version].sunset
+    sunset = version_table().deprecated[version].sunset
     assert sunset is not None
     return Problem(
         410,
         "version_sunset",
         detail=f"API version {version} was retired on {sunset.date().isoformat()}.",
-        supported_versions=_table().active(allowed),
+        supported_versions=version_table().active(allowed),
     )
 
 
@@ -192,7 +191,7 @@ def resolve_version(requested: str | None) -> str:
 
     For code outside DRF's negotiation, such as the schema view's ``?version=``.
     """
-    table = _table()
+    table = version_table()
     if requested is None:
         return table.default
     if requested not in table.versions or table.sunset_passed(requested):
@@ -200,27 +199,27 @@ def resolve_version(requested: str | None) -> str:
     return requested
 
 
-class AcceptHeaderVersioning(_Negotiation, drf_versioning.AcceptHeaderVersioning):
+class AcceptHeaderVersioning(BaseVersioning, drf_versioning.AcceptHeaderVersioning):
     """The version is a parameter of the ``Accept`` media type.
 
     ``GET /products/`` with ``Accept: application/json; version=2``. An unknown
     version is a 406 ``unsupported_version`` problem.
     """
 
-    sources = (_ACCEPT,)
+    sources = (SOURCE_ACCEPT,)
 
 
-class HeaderVersioning(_Negotiation, drf_versioning.AcceptHeaderVersioning):
+class HeaderVersioning(BaseVersioning, drf_versioning.AcceptHeaderVersioning):
     """The version is the ``X-API-Version`` request header.
 
     ``GET /products/`` with ``X-API-Version: 2``. An unknown version is a 400
     ``unsupported_version`` problem.
     """
 
-    sources = (_HEADER,)
+    sources = (SOURCE_HEADER,)
 
 
-class NegotiatedVersioning(_Negotiation, drf_versioning.AcceptHeaderVersioning):
+class NegotiatedVersioning(BaseVersioning, drf_versioning.AcceptHeaderVersioning):
     """The ``Accept`` parameter or the ``X-API-Version`` header, whichever is sent.
 
     ``GET /products/`` with ``Accept: application/json; version=2`` or with
@@ -228,10 +227,10 @@ class NegotiatedVersioning(_Negotiation, drf_versioning.AcceptHeaderVersioning):
     ``version_conflict`` problem. The default scheme.
     """
 
-    sources = (_ACCEPT, _HEADER)
+    sources = (SOURCE_ACCEPT, SOURCE_HEADER)
 
 
-class URLPathVersioning(_Negotiation, drf_versioning.URLPathVersioning):
+class URLPathVersioning(BaseVersioning, drf_versioning.URLPathVersioning):
     """The version is the ``version`` keyword argument of the URL pattern.
 
     ``GET /api/v2/products/`` routed by
@@ -241,4 +240,4 @@ class URLPathVersioning(_Negotiation, drf_versioning.URLPathVersioning):
     in URLs it builds.
     """
 
-    sources = (_URL,)
+    sources = (SOURCE_URL,)

@@ -66,6 +66,13 @@ def crashes() -> None:
     raise ValueError("password=hunter2")
 
 
+def fails_once() -> None:
+    """Fails on its first run after RUNS is cleared, passes from then on."""
+    RUNS["fails_once"] += 1
+    if RUNS["fails_once"] == 1:
+        raise ServiceUnavailable("not yet")
+
+
 def returns_false() -> bool:
     return False
 

@@ -13,7 +13,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from django_microkit.health import PROBES, HealthReport, run_probe
-from django_microkit.health.views import _show_details
+from django_microkit.health.views import show_details
 
 __all__ = ["Command"]
 
@@ -44,7 +44,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         probe: str = options["probe"]
-        details = options["details"] or _show_details()
+        details = options["details"] or show_details()
         report = run_probe(probe, fresh=True)
         if options["json"]:
             self.stdout.write(json.dumps(report.as_document(details=details), indent=2))

@@ -13,8 +13,8 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 
 from django_microkit.conf import microkit_settings
-from django_microkit.service_auth._keys import (
-    _KID_PATTERN,
+from django_microkit.service_auth.keys import (
+    KID_PATTERN,
     SUPPORTED_ALGORITHMS,
     generate_key,
     new_key_id,
@@ -53,7 +53,7 @@ class Command(BaseCommand):
         alg: str = options["alg"]
         service = options["service"] or microkit_settings.SERVICE_NAME or "service"
         kid = options["kid"] or new_key_id(service)
-        if not _KID_PATTERN.fullmatch(kid):
+        if not KID_PATTERN.fullmatch(kid):
             raise CommandError("--kid must be 1 to 128 characters of [A-Za-z0-9._:-].")
         private, public = generate_key(alg)
         env = re.sub(r"[^A-Z0-9]", "_", kid.upper())

@@ -5,34 +5,37 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from django.core.checks import CheckMessage, Error, Warning
+from django.core.checks import CheckMessage
 
 from django_microkit.checks import (
+    Issue,
     did_you_mean,
     is_int,
     is_subclass_of,
     rest_framework_value,
 )
 from django_microkit.conf import microkit_settings
-from django_microkit.pagination.offset import _COUNT_MODES
+from django_microkit.pagination.offset import COUNT_MODES
+
+__all__ = ["check_pagination"]
 
 
-def messages() -> list[CheckMessage]:
+def check_pagination(**kwargs: Any) -> list[CheckMessage]:
     """``MICROKIT["PAGINATION"]`` is coherent and DRF pages with it."""
     config: Mapping[str, Any] = microkit_settings.PAGINATION
     where = "MICROKIT['PAGINATION']"
-    messages: list[CheckMessage] = []
+    issues: list[Issue] = []
     page_size, max_page_size = config["PAGE_SIZE"], config["MAX_PAGE_SIZE"]
     sizes_valid = True
     for key in ("PAGE_SIZE", "MAX_PAGE_SIZE"):
         if is_int(config[key]) and config[key] < 1:
             sizes_valid = False
-            messages.append(
-                Error(
+            issues.append(
+                Issue(
+                    "django_microkit.E030",
                     f"{where}[{key!r}] is {config[key]}; a page holds at least one "
                     "item.",
-                    hint=f"Set {where}[{key!r}] to 1 or more.",
-                    id="django_microkit.E030",
+                    f"Set {where}[{key!r}] to 1 or more.",
                 )
             )
     if (
@@ -41,60 +44,60 @@ def messages() -> list[CheckMessage]:
         and is_int(max_page_size)
         and max_page_size < page_size
     ):
-        messages.append(
-            Error(
+        issues.append(
+            Issue(
+                "django_microkit.E031",
                 f"{where}['MAX_PAGE_SIZE'] ({max_page_size}) is smaller than "
                 f"{where}['PAGE_SIZE'] ({page_size}).",
-                hint="The default page size must be a size clients may ask for: "
+                "The default page size must be a size clients may ask for: "
                 "raise MAX_PAGE_SIZE or lower PAGE_SIZE.",
-                id="django_microkit.E031",
             )
         )
     count = config["COUNT"]
-    if isinstance(count, str) and count not in _COUNT_MODES:
-        messages.append(
-            Error(
+    if isinstance(count, str) and count not in COUNT_MODES:
+        issues.append(
+            Issue(
+                "django_microkit.E032",
                 f"{where}['COUNT'] is {count!r}, not one of "
-                + ", ".join(repr(mode) for mode in _COUNT_MODES)
+                + ", ".join(repr(mode) for mode in COUNT_MODES)
                 + ".",
-                hint="'exact' counts every page, 'none' never counts, 'prefer' "
+                "'exact' counts every page, 'none' never counts, 'prefer' "
                 "counts when the client sends 'Prefer: count=exact'."
-                + did_you_mean(count, _COUNT_MODES),
-                id="django_microkit.E032",
+                + did_you_mean(count, COUNT_MODES),
             )
         )
     for key, minimum in (("COUNT_LIMIT", 1), ("MAX_OFFSET", 0)):
         value = config[key]
         if is_int(value) and value < minimum:
-            messages.append(
-                Error(
+            issues.append(
+                Issue(
+                    "django_microkit.E033",
                     f"{where}[{key!r}] is {value}; it must be at least {minimum} "
                     "(or None for no limit).",
-                    hint=f"Set {where}[{key!r}] to None or a number of rows.",
-                    id="django_microkit.E033",
+                    f"Set {where}[{key!r}] to None or a number of rows.",
                 )
             )
     paginator = rest_framework_value("DEFAULT_PAGINATION_CLASS")
-    if not is_subclass_of(paginator, "django_microkit.pagination.base._Pagination"):
-        messages.append(
-            Warning(
+    if not is_subclass_of(paginator, "django_microkit.pagination.BasePagination"):
+        issues.append(
+            Issue(
+                "django_microkit.W030",
                 f"REST_FRAMEWORK['DEFAULT_PAGINATION_CLASS'] is {paginator!r}, not a "
                 "django-microkit paginator: list endpoints will not answer with the "
                 "shared envelope.",
-                hint="Use django_microkit.pagination.PageNumberPagination, "
+                "Use django_microkit.pagination.PageNumberPagination, "
                 "LimitOffsetPagination or CursorPagination (rest_framework_defaults() "
                 "sets the first).",
-                id="django_microkit.W030",
             )
         )
     if rest_framework_value("PAGE_SIZE") is not None:
-        messages.append(
-            Warning(
+        issues.append(
+            Issue(
+                "django_microkit.W031",
                 "REST_FRAMEWORK['PAGE_SIZE'] is set but django-microkit paginators "
                 "take their page size from MICROKIT['PAGINATION'].",
-                hint="Move the value to MICROKIT['PAGINATION']['PAGE_SIZE'] and "
+                "Move the value to MICROKIT['PAGINATION']['PAGE_SIZE'] and "
                 "remove it from REST_FRAMEWORK.",
-                id="django_microkit.W031",
             )
         )
-    return messages
+    return [issue.message() for issue in issues]

@@ -2,9 +2,9 @@
 
 Key material is read (environment variable, file or inline value), parsed and
 matched against its algorithm the first time it is needed, then kept until
-``MICROKIT`` changes. The same code reports every problem as a system check
-message, so ``manage.py check`` and a running service never disagree about what
-a setting means.
+``MICROKIT`` changes. The same code reports every problem as an
+:class:`~django_microkit.checks.Issue` (see :mod:`.checks`), so ``manage.py
+check`` and a running service never disagree about what a setting means.
 """
 
 from __future__ import annotations
@@ -12,42 +12,39 @@ from __future__ import annotations
 import os
 import re
 import secrets
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
-from django.conf import settings
-from django.core.checks import CheckMessage, Error, Warning
 from django.core.exceptions import ImproperlyConfigured
-from django.core.signals import setting_changed
-from django.dispatch import receiver
 
-from django_microkit.conf import DEFAULTS, microkit_settings
+from django_microkit.checks import Issue
+from django_microkit.conf import DEFAULTS, Option, derived, microkit_settings
 
 __all__ = [
-    "Issue",
+    "KID_PATTERN",
     "Key",
     "MAX_LEEWAY",
     "MAX_LIFETIME_CAP",
     "SUPPORTED_ALGORITHMS",
     "ServiceAuthConfig",
     "build_config",
-    "check_messages",
     "generate_key",
     "get_config",
     "load_key",
     "new_key_id",
-    "on_reset",
-    "reset",
 ]
 
-#: Every algorithm a key may use. ``none`` is never one of them (RFC 8725 §3.1).
-SUPPORTED_ALGORITHMS = ("EdDSA", "ES256", "PS256", "RS256", "HS256", "HS384", "HS512")
+_SPEC = cast("dict[str, Option]", DEFAULTS["SERVICE_AUTH"])
+
+#: Every algorithm a key may use: the default of ``ALGORITHMS``. ``none`` is
+#: never one of them (RFC 8725 §3.1).
+SUPPORTED_ALGORITHMS: tuple[str, ...] = tuple(_SPEC["ALGORITHMS"].default)
 #: The highest ``MAX_TOKEN_LIFETIME`` a service may configure, in seconds.
 MAX_LIFETIME_CAP = 3600
 #: The highest ``LEEWAY`` a service may configure, in seconds.
@@ -56,7 +53,8 @@ MAX_LEEWAY = 60
 # RFC 7518 §3.2: an HMAC key must be at least as long as the hash output.
 _HMAC_MIN_BYTES = {"HS256": 32, "HS384": 48, "HS512": 64}
 _RSA_MIN_BITS = 2048
-_KID_PATTERN = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+#: What a key id may be: it travels in every token header.
+KID_PATTERN = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 _ENTRY_FIELDS = frozenset({"kid", "alg", "key"})
 _SOURCES = frozenset({"env", "file", "value"})
 _WHERE = "MICROKIT['SERVICE_AUTH']"
@@ -99,19 +97,6 @@ class Key:
 
 
 @dataclass(frozen=True)
-class Issue:
-    """A problem in the settings, reported by a system check with ``id``."""
-
-    id: str
-    msg: str
-    hint: str
-
-    @property
-    def is_error(self) -> bool:
-        return ".E" in self.id
-
-
-@dataclass(frozen=True)
 class ServiceAuthConfig:
     """Everything service authentication needs, derived from the settings."""
 
@@ -128,12 +113,9 @@ class ServiceAuthConfig:
     reuse_tokens_for: frozenset[str]
 
 
-class _Collector:
-    def __init__(self) -> None:
-        self.issues: list[Issue] = []
-
+class _Collector(list[Issue]):
     def add(self, check_id: str, msg: str, hint: str) -> None:
-        self.issues.append(Issue(check_id, msg, hint))
+        self.append(Issue(check_id, msg, hint))
 
 
 def build_config(
@@ -146,12 +128,10 @@ def build_config(
     """
     found = _Collector()
     # Values of the wrong type are reported by E003; fall back to the defaults.
-    spec = DEFAULTS["SERVICE_AUTH"]
-    assert isinstance(spec, dict)
     section = {
-        name: value if spec[name].accepts(value) else spec[name].default
+        name: value if _SPEC[name].accepts(value) else _SPEC[name].default
         for name, value in section.items()
-        if name in spec
+        if name in _SPEC
     }
     allowed = _allowed_algorithms(section["ALGORITHMS"], found)
     lifetime, max_lifetime, leeway = _times(section, found)
@@ -173,7 +153,7 @@ def build_config(
             a for a in section["REUSE_TOKENS_FOR"] if isinstance(a, str)
         ),
     )
-    return config, found.issues
+    return config, found
 
 
 def _allowed_algorithms(value: Iterable[Any], found: _Collector) -> frozenset[str]:
@@ -197,36 +177,52 @@ def _describe_alg(alg: Any) -> str:
 
 
 def _times(section: Mapping[str, Any], found: _Collector) -> tuple[int, int, int]:
-    lifetime = section["TOKEN_LIFETIME"]
-    max_lifetime = section["MAX_TOKEN_LIFETIME"]
-    leeway = section["LEEWAY"]
-    if not 1 <= max_lifetime <= MAX_LIFETIME_CAP:
-        found.add(
-            "django_microkit.E052",
-            f"{_WHERE}['MAX_TOKEN_LIFETIME'] is {max_lifetime}, outside "
-            f"1..{MAX_LIFETIME_CAP} seconds.",
-            "Service tokens are short-lived: keep the maximum at a few minutes "
-            "(default 300).",
-        )
-        max_lifetime = min(max(max_lifetime, 1), MAX_LIFETIME_CAP)
-    if not 1 <= lifetime <= max_lifetime:
-        found.add(
-            "django_microkit.E052",
-            f"{_WHERE}['TOKEN_LIFETIME'] is {lifetime}, outside 1..{max_lifetime} "
-            "seconds (MAX_TOKEN_LIFETIME).",
-            "Use a lifetime of about a minute (default 60); receivers refuse "
-            "tokens living longer than their MAX_TOKEN_LIFETIME.",
-        )
-        lifetime = min(max(lifetime, 1), max_lifetime)
-    if not 0 <= leeway <= MAX_LEEWAY:
-        found.add(
-            "django_microkit.E052",
-            f"{_WHERE}['LEEWAY'] is {leeway}, outside 0..{MAX_LEEWAY} seconds.",
-            "Allow a few seconds of clock skew (default 5) and keep the clocks "
-            "synchronised with NTP.",
-        )
-        leeway = min(max(leeway, 0), MAX_LEEWAY)
+    max_lifetime = _bounded(
+        section,
+        "MAX_TOKEN_LIFETIME",
+        (1, MAX_LIFETIME_CAP, ""),
+        "Service tokens are short-lived: keep the maximum at a few minutes "
+        "(default 300).",
+        found,
+    )
+    lifetime = _bounded(
+        section,
+        "TOKEN_LIFETIME",
+        (1, max_lifetime, " (MAX_TOKEN_LIFETIME)"),
+        "Use a lifetime of about a minute (default 60); receivers refuse "
+        "tokens living longer than their MAX_TOKEN_LIFETIME.",
+        found,
+    )
+    leeway = _bounded(
+        section,
+        "LEEWAY",
+        (0, MAX_LEEWAY, ""),
+        "Allow a few seconds of clock skew (default 5) and keep the clocks "
+        "synchronised with NTP.",
+        found,
+    )
     return lifetime, max_lifetime, leeway
+
+
+def _bounded(
+    section: Mapping[str, Any],
+    name: str,
+    bounds: tuple[int, int, str],
+    hint: str,
+    found: _Collector,
+) -> int:
+    """``section[name]`` brought into ``bounds`` (low, high, and a note saying
+    where the bound comes from), with E052 if it was outside."""
+    value: int = section[name]
+    low, high, note = bounds
+    if low <= value <= high:
+        return value
+    found.add(
+        "django_microkit.E052",
+        f"{_WHERE}[{name!r}] is {value}, outside {low}..{high} seconds{note}.",
+        hint,
+    )
+    return min(max(value, low), high)
 
 
 def _signing_key(
@@ -334,7 +330,7 @@ def _load_entry(
         )
         return None
     kid, alg, source = entry["kid"], entry["alg"], entry["key"]
-    if not isinstance(kid, str) or not _KID_PATTERN.fullmatch(kid):
+    if not isinstance(kid, str) or not KID_PATTERN.fullmatch(kid):
         found.add(
             "django_microkit.E057",
             f"{where}['kid'] must be 1 to 128 characters of [A-Za-z0-9._:-].",
@@ -497,7 +493,7 @@ def load_key(
     found = _Collector()
     material = _parse_material(text, alg, use, f"key {kid!r}", found)
     if material is None:
-        raise ValueError(found.issues[0].msg)
+        raise ValueError(found[0].msg)
     return Key(kid=kid, alg=alg, service=service, material=material)
 
 
@@ -553,101 +549,17 @@ def new_key_id(service: str) -> str:
     return f"{name}-{today}-{secrets.token_hex(3)}"
 
 
-_config: ServiceAuthConfig | None = None
-_reset_callbacks: list[Callable[[], None]] = []
-
-
+@derived
 def get_config() -> ServiceAuthConfig:
     """The resolved configuration, built on first use and kept until ``MICROKIT``
     changes. Raises ``ImproperlyConfigured`` if a setting has an error: the
     system checks describe every problem, this raises for the first."""
-    global _config
-    config = _config
-    if config is None:
-        # Two threads may both build it; they build the same thing.
-        config, issues = build_config(
-            microkit_settings.SERVICE_NAME, microkit_settings.SERVICE_AUTH
+    config, issues = build_config(
+        microkit_settings.SERVICE_NAME, microkit_settings.SERVICE_AUTH
+    )
+    errors = [issue for issue in issues if issue.is_error]
+    if errors:
+        raise ImproperlyConfigured(
+            f"{errors[0].msg} ({errors[0].id}; run manage.py check)"
         )
-        errors = [issue for issue in issues if issue.is_error]
-        if errors:
-            raise ImproperlyConfigured(
-                f"{errors[0].msg} ({errors[0].id}; run manage.py check)"
-            )
-        _config = config
     return config
-
-
-def on_reset(callback: Callable[[], None]) -> Callable[[], None]:
-    """Register ``callback`` to run whenever the configuration is dropped."""
-    _reset_callbacks.append(callback)
-    return callback
-
-
-def reset() -> None:
-    """Drop the configuration and everything derived from it."""
-    global _config
-    _config = None
-    for callback in _reset_callbacks:
-        callback()
-
-
-@receiver(setting_changed)
-def _reset_on_change(*, setting: str, **kwargs: Any) -> None:
-    if setting == "MICROKIT":
-        reset()
-
-
-def check_messages(*, deploy: bool) -> list[CheckMessage]:
-    """System check messages for ``MICROKIT["SERVICE_AUTH"]`` (registered in
-    :mod:`django_microkit.checks`); ``deploy`` adds the production-only ones."""
-    section = microkit_settings.SERVICE_AUTH
-    config, issues = build_config(microkit_settings.SERVICE_NAME, section)
-    messages: list[CheckMessage] = []
-    if not deploy:
-        messages = [
-            (Error if issue.is_error else Warning)(
-                issue.msg, hint=issue.hint, id=issue.id
-            )
-            for issue in issues
-        ]
-    if not config.peers:
-        return messages  # verifies no tokens: the replay settings do not matter
-    if not config.replay_protection:
-        if not deploy:
-            messages.append(
-                Warning(
-                    f"{_WHERE}['REPLAY_PROTECTION'] is off: a captured token can "
-                    "be replayed until it expires.",
-                    hint="Turn it on unless every caller reuses its tokens on "
-                    "purpose (REUSE_TOKENS_FOR).",
-                    id="django_microkit.W050",
-                )
-            )
-        return messages
-    alias = config.replay_cache
-    backend = str(settings.CACHES.get(alias, {}).get("BACKEND", ""))
-    if not deploy and (alias not in settings.CACHES or backend.endswith(".DummyCache")):
-        messages.append(
-            Error(
-                f"{_WHERE}['REPLAY_CACHE'] is {alias!r}, "
-                + (
-                    "which is not in CACHES."
-                    if alias not in settings.CACHES
-                    else "a DummyCache, which forgets every jti at once."
-                ),
-                hint="Name a cache shared by all processes of the service "
-                "(Redis in production).",
-                id="django_microkit.E059",
-            )
-        )
-    if deploy and backend.endswith(".LocMemCache"):
-        messages.append(
-            Warning(
-                f"{_WHERE}['REPLAY_CACHE'] is {alias!r}, a local-memory cache: "
-                "each process keeps its own list of seen tokens, so a token can "
-                "be replayed once against every other process.",
-                hint="Use a cache shared by all processes (Redis).",
-                id="django_microkit.W051",
-            )
-        )
-    return messages

@@ -34,20 +34,16 @@ import jwt
 from django.core.cache import caches
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
+from jwt.types import Options
 from rest_framework.exceptions import (
     AuthenticationFailed,
     NotAuthenticated,
     PermissionDenied,
 )
 
-from django_microkit.conf import microkit_settings
+from django_microkit.conf import derived, microkit_settings
 from django_microkit.errors.problem import Problem
-from django_microkit.service_auth._keys import (
-    Key,
-    ServiceAuthConfig,
-    get_config,
-    on_reset,
-)
+from django_microkit.service_auth.keys import Key, ServiceAuthConfig, get_config
 
 __all__ = [
     "InsufficientScope",
@@ -74,8 +70,6 @@ _ACCEPTED_TYPES = frozenset({TOKEN_TYPE, f"application/{TOKEN_TYPE}"})
 # Far above any real token (an RSA-4096 token is under 1,500 characters);
 # longer input is refused before it is parsed.
 _MAX_TOKEN_LENGTH = 4096
-# Compact JWS serialization: three base64url segments (RFC 7515 §7.1).
-_TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
 # RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
 _SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5B\x5D-\x7E]+")
 _JTI_LENGTH = range(16, 257)
@@ -265,13 +259,13 @@ def encode_token(key: Key, claims: Mapping[str, Any]) -> str:
 
 
 _reuse_lock = threading.Lock()
-_reusable: dict[tuple[str, tuple[str, ...]], tuple[str, float]] = {}
 
 
-@on_reset
-def _forget_reusable_tokens() -> None:
-    with _reuse_lock:
-        _reusable.clear()
+@derived
+def _reusable() -> dict[tuple[str, tuple[str, ...]], tuple[str, float]]:
+    """(audience, scopes) -> (token, time to renew it), for ``REUSE_TOKENS_FOR``;
+    forgotten with the keys that signed the tokens."""
+    return {}
 
 
 def mint_service_token(audience: str, scopes: Iterable[str] = ()) -> str:
@@ -297,12 +291,13 @@ def mint_service_token(audience: str, scopes: Iterable[str] = ()) -> str:
         return _mint(config, key, audience, wanted)
     now = time.time()
     with _reuse_lock:
-        cached = _reusable.get((audience, wanted))
+        reusable = _reusable()
+        cached = reusable.get((audience, wanted))
         if cached is not None and cached[1] > now:
             return cached[0]
         token = _mint(config, key, audience, wanted)
         renew_at = now + config.lifetime * (1 - _REUSE_MARGIN)
-        _reusable[(audience, wanted)] = (token, renew_at)
+        reusable[(audience, wanted)] = (token, renew_at)
         return token
 
 
@@ -317,17 +312,13 @@ def _mint(
 
 # --- verifying --------------------------------------------------------------
 
-# Signature and header checks are PyJWT's; the claims are checked below, all
-# against one clock reading.
-_DECODE_OPTIONS: Any = {
-    "verify_signature": True,
-    "verify_exp": False,
-    "verify_nbf": False,
-    "verify_iat": False,
-    "verify_aud": False,
-    "verify_iss": False,
+# PyJWT checks the signature, then that these claims are present, then iat,
+# nbf and exp (with the leeway), iss and aud: a service token has one audience,
+# a string, and no sub (RFC 7519 §4.1.2 leaves it to the profile).
+_DECODE_OPTIONS: Options = {
+    "require": ["iss", "aud", "iat", "exp"],
+    "strict_aud": True,
     "verify_sub": False,
-    "verify_jti": False,
 }
 
 
@@ -336,10 +327,13 @@ def verify_service_token(token: str) -> ServicePrincipal:
     subclass saying why a token is refused.
 
     Checks, in order: shape and ``typ``; ``kid`` of a known peer key and the
-    ``alg`` configured for it; signature; ``iss`` the key's service; ``aud``
-    this service; ``exp``, ``nbf``, ``iat`` with the leeway; lifetime
-    (``exp - iat``) at most ``MAX_TOKEN_LIFETIME``; ``jti`` and ``scope``
-    well-formed; ``jti`` not seen before (replay protection).
+    ``alg`` configured for it (before any signature work, and without looking
+    at ``iss``, so an unsigned token learns nothing of the peers); then PyJWT checks the
+    signature, ``iat``/``nbf`` not in the future and ``exp`` not past (with the
+    leeway), ``iss`` the key's service and ``aud`` this service; then the times
+    are JSON numbers, the lifetime (``exp - iat``) at most
+    ``MAX_TOKEN_LIFETIME``, ``jti`` and ``scope`` well-formed, and ``jti`` not
+    seen before (replay protection).
     """
     config = get_config()
     if not config.service:
@@ -349,29 +343,17 @@ def verify_service_token(token: str) -> ServicePrincipal:
     key = _key_for(config, token)
     try:
         claims = jwt.decode(
-            token, key.material, algorithms=[key.alg], options=_DECODE_OPTIONS
+            token,
+            key.material,
+            algorithms=[key.alg],
+            audience=config.service,
+            issuer=key.service,
+            leeway=config.leeway,
+            options=_DECODE_OPTIONS,
         )
-    except jwt.InvalidTokenError:
-        raise ServiceTokenInvalid(
-            _("The service token's signature does not verify.")
-        ) from None
-    issuer = claims.get("iss")
-    if issuer != key.service:
-        if issuer in config.peers:
-            raise ServiceTokenInvalid(
-                _("The service token is signed with another service's key.")
-            )
-        raise UnknownService()
-    if claims.get("aud") != config.service:
-        raise WrongAudience()
-    now = time.time()
-    exp = _number(claims, "exp")
-    iat = _number(claims, "iat")
-    nbf = _number(claims, "nbf", required=False)
-    if exp <= now - config.leeway:
-        raise ServiceTokenExpired()
-    if (iat if nbf is None else max(iat, nbf)) > now + config.leeway:
-        raise ServiceTokenInvalid(_("The service token is not valid yet."))
+    except jwt.InvalidTokenError as exc:
+        raise _refusal(config, token, exc) from None
+    exp, iat = _times(claims)
     if not 0 < exp - iat <= config.max_lifetime:
         raise ServiceTokenInvalid(
             _("The service token's lifetime is longer than this service accepts.")
@@ -381,36 +363,14 @@ def verify_service_token(token: str) -> ServicePrincipal:
         raise ServiceTokenInvalid(_("The service token has no valid jti claim."))
     scopes = _scopes(claims)
     if config.replay_protection:
-        _claim_once(config, key.service, jti, exp, now)
+        _claim_once(config, key.service, jti, exp)
     return ServicePrincipal(
         name=key.service, scopes=scopes, claims=MappingProxyType(claims)
     )
 
 
-def _unverified_header(token: str) -> dict[str, Any]:
-    # Read only to pick the key; PyJWT parses and checks the whole token again
-    # when it verifies the signature, so this saves a second full parse.
-    if len(token) > _MAX_TOKEN_LENGTH or not _TOKEN_SHAPE.fullmatch(token):
-        raise ServiceTokenInvalid(_("The service token is malformed."))
-    header = _json_segment(token.split(".", 1)[0])
-    if header is None:
-        raise ServiceTokenInvalid(_("The service token is malformed."))
-    return header
-
-
-def _json_segment(segment: str) -> dict[str, Any] | None:
-    """The JSON object in a base64url segment, or ``None``."""
-    try:
-        value = json.loads(
-            base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
-        )
-    except (ValueError, RecursionError):
-        return None
-    return value if isinstance(value, dict) else None
-
-
 def _key_for(config: ServiceAuthConfig, token: str) -> Key:
-    header = _unverified_header(token)
+    header = _header(token)
     typ = header.get("typ")
     if not isinstance(typ, str) or typ.lower() not in _ACCEPTED_TYPES:
         raise ServiceTokenInvalid(_("The token is not a service token (typ)."))
@@ -421,8 +381,8 @@ def _key_for(config: ServiceAuthConfig, token: str) -> Key:
     kid = header.get("kid")
     key = config.peer_keys.get(kid) if isinstance(kid, str) else None
     if key is None:
-        if _unverified_issuer(token) not in config.peers:
-            raise UnknownService()
+        # The same refusal whatever ``iss`` says: a token nobody could sign
+        # must not learn which services are trusted.
         raise ServiceTokenInvalid(_("The service token names an unknown key (kid)."))
     if header.get("alg") != key.alg:
         # RFC 8725 §3.1: the key decides the algorithm, never the token.
@@ -432,26 +392,87 @@ def _key_for(config: ServiceAuthConfig, token: str) -> Key:
     return key
 
 
-def _unverified_issuer(token: str) -> Any:
-    # Only to tell "unknown service" from "unknown key" in the refusal.
-    claims = _json_segment(token.split(".")[1])
-    return None if claims is None else claims.get("iss")
+def _header(token: str) -> dict[str, Any]:
+    if len(token) > _MAX_TOKEN_LENGTH:
+        raise ServiceTokenInvalid(_("The service token is malformed."))
+    try:
+        return jwt.get_unverified_header(token)
+    except jwt.DecodeError:
+        raise ServiceTokenInvalid(_("The service token is malformed.")) from None
+    except jwt.InvalidTokenError:
+        # A kid that is not a string, or a crit PyJWT does not support: PyJWT
+        # parsed the header and refused it; _key_for says which refusal it is.
+        return _json_segment(token, 0) or {}
 
 
-def _number(claims: Mapping[str, Any], name: str, *, required: bool = True) -> Any:
-    value = claims.get(name)
-    if value is None and not required:
-        return None
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or not math.isfinite(value)
-    ):
-        raise ServiceTokenInvalid(
-            _("The service token's %(claim)s claim is missing or not a number.")
-            % {"claim": name}
+def _refusal(
+    config: ServiceAuthConfig, token: str, exc: jwt.InvalidTokenError
+) -> ServiceTokenInvalid:
+    """The refusal for what PyJWT found wrong with a token."""
+    if isinstance(exc, jwt.ExpiredSignatureError):
+        return ServiceTokenExpired()
+    if isinstance(exc, jwt.ImmatureSignatureError):
+        return ServiceTokenInvalid(_("The service token is not valid yet."))
+    missing = getattr(exc, "claim", None)
+    if isinstance(exc, jwt.InvalidAudienceError) or missing == "aud":
+        return WrongAudience()
+    if isinstance(exc, jwt.InvalidIssuerError) or missing == "iss":
+        # The signature verified, so the key is known: the token names another
+        # service than the key's.
+        if _known_issuer(config, token):
+            return ServiceTokenInvalid(
+                _("The service token is signed with another service's key.")
+            )
+        return UnknownService()
+    if isinstance(exc, jwt.exceptions.InvalidJTIError):
+        return ServiceTokenInvalid(_("The service token has no valid jti claim."))
+    if not isinstance(exc, jwt.InvalidSignatureError):
+        # A time claim PyJWT could not read as an integer, or a missing one.
+        claims = _json_segment(token, 1)
+        if claims is not None:
+            try:
+                _times(claims)
+            except ServiceTokenInvalid as refusal:
+                return refusal
+    return ServiceTokenInvalid(_("The service token's signature does not verify."))
+
+
+def _json_segment(token: str, index: int) -> dict[str, Any] | None:
+    """The JSON object in segment ``index`` of ``token``, or ``None``."""
+    segment = token.split(".")[index]
+    try:
+        value = json.loads(
+            base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
         )
-    return value
+    except (ValueError, RecursionError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _known_issuer(config: ServiceAuthConfig, token: str) -> bool:
+    # Asked only once the signature verified: the caller holds a peer's key.
+    issuer = (_json_segment(token, 1) or {}).get("iss")
+    return isinstance(issuer, str) and issuer in config.peers
+
+
+def _times(claims: Mapping[str, Any]) -> tuple[float, float]:
+    """``exp`` and ``iat``, once they and ``nbf`` are JSON numbers (RFC 7519
+    §2 NumericDate), which PyJWT does not insist on: it reads ``"10"`` and
+    ``true`` as integers."""
+    for name in ("exp", "iat", "nbf"):
+        value = claims.get(name)
+        if name == "nbf" and value is None:
+            continue
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not math.isfinite(value)
+        ):
+            raise ServiceTokenInvalid(
+                _("The service token's %(claim)s claim is missing or not a number.")
+                % {"claim": name}
+            )
+    return claims["exp"], claims["iat"]
 
 
 def _scopes(claims: Mapping[str, Any]) -> frozenset[str]:
@@ -466,14 +487,12 @@ def _scopes(claims: Mapping[str, Any]) -> frozenset[str]:
     return frozenset(scopes)
 
 
-def _claim_once(
-    config: ServiceAuthConfig, issuer: str, jti: str, exp: float, now: float
-) -> None:
+def _claim_once(config: ServiceAuthConfig, issuer: str, jti: str, exp: float) -> None:
     """Record ``jti`` for as long as its token could still be accepted; refuse
     it if it was already recorded. Fails closed: no cache, no access."""
     cache = caches[config.replay_cache]
     digest = hashlib.sha256(f"{issuer}\n{jti}".encode()).hexdigest()
-    timeout = max(1, math.ceil(exp + config.leeway - now))
+    timeout = max(1, math.ceil(exp + config.leeway - time.time()))
     try:
         first_use = cache.add(_REPLAY_KEY_PREFIX + digest, 1, timeout)
     except Exception:
