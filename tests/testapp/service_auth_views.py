@@ -45,7 +45,7 @@ class WhoAmI(APIView):
     permission_classes: Any = [IsService]
 
     def get(self, request: Request) -> Response:
-        user = request.user
+        user: Any = request.user
         if isinstance(user, ServicePrincipal):
             return Response(
                 {
@@ -94,7 +94,10 @@ urlpatterns = [
     path("service-or-admin/", _view([IsService | IsAdminUser])),
     path("scope-or-admin/", _view([HasServiceScope("catalog:write") | IsAdminUser])),
     path("admin-or-scope/", _view([IsAdminUser | HasServiceScope("catalog:write")])),
-    path("either-scope/", _view([HasServiceScope("a") | HasServiceScope("b")])),
+    path(
+        "either-scope/",
+        _view([HasServiceScope("a") | HasServiceScope("b")]),  # type: ignore[operator]
+    ),
     path("scope-or-read/", _view([HasServiceScope("x") | ReadOnly])),
     path("service-and-scope/", _view([IsService & HasServiceScope("x")])),
     path("read-and-scope/", _view([ReadOnly & HasServiceScope("x")])),
