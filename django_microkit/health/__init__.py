@@ -11,7 +11,7 @@ probes costs one round.
 
 from __future__ import annotations
 
-from django_microkit.health.registry import PROBES, register_check
+from django_microkit.health._registry import PROBES, register_check
 from django_microkit.health.runner import (
     CheckEntry,
     CheckResult,

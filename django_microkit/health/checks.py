@@ -11,7 +11,7 @@ from django.core.checks import CheckMessage
 
 from django_microkit.checks import Issue, is_number
 from django_microkit.conf import microkit_settings
-from django_microkit.health.registry import _PROBE_SETTINGS, _Misconfigured, _resolve
+from django_microkit.health._registry import PROBE_SETTINGS, Misconfigured, resolve
 
 __all__ = ["check_health", "check_health_deploy"]
 
@@ -54,7 +54,7 @@ def check_health(**kwargs: Any) -> list[CheckMessage]:
                 "trailing one ('health/'), or '' for /live, /ready, /startup.",
             )
         )
-    for probe, key in _PROBE_SETTINGS.items():
+    for probe, key in PROBE_SETTINGS.items():
         entries = section[key]
         if isinstance(entries, (list, tuple)):
             issues.extend(_entry_issues(probe, key, entries))
@@ -80,8 +80,8 @@ def _entry_issues(probe: str, key: str, entries: Sequence[Any]) -> list[Issue]:
     names: list[str] = []
     for entry in entries:
         try:
-            checks = _resolve(entry, 1.0)
-        except _Misconfigured as error:
+            checks = resolve(entry, 1.0)
+        except Misconfigured as error:
             found = error.issue
             issues.append(
                 Issue(found.id, f"MICROKIT['HEALTH'][{key!r}]: {found.msg}", found.hint)

@@ -25,7 +25,7 @@ from django.urls.resolvers import ResolverMatch, RoutePattern
 from django.utils.log import log_response
 
 from django_microkit.conf import microkit_settings
-from django_microkit.health.registry import PROBES
+from django_microkit.health._registry import PROBES
 from django_microkit.health.runner import HealthReport, arun_probe, run_probe
 
 __all__ = ["HEALTH_JSON", "health_urlpatterns", "server_mode_route", "show_details"]
