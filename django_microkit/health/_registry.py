@@ -29,7 +29,6 @@ __all__ = [
     "REGISTRY",
     "Check",
     "Misconfigured",
-    "Registration",
     "probe_checks",
     "register_check",
     "resolve",
@@ -77,7 +76,7 @@ class Misconfigured(ImproperlyConfigured):
         self.issue = Issue(id, msg, hint)
 
 
-class Registration(NamedTuple):
+class _Registration(NamedTuple):
     target: Any
     probes: tuple[str, ...]
     critical: bool
@@ -86,7 +85,7 @@ class Registration(NamedTuple):
 
 
 #: The checks registered with :func:`register_check`, by name.
-REGISTRY: dict[str, Registration] = {}
+REGISTRY: dict[str, _Registration] = {}
 
 
 def _redis(url: str, **options: Any) -> Any:
@@ -152,7 +151,7 @@ def register_check(
         key = name or _name_of(target)
         if key in _BUILTINS:
             raise ValueError(f"{key!r} is the name of a built-in check.")
-        REGISTRY[key] = Registration(target, probes, critical, timeout, component_type)
+        REGISTRY[key] = _Registration(target, probes, critical, timeout, component_type)
         _resolved.reset()
         return target
 

@@ -22,38 +22,32 @@ _DEPENDENCY_KINDS = frozenset({"database", "cache", "redis"})
 def check_health(**kwargs: Any) -> list[CheckMessage]:
     """The time budget, the URL prefix and each probe's list of checks."""
     section = microkit_settings.HEALTH
-    issues: list[Issue] = []
-    timeout = section["TIMEOUT"]
-    if is_number(timeout) and timeout <= 0:
-        issues.append(
-            Issue(
-                "django_microkit.E043",
-                f"MICROKIT['HEALTH']['TIMEOUT'] is {timeout!r}.",
-                "A timeout is a number of seconds greater than 0 (default 2).",
-            )
-        )
-    ttl = section["RESULT_TTL"]
-    if is_number(ttl) and ttl < 0:
-        issues.append(
-            Issue(
-                "django_microkit.E044",
-                f"MICROKIT['HEALTH']['RESULT_TTL'] is {ttl!r}.",
-                "Give the seconds a round of checks is reused, 0 to run the "
-                "checks on every probe.",
-            )
-        )
+    timeout, ttl = section["TIMEOUT"], section["RESULT_TTL"]
     prefix = section["URL_PREFIX"]
-    if isinstance(prefix, str) and (
-        prefix.startswith("/") or (prefix and not prefix.endswith("/"))
-    ):
-        issues.append(
-            Issue(
-                "django_microkit.E046",
-                f"MICROKIT['HEALTH']['URL_PREFIX'] is {prefix!r}.",
-                "Write it as Django routes are written: no leading slash, a "
-                "trailing one ('health/'), or '' for /live, /ready, /startup.",
-            )
-        )
+    found = [
+        (
+            is_number(timeout) and timeout <= 0,
+            "django_microkit.E043",
+            f"MICROKIT['HEALTH']['TIMEOUT'] is {timeout!r}.",
+            "A timeout is a number of seconds greater than 0 (default 2).",
+        ),
+        (
+            is_number(ttl) and ttl < 0,
+            "django_microkit.E044",
+            f"MICROKIT['HEALTH']['RESULT_TTL'] is {ttl!r}.",
+            "Give the seconds a round of checks is reused, 0 to run the "
+            "checks on every probe.",
+        ),
+        (
+            isinstance(prefix, str)
+            and (prefix.startswith("/") or (prefix and not prefix.endswith("/"))),
+            "django_microkit.E046",
+            f"MICROKIT['HEALTH']['URL_PREFIX'] is {prefix!r}.",
+            "Write it as Django routes are written: no leading slash, a "
+            "trailing one ('health/'), or '' for /live, /ready, /startup.",
+        ),
+    ]
+    issues = [Issue(*issue) for wrong, *issue in found if wrong]
     for probe, key in PROBE_SETTINGS.items():
         entries = section[key]
         if isinstance(entries, (list, tuple)):

@@ -153,15 +153,8 @@ def _result(
 ) -> CheckResult:
     if status == "fail" and not check.critical:
         status = "warn"
-    return CheckResult(
-        check.name,
-        status,
-        seconds * 1000,
-        check.component_type,
-        check.critical,
-        output,
-        detail,
-    )
+    fields = (check.name, status, seconds * 1000, check.component_type, check.critical)
+    return CheckResult(*fields, output, detail)
 
 
 def _ended(
@@ -223,13 +216,9 @@ async def _run_async(check: Check) -> CheckResult:
 
 
 class _DaemonPool:
-    """Threads that live for the process and never hold up its exit (a hung
-    check must not stop a worker from shutting down).
-
-    A thread is started only when none is idle. A check has one run at a time
-    (a round joins the run still under way), so the threads are never more
-    than the checks.
-    """
+    """Threads that never hold up the process's exit (a hung check must not stop
+    a worker from shutting down), started only when none is idle: a check has
+    one run at a time, so they are never more than the checks."""
 
     def __init__(self) -> None:
         self._queue: queue.SimpleQueue[
@@ -281,12 +270,8 @@ def _start_sync(check: Check) -> concurrent.futures.Future[CheckResult]:
 
 
 def _wait(future: concurrent.futures.Future[_T]) -> asyncio.Future[_T]:
-    """An asyncio future for ``future`` that can be cancelled on its own.
-
-    Unlike :func:`asyncio.wrap_future`, cancelling it never cancels ``future``
-    (other rounds may wait on it), and a loop closed in the meantime is not an
-    error.
-    """
+    """:func:`asyncio.wrap_future`, except that cancelling it never cancels
+    ``future`` (other rounds wait on it) and a loop closed meanwhile is no error."""
     loop = asyncio.get_running_loop()
     waiter: asyncio.Future[_T] = loop.create_future()
 
@@ -326,8 +311,8 @@ def _round(checks: Sequence[Check]) -> list[CheckResult]:
         for check in checks
     ]
     results = [_result(check, check.timeout, "fail", "timeout") for check in checks]
-    # Shortest timeout first: every wait ends by its own check's deadline, and a
-    # check that ended after its deadline is never reported as passing.
+    # Shortest timeout first: each wait ends by its own check's deadline, so a
+    # check that ends after its deadline is not taken for one that passed.
     for index in sorted(range(len(checks)), key=lambda i: checks[i].timeout):
         remaining = start + checks[index].timeout - time.perf_counter()
         try:
