@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import contextlib
 import contextvars
 import dataclasses
 import datetime
@@ -270,27 +269,9 @@ def _start_sync(check: Check) -> concurrent.futures.Future[CheckResult]:
 
 
 def _wait(future: concurrent.futures.Future[_T]) -> asyncio.Future[_T]:
-    """:func:`asyncio.wrap_future`, except that cancelling it never cancels
-    ``future`` (other rounds wait on it) and a loop closed meanwhile is no error."""
-    loop = asyncio.get_running_loop()
-    waiter: asyncio.Future[_T] = loop.create_future()
-
-    def settle(_: concurrent.futures.Future[_T]) -> None:
-        if waiter.done():  # cancelled: its check timed out
-            return
-        error = future.exception()
-        if error is None:
-            waiter.set_result(future.result())
-        else:
-            waiter.set_exception(error)
-
-    def done(_: concurrent.futures.Future[_T]) -> None:
-        # A loop closed in the meantime has nobody left waiting.
-        with contextlib.suppress(RuntimeError):
-            loop.call_soon_threadsafe(settle, future)
-
-    future.add_done_callback(done)
-    return waiter
+    """Await ``future`` from a coroutine; cancelling the wait, as a timeout does,
+    leaves ``future`` alone: other rounds may be waiting on it."""
+    return asyncio.shield(asyncio.wrap_future(future))
 
 
 # --- one round -------------------------------------------------------------------
