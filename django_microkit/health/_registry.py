@@ -284,7 +284,7 @@ def _builtin_targets(
                 f"Health check '{kind}:{alias}' is unknown: {kind!r} takes no alias.",
                 f"Write {kind!r}, with its arguments in 'options'.",
             )
-        return [(kind, _callable(_create(factory, options, kind), {}, kind)[1])]
+        return [(kind, _create(factory, options, kind).run)]
     from django.core.cache import caches
     from django.core.files.storage import storages
     from django.db import connections
@@ -302,10 +302,7 @@ def _builtin_targets(
             f"Configured aliases: {known}." + did_you_mean(alias, known),
         )
     return [
-        (
-            f"{kind}:{name}",
-            _callable(_create(factory, {**options, "alias": name}, kind), {}, kind)[1],
-        )
+        (f"{kind}:{name}", _create(factory, {**options, "alias": name}, kind).run)
         for name in ([alias] if alias else known)
     ]
 
@@ -361,12 +358,5 @@ def _callable(
             "Point it at a function, a class with a run() method or an instance "
             "of one.",
         )
-    if not options:
-        return name, call
-    if iscoroutinefunction(call):
-
-        async def call_with_options() -> Any:
-            return await call(**options)
-
-        return name, call_with_options
-    return name, functools.partial(call, **options)
+    # A partial of a coroutine function is still one: it is awaited as such.
+    return name, functools.partial(call, **options) if options else call
