@@ -141,8 +141,10 @@ def _serve() -> None:
     get = _setup()
     for line in sys.stdin:
         command = json.loads(line)
-        if command.pop("burst", False):
-            answer: Any = _burst(get, **command)
+        if command.pop("about", False):
+            answer: Any = environment()
+        elif command.pop("burst", False):
+            answer = _burst(get, **command)
         else:
             answer = _times(get, **command)
         sys.stdout.write(json.dumps(answer) + "\n")
@@ -292,6 +294,9 @@ def main() -> None:
         for name, root in roots.items():
             workers[name] = Worker(root)
         lines = measure(workers, args.rounds, args.batch, args.repeat)
+        if BASELINE in workers:
+            about = workers[BASELINE].ask(about=True)
+            lines += ["", f"`{BASELINE}`, measured in the same rounds: {about}"]
     finally:
         for worker in workers.values():
             worker.stop()
@@ -302,17 +307,6 @@ def main() -> None:
         + f" Load average at the start: {start_load}.",
         "",
     ]
-    if args.baseline is not None:
-        commit = subprocess.run(
-            ["git", "-C", str(args.baseline), "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-        ).stdout.strip()
-        lines += [
-            "",
-            f"`{BASELINE}` is commit {commit or '?'} (`--baseline {args.baseline}`), "
-            "measured in the same rounds.",
-        ]
     publish("probes", "\n".join(header + lines) + "\n", args.output)
 
 

@@ -173,12 +173,9 @@ def _resolved() -> dict[str, tuple[Check, ...]]:
 
 
 def probe_checks(probe: str) -> tuple[Check, ...]:
-    """The checks ``probe`` runs, resolved once per configuration.
-
-    Only a round resolves its probe, and a probe's rounds overlap only across
-    a settings change, when either resolution is as good: no lock is needed. A
-    failure is raised, and tried again by the next round.
-    """
+    """The checks ``probe`` runs, resolved once per configuration. No lock: a
+    probe's rounds overlap only across a settings change, when either
+    resolution is as good. A failure is raised, and tried again next round."""
     resolved = _resolved()
     if probe not in resolved:
         section = microkit_settings.HEALTH

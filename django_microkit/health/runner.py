@@ -174,12 +174,9 @@ def _ended(
 
 
 def _close_old_connections() -> None:
-    """Close this pool thread's unusable or expired database connections.
-
-    A pool thread is like a request that never ends: without this, a check
-    using the ORM would keep a broken connection (and fail) after the database
-    restarts.
-    """
+    """Close this pool thread's unusable or expired database connections, as the
+    end of a request does: else an ORM check would keep failing on a broken
+    connection after the database restarts."""
     try:
         close_old_connections()
     except Exception:

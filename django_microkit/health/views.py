@@ -62,14 +62,9 @@ class _ServerModePattern(URLPattern):
 def server_mode_route(
     route: str, sync_view: _SyncView, async_view: _AsyncView, *, name: str
 ) -> URLPattern:
-    """A route for an operational endpoint, such as a probe or service info.
-
-    ``sync_view`` serves it under WSGI and ``async_view`` under ASGI, chosen
-    when the URL is resolved, so that neither server switches modes per
-    request. Both views are freed from what guards application views:
-    ``LoginRequiredMiddleware`` (a probe has no user) and ``ATOMIC_REQUESTS``
-    (the checks use their own connections, and it would refuse an async view).
-    """
+    """A route for an operational endpoint, such as a probe or service info,
+    freed from what guards application views: ``LoginRequiredMiddleware`` (a
+    probe has no user) and ``ATOMIC_REQUESTS`` (it would refuse an async view)."""
     for view in (sync_view, async_view):
         login_not_required(view)
         for alias in connections:
@@ -121,11 +116,8 @@ def _probe_views(probe: str) -> tuple[_SyncView, _AsyncView]:
 
 
 def health_urlpatterns() -> list[URLPattern]:
-    """The probe routes, under ``MICROKIT["HEALTH"]["URL_PREFIX"]``.
-
-    Read when the URLconf is loaded: ``health/live``, ``health/ready`` and
-    ``health/startup`` by default, named ``microkit-health-<probe>``.
-    """
+    """The probe routes, named ``microkit-health-<probe>``, under
+    ``MICROKIT["HEALTH"]["URL_PREFIX"]`` as it is when the URLconf loads."""
     section = microkit_settings.HEALTH
     patterns: list[URLPattern] = []
     for probe in PROBES:
