@@ -329,15 +329,15 @@ class _Probe:
         self.last: HealthReport | None = None
         self.round: concurrent.futures.Future[HealthReport] | None = None
 
-    def join(self, fresh: bool) -> tuple[concurrent.futures.Future[HealthReport], bool]:
-        """The round a caller waits for, and whether it leads it."""
+    def reusable(self, fresh: bool) -> HealthReport | None:
+        """The last report, if it is young enough and the caller allows it."""
         cached = self.cached
-        if not fresh and cached is not None and time.monotonic() < cached[1]:
-            reused: concurrent.futures.Future[HealthReport] = (
-                concurrent.futures.Future()
-            )
-            reused.set_result(cached[0])
-            return reused, False
+        if fresh or cached is None or time.monotonic() >= cached[1]:
+            return None
+        return cached[0]
+
+    def join(self) -> tuple[concurrent.futures.Future[HealthReport], bool]:
+        """The round a caller waits for, and whether it leads it."""
         with self.lock:
             if self.round is not None:
                 return self.round, False
@@ -397,7 +397,10 @@ def run_probe(probe: str, *, fresh: bool = False) -> HealthReport:
     unless ``fresh``; a caller arriving while a round runs waits for that round.
     """
     state = _state(probe)
-    round_, leader = state.join(fresh)
+    report = state.reusable(fresh)
+    if report is not None:
+        return report
+    round_, leader = state.join()
     if leader:
         try:
             started = _now()
@@ -416,7 +419,10 @@ _tasks: set[asyncio.Task[None]] = set()
 async def arun_probe(probe: str, *, fresh: bool = False) -> HealthReport:
     """:func:`run_probe` for async code: checks run on the running event loop."""
     state = _state(probe)
-    round_, leader = state.join(fresh)
+    report = state.reusable(fresh)
+    if report is not None:
+        return report
+    round_, leader = state.join()
     if leader:
         # The round is a task of its own: a probe whose client goes away does
         # not cancel the round others wait for.

@@ -7,7 +7,6 @@ resolved, so that neither server switches modes on every probe.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -52,10 +51,13 @@ class _ServerModePattern(URLPattern):
 
     def resolve(self, path: str) -> ResolverMatch | None:
         match = super().resolve(path)
-        # Under ASGI, URLs are resolved on the server's event loop.
-        with contextlib.suppress(RuntimeError):
-            if match is not None and asyncio.get_running_loop():
-                match.func = self.async_callback
+        try:
+            # Under ASGI, URLs are resolved on the server's event loop.
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return match
+        if match is not None:
+            match.func = self.async_callback
         return match
 
 
