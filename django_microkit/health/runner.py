@@ -278,27 +278,28 @@ def _round(checks: Sequence[Check]) -> list[CheckResult]:
     """A round under WSGI, led from the request thread: it hands each check to
     the thread or loop that runs it and waits for each until its deadline."""
     start = time.perf_counter()
-    futures = [
+    futures = {
         # A fresh context: the check must not share the request thread's
         # per-thread objects (Django keeps caches in context variables).
-        contextvars.Context().run(
+        check: contextvars.Context().run(
             asyncio.run_coroutine_threadsafe, _run_async(check), _loop()
         )
         if check.is_async
         else _start_sync(check)
         for check in checks
-    ]
-    results = [_result(check, check.timeout, "fail", "timeout") for check in checks]
+    }
+    results: dict[Check, CheckResult] = {}
     # Shortest timeout first: each wait ends by its own check's deadline, so a
     # check that ends after its deadline is not taken for one that passed.
-    for index in sorted(range(len(checks)), key=lambda i: checks[i].timeout):
-        remaining = start + checks[index].timeout - time.perf_counter()
+    for check in sorted(checks, key=lambda check: check.timeout):
+        future, remaining = futures[check], start + check.timeout - time.perf_counter()
         try:
-            results[index] = futures[index].result(timeout=max(remaining, 0.0))
+            results[check] = future.result(timeout=max(remaining, 0.0))
         except concurrent.futures.TimeoutError:
-            if checks[index].is_async:
-                futures[index].cancel()
-    return results
+            results[check] = _result(check, check.timeout, "fail", "timeout")
+            if check.is_async:
+                future.cancel()
+    return [results[check] for check in checks]
 
 
 async def _check(check: Check) -> CheckResult:
