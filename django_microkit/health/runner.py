@@ -14,7 +14,6 @@ import concurrent.futures
 import contextvars
 import dataclasses
 import datetime
-import functools
 import inspect
 import json
 import logging
@@ -22,7 +21,7 @@ import math
 import queue
 import threading
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Sequence
 from typing import Any, Literal, TypedDict, TypeVar
 
 from django.db import close_old_connections
@@ -211,41 +210,43 @@ async def _run_async(check: Check) -> CheckResult:
 # --- the process's own threads ---------------------------------------------------
 
 
-class _DaemonPool:
-    """Threads that never hold up the process's exit (a hung check must not stop
-    a worker from shutting down), started only when none is idle: a check has
-    one run at a time, so they are never more than the checks."""
-
-    def __init__(self) -> None:
-        self._queue: queue.SimpleQueue[
-            tuple[concurrent.futures.Future[Any], Callable[[], Any]]
-        ] = queue.SimpleQueue()
-        self._idle = threading.Semaphore(0)
-
-    def submit(self, call: Callable[[], _T]) -> concurrent.futures.Future[_T]:
-        future: concurrent.futures.Future[_T] = concurrent.futures.Future()
-        self._queue.put((future, call))
-        if not self._idle.acquire(blocking=False):
-            name = "microkit-health-check"
-            threading.Thread(target=self._work, name=name, daemon=True).start()
-        return future
-
-    def _work(self) -> None:
-        while True:
-            future, call = self._queue.get()
-            future.set_result(call())  # the calls catch what checks raise
-            del future, call
-            self._idle.release()
-
-
-# The pool and the loop depend on no setting: a settings change keeps them (a
-# new pair would leave the old threads idle for good); a forked child, whose
+# The threads and the loop depend on no setting: a settings change keeps them
+# (new ones would leave the old threads idle for good); a forked child, whose
 # copy has no threads, starts its own.
+
+_Queue = queue.SimpleQueue[tuple[concurrent.futures.Future[CheckResult], Check]]
 
 
 @derived(settings=(), fork_safe=True)
-def _pool() -> _DaemonPool:
-    return _DaemonPool()
+def _pool() -> tuple[_Queue, threading.Semaphore]:
+    """The sync checks waiting for a thread, and a count of the idle threads."""
+    return queue.SimpleQueue(), threading.Semaphore(0)
+
+
+def _start_sync(check: Check) -> concurrent.futures.Future[CheckResult]:
+    """Run ``check`` in a thread of the pool, or join its run still under way.
+
+    The threads are daemons: a hung check never holds up the exit of a worker.
+    One is started only when none is idle, and a check has one run at a time:
+    there are never more threads than checks.
+    """
+    if check.running is None or check.running.done():
+        waiting, idle = _pool()
+        check.running = concurrent.futures.Future()
+        waiting.put((check.running, check))
+        if not idle.acquire(blocking=False):
+            name = "microkit-health-check"
+            threading.Thread(target=_work, name=name, daemon=True).start()
+    return check.running
+
+
+def _work() -> None:
+    waiting, idle = _pool()
+    while True:
+        future, check = waiting.get()
+        future.set_result(_run_sync(check))
+        del future, check
+        idle.release()
 
 
 @derived(settings=(), fork_safe=True)
@@ -256,13 +257,6 @@ def _loop() -> asyncio.AbstractEventLoop:
         target=loop.run_forever, name="microkit-health-loop", daemon=True
     ).start()
     return loop
-
-
-def _start_sync(check: Check) -> concurrent.futures.Future[CheckResult]:
-    """Run ``check`` in the pool, or join its run still under way."""
-    if check.running is None or check.running.done():
-        check.running = _pool().submit(functools.partial(_run_sync, check))
-    return check.running
 
 
 def _wait(future: concurrent.futures.Future[_T]) -> asyncio.Future[_T]:
