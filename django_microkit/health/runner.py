@@ -314,15 +314,19 @@ def _now() -> str:
 # --- rounds shared and reused ------------------------------------------------------
 
 
+_Round = concurrent.futures.Future[HealthReport]
+
+
+@dataclasses.dataclass(eq=False)
 class _Probe:
     """A probe's round under way and its last report, shared by its callers."""
 
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        # (report, monotonic expiry): one attribute, read without the lock.
-        self.cached: tuple[HealthReport, float] | None = None
-        self.last: HealthReport | None = None
-        self.round: concurrent.futures.Future[HealthReport] | None = None
+    name: str
+    lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
+    # (report, monotonic expiry): one attribute, read without the lock.
+    cached: tuple[HealthReport, float] | None = None
+    last: HealthReport | None = None
+    round: _Round | None = None
 
     def reusable(self, fresh: bool) -> HealthReport | None:
         """The last report, if it is young enough and the caller allows it."""
@@ -331,7 +335,7 @@ class _Probe:
             return None
         return cached[0]
 
-    def join(self) -> tuple[concurrent.futures.Future[HealthReport], bool]:
+    def join(self) -> tuple[_Round, bool]:
         """The round a caller waits for, and whether it leads it."""
         with self.lock:
             if self.round is not None:
@@ -339,19 +343,13 @@ class _Probe:
             self.round = concurrent.futures.Future()
             return self.round, True
 
-    def publish(
-        self,
-        round_: concurrent.futures.Future[HealthReport],
-        probe: str,
-        started: str,
-        results: list[CheckResult],
-    ) -> None:
+    def publish(self, round_: _Round, started: str, results: list[CheckResult]) -> None:
         """Give the round's report to its waiters, and keep it for RESULT_TTL."""
         statuses = {result.status for result in results}
         status: Status = (
             "fail" if "fail" in statuses else "warn" if "warn" in statuses else "pass"
         )
-        report = HealthReport(probe, status, started, tuple(results))
+        report = HealthReport(self.name, status, started, tuple(results))
         # A probe without checks has nothing that could change: keep its report.
         ttl = microkit_settings.HEALTH["RESULT_TTL"] if results else math.inf
         with self.lock:
@@ -361,9 +359,7 @@ class _Probe:
         _log_changes(previous, report)
         round_.set_result(report)
 
-    def abandon(
-        self, round_: concurrent.futures.Future[HealthReport], error: BaseException
-    ) -> None:
+    def abandon(self, round_: _Round, error: BaseException) -> None:
         """End the round with what interrupted it: its waiters must not hang."""
         with self.lock:
             self.round = None
@@ -375,7 +371,7 @@ class _Probe:
 @derived(settings=CHECKS_DEPEND_ON, fork_safe=True)
 def _probes() -> dict[str, _Probe]:
     """Fork-safe: a forked worker forgets the rounds its parent had under way."""
-    return {probe: _Probe() for probe in PROBES}
+    return {probe: _Probe(probe) for probe in PROBES}
 
 
 def _state(probe: str) -> _Probe:
@@ -403,7 +399,7 @@ def run_probe(probe: str, *, fresh: bool = False) -> HealthReport:
         except BaseException as error:
             state.abandon(round_, error)
             raise
-        state.publish(round_, probe, started, results)
+        state.publish(round_, started, results)
     return round_.result()
 
 
@@ -421,24 +417,22 @@ async def arun_probe(probe: str, *, fresh: bool = False) -> HealthReport:
     if leader:
         # The round is a task of its own: a probe whose client goes away does
         # not cancel the round others wait for.
-        task = asyncio.get_running_loop().create_task(_lead(probe, state, round_))
+        task = asyncio.get_running_loop().create_task(_lead(state, round_))
         _tasks.add(task)
         task.add_done_callback(_tasks.discard)
     return await _wait(round_)
 
 
-async def _lead(
-    probe: str, state: _Probe, round_: concurrent.futures.Future[HealthReport]
-) -> None:
+async def _lead(state: _Probe, round_: _Round) -> None:
     try:
         started = _now()
-        results = await asyncio.gather(*map(_check, probe_checks(probe)))
+        results = await asyncio.gather(*map(_check, probe_checks(state.name)))
     except BaseException as error:
         state.abandon(round_, error)
         if not isinstance(error, Exception):
             raise
         return
-    state.publish(round_, probe, started, results)
+    state.publish(round_, started, results)
 
 
 def _log_changes(previous: HealthReport | None, report: HealthReport) -> None:
