@@ -190,6 +190,38 @@ def test_a_hung_check_times_out(get: Callable[..., HttpResponse], check: str) ->
     assert elapsed < 0.3 + 1.0
 
 
+def test_each_check_is_held_to_its_own_deadline(
+    get: Callable[..., HttpResponse],
+) -> None:
+    # The short check ends after its own deadline but long before the other
+    # check does: it still reports a timeout, and the probe waits for neither
+    # longer than its timeout.
+    entries = [
+        {"check": f"{P}.async_sleep", "options": {"seconds": 0.5}, "timeout": 1.5},
+        {"check": f"{P}.sleep", "options": {"seconds": 0.3}, "timeout": 0.1},
+    ]
+    with override_settings(MICROKIT=microkit(READINESS_CHECKS=entries)):
+        start = time.perf_counter()
+        response = get("/health/ready")
+        elapsed = time.perf_counter() - start
+    assert statuses(response) == {"async_sleep": "pass", "sleep": "fail"}
+    assert body(response)["checks"]["sleep"][0]["output"] == "timeout"
+    assert elapsed < 1.5
+
+
+def test_the_pool_starts_a_thread_only_when_none_is_idle() -> None:
+    def pool_threads() -> int:
+        names = [thread.name for thread in threading.enumerate()]
+        return names.count("microkit-health-check")
+
+    checks = [f"{P}.ok", f"{P}.counted", f"{P}.where_am_i"]
+    with override_settings(MICROKIT=microkit(READINESS_CHECKS=checks, RESULT_TTL=0)):
+        before = pool_threads()
+        for _ in range(10):
+            assert run_probe("ready").status == "pass"
+    assert pool_threads() - before <= len(checks)
+
+
 def test_default_timeout_applies() -> None:
     entry = {"check": f"{P}.sleep", "options": {"seconds": 3}}
     with override_settings(MICROKIT=microkit(READINESS_CHECKS=[entry], TIMEOUT=0.2)):
