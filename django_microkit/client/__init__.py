@@ -13,6 +13,9 @@ JSON body. Every call
 - carries the headers of the configured header providers (request ID, trace
   context, service token) and a ``User-Agent`` naming this service;
 - turns an error answer into a typed exception (:mod:`.errors`);
+- reads at most ``MAX_BODY_SIZE`` (``MAX_ERROR_BODY_SIZE`` for an error) bytes
+  of a body, within the deadline, and follows no redirect unless
+  ``MAX_REDIRECTS`` allows it, and then only under ``BASE_URL``;
 - writes one log line (logger ``django_microkit.client``).
 
 The retry loop is this module's own rather than urllib3's ``Retry``: urllib3
@@ -30,12 +33,14 @@ import logging
 import random
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from functools import partial
 from http.cookiejar import DefaultCookiePolicy
 from typing import Any, Literal, overload
 from urllib.parse import urljoin, urlsplit
 
 import requests
+import urllib3
 from requests.adapters import BaseAdapter, HTTPAdapter
 
 from django_microkit.client.breaker import CircuitBreaker
@@ -89,6 +94,8 @@ _logger = logging.getLogger(LOGGER)
 _UNSET: Any = object()
 # The least time worth starting an attempt with.
 _MIN_ATTEMPT_TIME = 0.01
+# Bytes asked for per read of a body: one socket read at most (read1).
+_CHUNK = 64 * 1024
 Timeout = float | tuple[float, float]
 
 # Adapters standing in for the network, by service (set_transport). Not
@@ -302,7 +309,24 @@ class ServiceClient:
         finally:
             call.log()
         if response.status_code >= 400:
-            raise error_from_response(self.name, method, call.path, response)
+            raise error_from_response(
+                self.name,
+                method,
+                call.path,
+                response,
+                retry_after_cap=config.retry_after_cap,
+            )
+        if response.is_redirect:
+            raise InvalidResponseError(
+                self.name,
+                method,
+                call.path,
+                status=response.status_code,
+                code="redirect",
+                detail="The answer is a redirect, not followed (MAX_REDIRECTS, "
+                "or it leaves the service's BASE_URL).",
+                response=response,
+            )
         if raw:
             return response
         return _parse(self.name, method, call.path, response)
@@ -384,7 +408,7 @@ def _parse(service: str, method: str, path: str, response: requests.Response) ->
         return None
     try:
         return response.json()
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: [[[[... nested deep
         raise InvalidResponseError(
             service,
             method,
@@ -418,7 +442,7 @@ class _Call:
         deadline_at: float,
         attempts_allowed: int,
     ) -> requests.Response:
-        config, session, breaker = target.config, target.session, target.breaker
+        config, breaker = target.config, target.breaker
         base_headers = _by_name(
             (("User-Agent", user_agent()), ("Accept", "application/json"))
         )
@@ -432,12 +456,16 @@ class _Call:
             remaining = max(deadline_at - time.monotonic(), _MIN_ATTEMPT_TIME)
             attempt_timeout = (min(timeout[0], remaining), min(timeout[1], remaining))
             try:
-                headers = self._headers(config, url, base_headers, call_headers)
-                response = session.request(
-                    self.method, url, headers=headers, timeout=attempt_timeout, **send
+                response = self._attempt(
+                    target,
+                    url,
+                    send,
+                    (base_headers, call_headers),
+                    attempt_timeout,
+                    deadline_at,
                 )
             except requests.Timeout as exc:
-                cut = attempt_timeout != timeout
+                cut = attempt_timeout != timeout or time.monotonic() >= deadline_at
                 failure: ServiceError = ServiceTimeoutError(
                     self.service,
                     self.method,
@@ -451,6 +479,8 @@ class _Call:
             ) as exc:
                 failure = ServiceConnectionError(self.service, self.method, self.path)
                 outcome = failure.with_cause(exc)
+            except InvalidResponseError as exc:  # a body too large or undecodable
+                outcome = exc
             except BaseException:
                 breaker.release(permit)
                 raise
@@ -472,9 +502,136 @@ class _Call:
                 return outcome
             time.sleep(delay)
 
+    def _attempt(
+        self,
+        target: _Target,
+        url: str,
+        send: dict[str, Any],
+        headers: tuple[_Headers, _Headers],
+        timeout: tuple[float, float],
+        deadline_at: float,
+    ) -> requests.Response:
+        """One attempt: the request, its redirects if allowed, each body read.
+
+        requests would follow any redirect, to any host, with the headers of
+        the first request; a hop here goes only under ``BASE_URL``, gets fresh
+        provider headers (a new token, as a retry does) and not the call's own
+        ``Authorization``. RFC 9110 §15.4: 303, and 301/302 after a POST, turn
+        into a GET without a body."""
+        config, method = target.config, self.method
+        base_headers, call_headers = headers
+        for hop in range(config.max_redirects + 1):
+            response = target.session.request(
+                method,
+                url,
+                headers=self._headers(config, method, url, base_headers, call_headers),
+                timeout=timeout,
+                stream=True,
+                allow_redirects=False,
+                **send,
+            )
+            self._read_body(response, config, deadline_at, timeout[1])
+            location = urljoin(url, response.headers.get("Location", ""))
+            if (
+                not response.is_redirect
+                or hop == config.max_redirects
+                or not config.owns(location)
+            ):
+                break
+            url = location
+            status = response.status_code
+            if status == 303 and method != "HEAD" or status < 303 and method == "POST":
+                method, send = "GET", {}
+            send = {key: value for key, value in send.items() if key != "params"}
+            call_headers = {
+                name: field
+                for name, field in call_headers.items()
+                if name != "authorization"
+            }
+        return response
+
+    def _read_body(
+        self,
+        response: requests.Response,
+        config: ServiceConfig,
+        deadline_at: float,
+        read_timeout: float,
+    ) -> None:
+        """Read the body into ``response.content``, decompressed, within the
+        deadline (each socket read waits at most for the time left) and at most
+        the configured size; otherwise close the connection and raise.
+
+        ``requests`` would read the whole body into memory however long it
+        is, inflate any gzip into it, and give a trickling peer the read
+        timeout per byte."""
+        limit = (
+            config.max_error_body_size
+            if response.status_code >= 300
+            else config.max_body_size
+        )
+        raw = response.raw
+        if raw is None:  # an adapter that built the content itself
+            return
+        read: Callable[[int], bytes] = raw.read
+        sock = None
+        if isinstance(raw, urllib3.BaseHTTPResponse):
+            read = partial(raw.read1, decode_content=True)
+            sock = getattr(raw.connection, "sock", None)
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            while chunk := self._read_chunk(read, sock, deadline_at, read_timeout):
+                size += len(chunk)
+                if size > limit:
+                    raise InvalidResponseError(
+                        self.service,
+                        self.method,
+                        self.path,
+                        status=response.status_code,
+                        code="response_too_large",
+                        detail=f"The body is longer than {limit} bytes.",
+                    )
+                chunks.append(chunk)
+        except BaseException:
+            response.close()  # not back to the pool with a body half read
+            raise
+        # What requests itself stores once it has read a body: .content,
+        # .text and .json() then work as on any response.
+        response._content = b"".join(chunks)
+        response._content_consumed = True  # type: ignore[attr-defined]
+
+    def _read_chunk(
+        self,
+        read: Callable[[int], bytes],
+        sock: Any,
+        deadline_at: float,
+        read_timeout: float,
+    ) -> bytes:
+        """The next piece of a body, as the ``requests`` exceptions the attempt
+        handles."""
+        remaining = deadline_at - time.monotonic()
+        if remaining <= 0:
+            raise requests.ReadTimeout("The deadline ran out while reading the body.")
+        try:
+            if sock is not None:
+                sock.settimeout(min(read_timeout, remaining))
+            return read(_CHUNK)
+        except urllib3.exceptions.ReadTimeoutError as exc:
+            raise requests.ReadTimeout(exc) from exc
+        except urllib3.exceptions.DecodeError as exc:
+            raise InvalidResponseError(
+                self.service,
+                self.method,
+                self.path,
+                detail="The body does not match its Content-Encoding.",
+            ).with_cause(exc) from exc
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise requests.ConnectionError(exc) from exc
+
     def _headers(
         self,
         config: ServiceConfig,
+        method: str,
         url: str,
         base_headers: _Headers,
         call_headers: _Headers,
@@ -487,7 +644,7 @@ class _Call:
             self.service,
             config.audience,
             config.scopes,
-            self.method,
+            method,
             url,
             self.attempts,
         )
