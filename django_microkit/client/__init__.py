@@ -520,7 +520,8 @@ class _Call:
         into a GET without a body."""
         config, method = target.config, self.method
         base_headers, call_headers = headers
-        for hop in range(config.max_redirects + 1):
+        hops = 0
+        while True:
             response = target.session.request(
                 method,
                 url,
@@ -534,10 +535,11 @@ class _Call:
             location = urljoin(url, response.headers.get("Location", ""))
             if (
                 not response.is_redirect
-                or hop == config.max_redirects
+                or hops == config.max_redirects
                 or not config.owns(location)
             ):
-                break
+                return response
+            hops += 1
             url = location
             status = response.status_code
             if status == 303 and method != "HEAD" or status < 303 and method == "POST":
@@ -548,7 +550,6 @@ class _Call:
                 for name, field in call_headers.items()
                 if name != "authorization"
             }
-        return response
 
     def _read_body(
         self,

@@ -165,9 +165,16 @@ class CircuitOpenError(ServiceUnavailableError):
     default_code = "circuit_open"
 
 
-class InvalidResponseError(ServiceError):
-    """The answer could not be used: a success whose body is not JSON, or a
-    pagination link that leaves the service's base URL."""
+class InvalidResponseError(ServiceUnavailableError):
+    """The answer could not be used: a success whose body is not JSON (or is
+    nested too deep to parse), a body longer than the configured limit
+    (``response_too_large``), a redirect not followed (``redirect``), or a
+    pagination link that leaves the service's base URL.
+
+    A service answering so cannot serve the request either: a caller's
+    ``except ServiceUnavailableError`` (a 503) covers it, as a gateway answers
+    502 for an invalid upstream answer (RFC 9110 §15.6.3).
+    """
 
     default_code = "invalid_response"
 
