@@ -20,6 +20,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from django_microkit.client import ServiceClient
+
 
 @dataclass(frozen=True)
 class Reply:
@@ -169,3 +171,35 @@ def _running() -> Iterator[ScriptedServer]:
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+#: The catalog entry of the client tests, before their own overrides.
+BASE_ENTRY: dict[str, Any] = {
+    "TIMEOUT": (0.5, 0.5),
+    "RETRIES": 2,
+    "BACKOFF": 0.02,
+    "BACKOFF_MAX": 0.05,
+    "DEADLINE": 5,
+    "BREAKER": {"FAILURES": 100},
+}
+
+
+@pytest.fixture(name="configure")
+def configure_fixture(server: ScriptedServer, settings: Any) -> Any:
+    """Point MICROKIT["SERVICES"]["catalog"] at the server, with overrides."""
+
+    def apply(**entry: Any) -> ServiceClient:
+        settings.MICROKIT = {
+            "SERVICE_NAME": "orders",
+            "SERVICE_VERSION": "2.1.0",
+            "SERVICES": {"catalog": {"BASE_URL": server.url, **BASE_ENTRY, **entry}},
+        }
+        return ServiceClient("catalog")
+
+    return apply
+
+
+@pytest.fixture(name="catalog")
+def catalog_fixture(configure: Any) -> ServiceClient:
+    client: ServiceClient = configure()
+    return client

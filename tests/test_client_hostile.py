@@ -27,6 +27,8 @@ from django_microkit.client.errors import parse_retry_after
 from tests.scripted_server import (  # noqa: F401
     Reply,
     ScriptedServer,
+    catalog_fixture,
+    configure_fixture,
     other_server_fixture,
     server_fixture,
 )
@@ -34,34 +36,6 @@ from tests.scripted_server import (  # noqa: F401
 MiB = 1024 * 1024
 PART = b"x" * (64 * 1024)
 _JSON = {"Content-Type": "application/json"}
-
-
-@pytest.fixture
-def configure(server: ScriptedServer, settings: Any) -> Any:
-    """Point MICROKIT["SERVICES"]["catalog"] at the server, with overrides."""
-
-    def apply(**entry: Any) -> ServiceClient:
-        settings.MICROKIT = {
-            "SERVICE_NAME": "orders",
-            "SERVICES": {
-                "catalog": {
-                    "BASE_URL": server.url,
-                    "TIMEOUT": (0.5, 1.0),
-                    "RETRIES": 0,
-                    "DEADLINE": 5,
-                    **entry,
-                }
-            },
-        }
-        return ServiceClient("catalog")
-
-    return apply
-
-
-@pytest.fixture
-def catalog(configure: Any) -> ServiceClient:
-    client: ServiceClient = configure()
-    return client
 
 
 # --------------------------------------------------------------------------

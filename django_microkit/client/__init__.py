@@ -661,7 +661,9 @@ class _Call:
         attempts_allowed: int,
     ) -> float | None:
         """Seconds to wait before the next attempt, ``None``: no next attempt."""
-        if self.attempts >= attempts_allowed:
+        if self.attempts >= attempts_allowed or isinstance(
+            outcome, InvalidResponseError
+        ):
             return None
         response = outcome if isinstance(outcome, requests.Response) else None
         if response is not None and response.status_code not in _RETRY_STATUSES:
