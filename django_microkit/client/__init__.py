@@ -532,15 +532,12 @@ class _Call:
                 **send,
             )
             self._read_body(response, config, deadline_at, timeout[1])
-            location = urljoin(url, response.headers.get("Location", ""))
-            if (
-                not response.is_redirect
-                or hops == config.max_redirects
-                or not config.owns(location)
-            ):
+            if not response.is_redirect or hops == config.max_redirects:
+                return response
+            url = urljoin(url, response.headers["Location"])
+            if not config.owns(url):
                 return response
             hops += 1
-            url = location
             status = response.status_code
             if status == 303 and method != "HEAD" or status < 303 and method == "POST":
                 method, send = "GET", {}
@@ -614,8 +611,8 @@ class _Call:
         if remaining <= 0:
             raise requests.ReadTimeout("The deadline ran out while reading the body.")
         try:
-            if sock is not None:
-                sock.settimeout(min(read_timeout, remaining))
+            if sock is not None and remaining < read_timeout:
+                sock.settimeout(remaining)
             return read(_CHUNK)
         except urllib3.exceptions.ReadTimeoutError as exc:
             raise requests.ReadTimeout(exc) from exc
