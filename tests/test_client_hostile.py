@@ -376,6 +376,23 @@ def test_redirects_under_base_url_are_followed_without_the_callers_credentials(
     assert hop.header("traceparent") is not None
 
 
+def test_a_redirect_hop_gets_a_token_of_its_own(
+    server: ScriptedServer, settings: Any
+) -> None:
+    key = {"kid": "orders-1", "alg": "HS256", "key": {"value": "k" * 32}}
+    settings.MICROKIT = {
+        "SERVICE_NAME": "orders",
+        "SERVICE_AUTH": {"SIGNING_KEYS": [key]},
+        "SERVICES": {"catalog": {"BASE_URL": server.url, "MAX_REDIRECTS": 1}},
+    }
+    server.script("/old/", Reply(302, headers={"Location": "/new/"}))
+    server.script("/new/", Reply(json={"moved": True}))
+    assert ServiceClient("catalog").get("/old/") == {"moved": True}
+    tokens = [r.header("Authorization") for r in server.hits()]
+    assert all(token and token.startswith("Bearer ") for token in tokens)
+    assert tokens[0] != tokens[1]
+
+
 @pytest.mark.parametrize(
     ("status", "method", "body"),
     [(303, "GET", b""), (302, "GET", b""), (307, "POST", b'{"n": 1}')],
