@@ -33,8 +33,7 @@ import logging
 import random
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from functools import partial
+from collections.abc import Iterable, Iterator, Mapping
 from http.cookiejar import DefaultCookiePolicy
 from typing import Any, Literal, overload
 from urllib.parse import urljoin, urlsplit
@@ -567,27 +566,40 @@ class _Call:
             if response.status_code >= 300
             else config.max_body_size
         )
-        raw = response.raw
-        if raw is None:  # an adapter that built the content itself
-            return
-        read: Callable[[int], bytes] = raw.read
-        sock = None
-        if isinstance(raw, urllib3.BaseHTTPResponse):
-            read = partial(raw.read1, decode_content=True)
-            sock = getattr(raw.connection, "sock", None)
+        raw = response.raw  # None: an adapter that built the content itself
+        from_urllib3 = isinstance(raw, urllib3.BaseHTTPResponse)
+        sock = getattr(raw.connection, "sock", None) if from_urllib3 else None
         chunks: list[bytes] = []
         size = 0
         try:
-            while chunk := self._read_chunk(read, sock, deadline_at, read_timeout):
+            while raw is not None:
+                remaining = deadline_at - time.monotonic()
+                if remaining <= 0:
+                    raise requests.ReadTimeout("The deadline ran out in the body.")
+                if sock is not None and remaining < read_timeout:
+                    sock.settimeout(remaining)
+                try:
+                    chunk = (
+                        raw.read1(_CHUNK, decode_content=True)
+                        if from_urllib3
+                        else raw.read(_CHUNK)
+                    )
+                except urllib3.exceptions.ReadTimeoutError as exc:
+                    raise requests.ReadTimeout(exc) from exc
+                except urllib3.exceptions.DecodeError as exc:
+                    raise self._invalid(
+                        response, None, "The body does not match its Content-Encoding."
+                    ) from exc
+                except (urllib3.exceptions.HTTPError, OSError) as exc:
+                    raise requests.ConnectionError(exc) from exc
+                if not chunk:
+                    break
                 size += len(chunk)
                 if size > limit:
-                    raise InvalidResponseError(
-                        self.service,
-                        self.method,
-                        self.path,
-                        status=response.status_code,
-                        code="response_too_large",
-                        detail=f"The body is longer than {limit} bytes.",
+                    raise self._invalid(
+                        response,
+                        "response_too_large",
+                        f"The body is longer than {limit} bytes.",
                     )
                 chunks.append(chunk)
         except BaseException:
@@ -598,33 +610,17 @@ class _Call:
         response._content = b"".join(chunks)
         response._content_consumed = True  # type: ignore[attr-defined]
 
-    def _read_chunk(
-        self,
-        read: Callable[[int], bytes],
-        sock: Any,
-        deadline_at: float,
-        read_timeout: float,
-    ) -> bytes:
-        """The next piece of a body, as the ``requests`` exceptions the attempt
-        handles."""
-        remaining = deadline_at - time.monotonic()
-        if remaining <= 0:
-            raise requests.ReadTimeout("The deadline ran out while reading the body.")
-        try:
-            if sock is not None and remaining < read_timeout:
-                sock.settimeout(remaining)
-            return read(_CHUNK)
-        except urllib3.exceptions.ReadTimeoutError as exc:
-            raise requests.ReadTimeout(exc) from exc
-        except urllib3.exceptions.DecodeError as exc:
-            raise InvalidResponseError(
-                self.service,
-                self.method,
-                self.path,
-                detail="The body does not match its Content-Encoding.",
-            ).with_cause(exc) from exc
-        except (urllib3.exceptions.HTTPError, OSError) as exc:
-            raise requests.ConnectionError(exc) from exc
+    def _invalid(
+        self, response: requests.Response, code: str | None, detail: str
+    ) -> InvalidResponseError:
+        return InvalidResponseError(
+            self.service,
+            self.method,
+            self.path,
+            status=response.status_code,
+            code=code,
+            detail=detail,
+        )
 
     def _headers(
         self,
