@@ -5,6 +5,9 @@ bodies, headers, a delay before answering, a body sent in parts with a pause
 before each, or a dropped connection. Every request is recorded with its
 headers, body, arrival time and the client's port (one per connection); the
 bytes of body written are counted per path.
+
+Fixtures: ``server`` and ``other_server`` (another origin), and ``configure`` /
+``catalog``, a ``ServiceClient("catalog")`` pointed at ``server``.
 """
 
 from __future__ import annotations
