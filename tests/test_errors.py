@@ -504,6 +504,7 @@ DRF_CASES: list[
             **problem(
                 409, "insufficient_stock", "Only 2 left.", "/errors/raise/problem/"
             ),
+            "type": "https://errors.example.com/insufficient_stock",
             "title": "Not enough stock.",
             "available": 2,
         },
@@ -700,6 +701,7 @@ PLAIN_CASES: list[
                 "Only 2 left.",
                 "/errors/plain/raise/problem/",
             ),
+            "type": "https://errors.example.com/insufficient_stock",
             "title": "Not enough stock.",
             "available": 2,
         },
@@ -776,6 +778,7 @@ PLAIN_CASES: list[
                 "Only 2 left.",
                 "/errors/plain/async/problem/",
             ),
+            "type": "https://errors.example.com/insufficient_stock",
             "title": "Not enough stock.",
             "available": 2,
         },
@@ -1286,6 +1289,7 @@ def test_problem_carries_its_members() -> None:
     problem = Problem(
         409,
         "insufficient_stock",
+        type="https://errors.example.com/insufficient_stock",
         title="Not enough stock.",
         detail="Only 2 left.",
         headers={"Retry-After": "5"},
@@ -1298,7 +1302,29 @@ def test_problem_carries_its_members() -> None:
     assert problem.headers == {"Retry-After": "5"}
     assert problem.extensions == {"available": 2}
     assert problem.errors is None
-    assert problem.type is None
+    assert problem.type == "https://errors.example.com/insufficient_stock"
+
+
+def test_a_problem_without_a_type_takes_no_title() -> None:
+    with pytest.raises(ValueError, match="about:blank is titled with the HTTP"):
+        Problem(409, "insufficient_stock", title="Not enough stock.")
+    with pytest.raises(ValueError, match="put it in detail"):
+        Problem(409, "insufficient_stock", title="Conflict", type="about:blank")
+    with pytest.raises(ValueError, match="'Too poor.' a type URI"):
+        Problem.invalid({"amount": ["Too much."]}, title="Too poor.")
+    assert Problem(409, "insufficient_stock", detail="Not enough stock.").title is None
+
+
+def test_a_titled_problem_needs_a_type_uri() -> None:
+    typed = Problem(409, "stock", title="Not enough stock.", type="urn:shop:stock")
+    assert (typed.type, typed.title) == ("urn:shop:stock", "Not enough stock.")
+    with override_settings(
+        MICROKIT={"ERRORS": {"TYPE_BASE_URI": "https://errors.example.com/"}}
+    ):
+        derived = Problem.invalid({}, title="Too poor.")
+        assert derived.title == "Too poor."
+        with pytest.raises(ValueError, match="about:blank"):
+            Problem(409, "stock", title="Not enough stock.", type="about:blank")
 
 
 @pytest.mark.parametrize("status", [200, 302, 600])

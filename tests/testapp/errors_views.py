@@ -167,6 +167,7 @@ RAISE: dict[str, Any] = {
     "problem": lambda: Problem(
         409,
         "insufficient_stock",
+        type="https://errors.example.com/insufficient_stock",
         title="Not enough stock.",
         detail="Only 2 left.",
         headers={"Retry-After": "30"},
