@@ -86,7 +86,11 @@ class Problem(APIException):
             raise ValueError(
                 f"{sorted(reserved)} are set by the handler, not by a problem."
             )
-        if title is not None and _is_about_blank(type):
+        # Under about:blank, as ExceptionHandler.get_type derives the type.
+        if title is not None and (
+            type == "about:blank"
+            or (type is None and not microkit_settings.ERRORS["TYPE_BASE_URI"])
+        ):
             raise ValueError(
                 f"A problem of type about:blank is titled with the HTTP reason "
                 f"phrase: give the title {title!r} a type URI (type=, or "
@@ -133,14 +137,6 @@ class Problem(APIException):
             headers=headers,
             **extensions,
         )
-
-
-def _is_about_blank(type: str | None) -> bool:
-    """Whether the document's ``type`` will be ``about:blank``, as the handler
-    derives it (``ExceptionHandler.get_type``)."""
-    if type is None:
-        return not microkit_settings.ERRORS["TYPE_BASE_URI"]
-    return type == "about:blank"
 
 
 _BODY_DETAIL = _("The request body did not pass validation.")
