@@ -807,7 +807,27 @@ def test_the_test_versioning_is_clean() -> None:
                     "1": {"deprecated_since": "2025-06-01", "sunset": "2025-05-01"}
                 }
             },
-            {"W032": "the sunset date is before the deprecation date"},
+            {
+                "E038": "the sunset date is before the deprecation date",
+                "W037": "version '1' was retired on 2025-05-01",
+            },
+        ),
+        (
+            {
+                "DEPRECATED": {
+                    "1": {"deprecated_since": "2025-06-01", "sunset": "2025-06-01"}
+                },
+                "ENFORCE_SUNSET": False,
+            },
+            {},
+        ),
+        (
+            {
+                "DEPRECATED": {
+                    "1": {"deprecated_since": "2020-01-01", "sunset": "2021-01-01"}
+                }
+            },
+            {"W037": "['1']: version '1' was retired on 2021-01-01: every request"},
         ),
         (
             {
@@ -837,10 +857,19 @@ def test_e037_suggests_the_near_key() -> None:
     assert "Did you mean 'sunset'?" in found["django_microkit.E037"].hint
 
 
-def test_a_past_sunset_on_the_default_is_fine_when_not_enforced() -> None:
+@pytest.mark.parametrize("version", ["1", "2"])
+def test_a_past_sunset_is_fine_when_not_enforced(version: str) -> None:
     entry = {"deprecated_since": "2020-01-01", "sunset": "2021-01-01"}
-    values = with_versioning(DEPRECATED={"2": entry}, ENFORCE_SUNSET=False)
+    values = with_versioning(DEPRECATED={version: entry}, ENFORCE_SUNSET=False)
     assert check_messages(MICROKIT=values) == {}
+
+
+def test_e038_is_an_error_citing_rfc_9745() -> None:
+    entry = {"deprecated_since": "2999-06-01", "sunset": "2999-05-01"}
+    found = check_messages(MICROKIT=with_versioning(DEPRECATED={"3": entry}))
+    (message,) = found.values()
+    assert message.is_serious()
+    assert "RFC 9745 §4" in message.hint
 
 
 @pytest.mark.parametrize(
