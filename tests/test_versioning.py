@@ -177,10 +177,63 @@ def test_responses_vary_on_the_negotiating_headers(
     assert vary(client.get(url, **headers)) == vary_on
 
 
+@pytest.mark.parametrize(
+    ("url", "headers", "status", "vary_on"),
+    [
+        (
+            "/versioning/negotiated/echo/",
+            {"HTTP_X_API_VERSION": "9"},
+            400,
+            {"Accept", "X-API-Version"},
+        ),
+        (
+            "/versioning/negotiated/echo/",
+            {"HTTP_ACCEPT": "application/json; version=3", "HTTP_X_API_VERSION": "1"},
+            400,
+            {"Accept", "X-API-Version"},
+        ),
+        (
+            "/versioning/accept/echo/",
+            {"HTTP_ACCEPT": "application/json; version=9"},
+            406,
+            {"Accept"},
+        ),
+        (
+            "/versioning/header/echo/",
+            {"HTTP_X_API_VERSION": "9"},
+            400,
+            {"Accept", "X-API-Version"},
+        ),
+        ("/versioning/v9/echo/", {}, 400, {"Accept"}),
+        (
+            "/versioning/header/echo/",
+            {"HTTP_X_API_VERSION": "0"},
+            410,
+            {"Accept", "X-API-Version"},
+        ),
+    ],
+)
+def test_refusals_vary_on_the_negotiating_headers(
+    client: APIClient,
+    url: str,
+    headers: dict[str, str],
+    status: int,
+    vary_on: set[str],
+) -> None:
+    retired = {"deprecated_since": "2020-01-01", "sunset": "2021-01-01"}
+    with versioning(VERSIONS=["0", "1", "2", "3"], DEPRECATED={"0": retired}):
+        response = client.get(url, **headers)
+    assert response.status_code == status
+    assert vary(response) == vary_on
+
+
 def test_vary_is_set_where_drf_set_none(client: APIClient) -> None:
     # One renderer: DRF adds no Vary of its own.
     response = client.get("/versioning/json-only/echo/")
     assert response["Vary"] == "Accept, X-API-Version"
+    refused = client.get("/versioning/json-only/echo/", HTTP_X_API_VERSION="9")
+    assert refused.status_code == 400
+    assert refused["Vary"] == "Accept, X-API-Version"
 
 
 @pytest.mark.parametrize(
@@ -564,6 +617,20 @@ def test_a_plain_view_announces_its_version() -> None:
     assert response["Vary"] == "X-API-Version"
 
 
+def test_a_refusal_announces_only_the_headers_it_read() -> None:
+    from django.test import RequestFactory
+
+    def view(request: HttpRequest) -> HttpResponse:
+        announce_version(request, None, ("Accept",))
+        announce_version(request, None, ("X-API-Version",))
+        return HttpResponse(status=400)
+
+    response = VersionHeadersMiddleware(view)(RequestFactory().get("/"))
+    assert "X-API-Version" not in response
+    assert "Deprecation" not in response
+    assert response["Vary"] == "Accept, X-API-Version"
+
+
 # --- OpenAPI: one document per version ------------------------------------------------
 
 
@@ -602,6 +669,8 @@ def test_schema_describes_the_asked_version(
         f"/versioning/schema/{query}", HTTP_ACCEPT="application/json", **headers
     )
     assert response["X-API-Version"] == version
+    # The default scheme read both headers, whatever ``?version=`` said.
+    assert vary(response) == {"Accept", "X-API-Version"}
     document = response.json()
     validate(document)
     ops = operations(document)
@@ -623,9 +692,9 @@ def test_schema_describes_the_asked_version(
 
 
 def test_schema_of_an_unknown_version_is_a_400_problem(client: APIClient) -> None:
-    body = assert_problem(
-        client.get("/versioning/schema/?version=9"), 400, "unsupported_version"
-    )
+    response = client.get("/versioning/schema/?version=9")
+    body = assert_problem(response, 400, "unsupported_version")
+    assert "X-API-Version" not in response
     assert body["errors"] == [
         {
             "code": "unsupported_version",

@@ -34,9 +34,10 @@ class SchemaView(SpectacularAPIView):
     """
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
-        super().initial(request, *args, **kwargs)
+        # Resolved first: the 400 for an unknown ``?version=`` names no version.
         requested = request.query_params.get("version")
-        if requested is not None:
-            self.api_version = resolve_version(requested)
-            request.version = self.api_version
-            announce_version(request, self.api_version)
+        version = resolve_version(requested) if requested is not None else None
+        super().initial(request, *args, **kwargs)
+        if version is not None:
+            self.api_version = request.version = version
+            announce_version(request, version)

@@ -93,6 +93,8 @@ class BaseVersioning(drf_versioning.BaseVersioning):
         # documents into the negotiated media type, whatever the scheme.
         documenting = bool(getattr(view, "swagger_fake_view", False))
         requested = self._requested(request, kwargs, documenting)
+        if not documenting:
+            announce_version(request, None, self.vary)
         allowed: Sequence[str] = self.allowed_versions or ()
         if not requested:
             version = str(self.default_version)
@@ -107,7 +109,7 @@ class BaseVersioning(drf_versioning.BaseVersioning):
                 raise _unsupported(source, allowed)
         if documenting:
             return version
-        announce_version(request, version, self.vary)
+        announce_version(request, version)
         if version_table().sunset_passed(version):
             raise _sunset(version, allowed)
         return version
