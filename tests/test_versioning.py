@@ -570,6 +570,21 @@ def test_the_version_table_follows_the_settings() -> None:
     assert version_table().versions == ("1", "2", "3")
 
 
+def test_next_sunset_is_the_nearest_one_still_to_come() -> None:
+    soon = FUTURE_SUNSET - datetime.timedelta(days=100)
+    deprecated = {
+        "1": {"deprecated_since": "2020-01-01", "sunset": PAST_SUNSET},
+        "2": {"deprecated_since": "2020-01-01", "sunset": FUTURE_SUNSET},
+        "3": {"deprecated_since": "2020-01-01", "sunset": soon},
+    }
+    with versioning(DEPRECATED=deprecated):
+        assert version_table().next_sunset() == parse_instant(soon)
+    with versioning(DEPRECATED=deprecated, ENFORCE_SUNSET=False):
+        assert version_table().next_sunset() is None
+    with versioning(DEPRECATED={}):
+        assert version_table().next_sunset() is None
+
+
 @pytest.mark.parametrize(
     ("value", "expected"),
     [

@@ -112,6 +112,16 @@ class VersionTable:
             return False
         return datetime.datetime.now(datetime.timezone.utc) >= deprecation.sunset
 
+    def next_sunset(self) -> datetime.datetime | None:
+        """When the next version retires (with ``ENFORCE_SUNSET``), if one will."""
+        now = datetime.datetime.now(datetime.timezone.utc)
+        upcoming = [
+            d.sunset
+            for d in self.deprecated.values()
+            if self.enforce_sunset and d.sunset is not None and d.sunset > now
+        ]
+        return min(upcoming, default=None)
+
     def active(self, versions: Sequence[str]) -> list[str]:
         """``versions`` without the retired ones."""
         return [v for v in versions if not self.sunset_passed(v)]
