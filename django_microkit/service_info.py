@@ -135,11 +135,9 @@ def _api_versions() -> ApiVersions:
 
 
 def _optional_str(value: Any) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, (datetime.date, datetime.datetime)):
+    if isinstance(value, datetime.date):  # a datetime too
         return value.isoformat()
-    return str(value)
+    return None if value is None else str(value)
 
 
 @derived(settings=("MICROKIT", "ROOT_URLCONF"))

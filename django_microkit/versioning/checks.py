@@ -109,16 +109,15 @@ def _check_deprecation(
                     did_you_mean(str(key), _DEPRECATION_KEYS),
                 )
             )
+    if "deprecated_since" not in entry:
+        issues.append(
+            _bad_deprecation(
+                f"{path} has no 'deprecated_since' date.", "deprecated_since"
+            )
+        )
     dates: dict[str, Any] = {}
     for key in ("deprecated_since", "sunset"):
         if key not in entry or (key == "sunset" and entry[key] is None):
-            if key == "deprecated_since":
-                issues.append(
-                    _bad_deprecation(
-                        f"{path} has no 'deprecated_since' date.",
-                        "deprecated_since",
-                    )
-                )
             continue
         try:
             dates[key] = parse_instant(entry[key])
@@ -150,26 +149,22 @@ def _check_deprecation(
         )
     if sunset is not None and version_table().sunset_passed(version):
         default = microkit_settings.VERSIONING["DEFAULT_VERSION"]
-        if version == default:
-            issues.append(
-                Issue(
-                    "django_microkit.W033",
-                    f"{where}['DEFAULT_VERSION'] {default!r} is past its sunset "
-                    "date: every request that names no version is answered 410.",
-                    "Make a current version the default, or move the sunset date.",
-                )
+        issues.append(
+            Issue(
+                "django_microkit.W033",
+                f"{where}['DEFAULT_VERSION'] {default!r} is past its sunset date: "
+                "every request that names no version is answered 410.",
+                "Make a current version the default, or move the sunset date.",
             )
-        else:
-            issues.append(
-                Issue(
-                    "django_microkit.W037",
-                    f"{path}: version {version!r} was retired on "
-                    f"{sunset.date().isoformat()}: every request for it is "
-                    "answered 410.",
-                    "Remove it from 'VERSIONS' and 'DEPRECATED' once its clients "
-                    "have moved, or move the sunset date.",
-                )
+            if version == default
+            else Issue(
+                "django_microkit.W037",
+                f"{path}: version {version!r} was retired on "
+                f"{sunset.date().isoformat()}: every request for it is answered 410.",
+                "Remove it from 'VERSIONS' and 'DEPRECATED' once its clients have "
+                "moved, or move the sunset date.",
             )
+        )
     return issues
 
 

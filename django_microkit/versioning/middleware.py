@@ -20,14 +20,10 @@ _REQUEST_ATTR = "_microkit_api_version"
 def announce_version(
     request: HttpRequest | Request, version: str | None, vary: tuple[str, ...] = ()
 ) -> None:
-    """Have :class:`VersionHeadersMiddleware` announce ``version`` on the
-    response and vary it on the request headers ``vary`` names.
-
-    A cache must keep apart what those headers chose, refusals included, so a
-    scheme calls this with ``None`` before it judges the version; later calls
-    add to the headers named before. It is left on the Django request, which
-    the middleware sees after the view.
-    """
+    """Have :class:`VersionHeadersMiddleware` announce ``version`` (``None``
+    for a refusal, which names none) and vary the response on the headers
+    ``vary`` names, added to those named before: a cache must keep apart what
+    they chose. Left on the Django request, which the middleware sees."""
     http_request = getattr(request, "_request", request)
     announced = http_request.__dict__.get(_REQUEST_ATTR)
     if announced is not None:

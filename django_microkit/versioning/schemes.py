@@ -99,8 +99,7 @@ class BaseVersioning(drf_versioning.BaseVersioning):
         if not requested:
             version = str(self.default_version)
         else:
-            values = {value for value, _ in requested}
-            if len(values) > 1:
+            if len({value for value, _ in requested}) > 1:
                 raise _conflict(requested)
             version, source = requested[0]
             if version not in allowed:
