@@ -34,10 +34,10 @@ class SchemaView(SpectacularAPIView):
     """
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
-        # Resolved first: the 400 for an unknown ``?version=`` names no version.
-        requested = request.query_params.get("version")
-        version = resolve_version(requested) if requested is not None else None
         super().initial(request, *args, **kwargs)
-        if version is not None:
-            self.api_version = request.version = version
-            announce_version(request, version)
+        requested = request.query_params.get("version")
+        if requested is not None:
+            # The 400 for an unknown one names no version.
+            announce_version(request, None)
+            self.api_version = request.version = resolve_version(requested)
+            announce_version(request, self.api_version)
