@@ -30,6 +30,7 @@ from django.dispatch import receiver
 
 __all__ = [
     "DEFAULTS",
+    "REST_FRAMEWORK_WIRING",
     "AccessLogSettings",
     "ClientSettings",
     "Derived",
@@ -491,9 +492,9 @@ if hasattr(os, "register_at_fork"):  # pragma: no branch - absent on Windows onl
     os.register_at_fork(after_in_child=_after_fork)
 
 
-#: REST_FRAMEWORK values a service needs for django-microkit to take effect.
-#: ``checks`` verifies each is set to this class or a subclass of it.
-_REST_FRAMEWORK_WIRING: dict[str, str] = {
+#: REST_FRAMEWORK values a service needs for django-microkit to take effect:
+#: the system checks report ``E005`` unless each is this class or a subclass.
+REST_FRAMEWORK_WIRING: dict[str, str] = {
     "DEFAULT_SCHEMA_CLASS": "django_microkit.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "django_microkit.errors.exception_handler",
 }
@@ -525,4 +526,4 @@ def rest_framework_defaults() -> dict[str, Any]:
         key: list(value) if isinstance(value, tuple) else value
         for key, value in _REST_FRAMEWORK_RECOMMENDED.items()
     }
-    return {**_REST_FRAMEWORK_WIRING, **recommended}
+    return {**REST_FRAMEWORK_WIRING, **recommended}

@@ -938,3 +938,17 @@ def test_other_setting_changes_keep_the_config(catalog: ServiceClient) -> None:
     config = catalog.config
     with override_settings(DEBUG=True):
         assert catalog.config is config
+
+
+def test_remote_request_id_from_the_configured_header(
+    catalog: ServiceClient, server: ScriptedServer, settings: Any
+) -> None:
+    settings.MICROKIT = {
+        **settings.MICROKIT,
+        "REQUEST_ID": {"HEADER": "X-Correlation-ID"},
+    }
+    headers = {"X-Correlation-ID": "corr.1", "X-Request-ID": "other.2"}
+    server.script("/p/", Reply(404, {"title": "Not Found"}, headers=headers))
+    with pytest.raises(NotFoundError) as caught:
+        catalog.get("/p/")
+    assert caught.value.request_id == "corr.1"

@@ -56,7 +56,7 @@ from django_microkit.client.errors import (
 from django_microkit.client.headers import HeaderProvider, OutgoingCall, user_agent
 from django_microkit.conf import derived
 from django_microkit.idempotency import IDEMPOTENCY_KEY_HEADER
-from django_microkit.logging import _emit, _milliseconds
+from django_microkit.logging import log_event, milliseconds
 
 __all__ = [
     "CircuitOpenError",
@@ -529,9 +529,9 @@ class _Call:
             "method": self.method,
             "path": self.path,
             "status": self.status,
-            "duration_ms": _milliseconds(time.monotonic() - self.started),
+            "duration_ms": milliseconds(time.monotonic() - self.started),
             "attempts": self.attempts,
         }
         if self.error is not None:
             fields["error"] = self.error
-        _emit(_logger, level, "service_call", fields)
+        log_event(_logger, level, "service_call", **fields)

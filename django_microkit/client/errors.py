@@ -23,6 +23,8 @@ from typing import Any
 
 import requests
 
+from django_microkit.conf import microkit_settings
+
 __all__ = [
     "CircuitOpenError",
     "ClientError",
@@ -198,12 +200,15 @@ def error_from_response(
     method: str,
     path: str,
     response: requests.Response,
-    request_id_header: str = "X-Request-ID",
+    request_id_header: str | None = None,
 ) -> ServiceError:
-    """The typed exception for an error answer (status >= 400)."""
+    """The typed exception for an error answer (status >= 400); the remote's
+    request ID is read from ``request_id_header``, by default the configured
+    ``MICROKIT["REQUEST_ID"]["HEADER"]``."""
     status = response.status_code
     problem = _problem_body(response)
-    request_id = _safe_request_id(response.headers.get(request_id_header))
+    header = request_id_header or microkit_settings.REQUEST_ID["HEADER"]
+    request_id = _safe_request_id(response.headers.get(header))
     common: dict[str, Any] = {
         "status": status,
         "retry_after": parse_retry_after(response.headers.get("Retry-After")),
