@@ -236,6 +236,18 @@ def test_vary_is_set_where_drf_set_none(client: APIClient) -> None:
     assert refused["Vary"] == "Accept, X-API-Version"
 
 
+def test_a_scheme_reading_no_header_adds_no_vary() -> None:
+    from django.test import RequestFactory
+
+    def view(request: HttpRequest) -> HttpResponse:
+        announce_version(request, "2")
+        return HttpResponse()
+
+    response = VersionHeadersMiddleware(view)(RequestFactory().get("/"))
+    assert response["X-API-Version"] == "2"
+    assert "Vary" not in response
+
+
 @pytest.mark.parametrize(
     ("url", "headers", "status", "error"),
     [

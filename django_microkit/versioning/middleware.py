@@ -48,7 +48,8 @@ class VersionHeadersMiddleware(Middleware[None]):
         if announced is None:
             return response
         version, vary = announced
-        patch_vary_headers(response, vary)
+        if vary:
+            patch_vary_headers(response, vary)
         if version is None:
             return response
         response[VERSION_HEADER] = version
