@@ -231,6 +231,14 @@ DEFAULTS: dict[str, Option | dict[str, Option]] = {
             ),
             (list, tuple),
         ),
+        # A Retry-After further away than this many seconds counts as this many.
+        "RETRY_AFTER_CAP": Option(3600.0, (int, float)),
+        # Bytes of a success body, and of an error body, read at most
+        # (decompressed); a longer body ends the call.
+        "MAX_BODY_SIZE": Option(10 * 1024 * 1024, (int,)),
+        "MAX_ERROR_BODY_SIZE": Option(1024 * 1024, (int,)),
+        # Redirects followed per attempt, only under BASE_URL; 0: none.
+        "MAX_REDIRECTS": Option(0, (int,)),
     },
     # The services this one calls: {"catalog": {"BASE_URL": "http://..."}}.
     "SERVICES": Option({}, (dict,)),
@@ -334,6 +342,10 @@ class ClientSettings(TypedDict):
     POOL_SIZE: int
     VERIFY: bool | str
     HEADER_PROVIDERS: Sequence[str]
+    RETRY_AFTER_CAP: float
+    MAX_BODY_SIZE: int
+    MAX_ERROR_BODY_SIZE: int
+    MAX_REDIRECTS: int
 
 
 class MicrokitSettings:

@@ -75,7 +75,6 @@ class OrderSerializer(serializers.ModelSerializer[Order]):
                 raise Problem(
                     409,
                     exc.code or "conflict",
-                    title=exc.title,
                     detail=exc.detail,
                     errors=[
                         {
