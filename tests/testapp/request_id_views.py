@@ -16,6 +16,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from django_microkit.errors import Problem
 from django_microkit.request_id import (
     get_request_id,
     get_trace_context,
@@ -33,6 +34,7 @@ def _state(request: HttpRequest) -> dict[str, Any]:
         "trace_id": trace.trace_id if trace else None,
         "parent_id": trace.parent_id if trace else None,
         "sampled": trace.sampled if trace else None,
+        "random": trace.random if trace else None,
         "tracestate": trace.tracestate if trace else None,
         "same_trace_object": request.trace_context is trace,  # type: ignore[attr-defined]
         "outgoing": outgoing_headers(),
@@ -65,6 +67,12 @@ def fail(request: HttpRequest) -> JsonResponse:
 
 def not_found(request: HttpRequest) -> JsonResponse:
     raise Http404("no such thing")
+
+
+def problem(request: HttpRequest, status: int, marker: str) -> JsonResponse:
+    """A problem answered by ProblemMiddleware: Django logs it (``django.request``)
+    only after the whole middleware chain has returned."""
+    raise Problem(status, "unavailable")
 
 
 def lazy_user(request: HttpRequest) -> JsonResponse:
@@ -110,6 +118,7 @@ urlpatterns = [
     path("async-echo", async_echo),
     path("fail", fail),
     path("not-found", not_found),
+    path("problem/<int:status>/<str:marker>", problem),
     path("lazy-user", lazy_user),
     path("service", ServiceView.as_view()),
     path("health/live", echo),
