@@ -81,10 +81,7 @@ def outgoing_headers() -> dict[str, str]:
     (same trace-id, a fresh parent-id, same flags) and the kept ``tracestate``.
     Outside a request: a ``traceparent`` starting a new trace, and no request ID.
     """
-    trace = _trace_context.get()
-    if trace is None:
-        trace = TraceContext.new()
-    headers = trace.outgoing_headers()
+    headers = (_trace_context.get() or TraceContext.new()).outgoing_headers()
     request_id = _request_id.get()
     if request_id is not None:
         headers[_settings().header] = request_id
@@ -95,9 +92,6 @@ def outgoing_headers() -> dict[str, str]:
 # W3C Trace Context, Level 2
 # --------------------------------------------------------------------------
 
-_ZERO_TRACE_ID = "0" * 32
-_ZERO_PARENT_ID = "0" * 16
-
 
 def new_request_id() -> str:
     """A fresh request ID: 32 lowercase hex characters, 128 random bits (as
@@ -105,14 +99,10 @@ def new_request_id() -> str:
     return os.urandom(16).hex()
 
 
-def _new_trace_id() -> str:
-    trace_id = os.urandom(16).hex()
-    return trace_id if trace_id != _ZERO_TRACE_ID else _new_trace_id()
-
-
-def _new_parent_id() -> str:
-    parent_id = os.urandom(8).hex()
-    return parent_id if parent_id != _ZERO_PARENT_ID else _new_parent_id()
+def _random_id(size: int) -> str:
+    """``size`` random bytes in hex, never all zero (an invalid W3C ID)."""
+    value = os.urandom(size)
+    return value.hex() if any(value) else _random_id(size)
 
 
 class TraceContext(NamedTuple):
@@ -134,7 +124,7 @@ class TraceContext(NamedTuple):
     def new(cls) -> TraceContext:
         """A trace started by this service: not sampled (W3C's default), and
         flagged ``random`` since its trace-id is 16 bytes of ``os.urandom``."""
-        return cls(_new_trace_id(), None, False, random=True)
+        return cls(_random_id(16), None, False, random=True)
 
     @property
     def trace_flags(self) -> str:
@@ -143,7 +133,7 @@ class TraceContext(NamedTuple):
 
     def child_traceparent(self) -> str:
         """A ``traceparent`` for an outgoing call: same trace, a new parent-id."""
-        return f"00-{self.trace_id}-{_new_parent_id()}-{self.trace_flags}"
+        return f"00-{self.trace_id}-{_random_id(8)}-{self.trace_flags}"
 
     def outgoing_headers(self) -> dict[str, str]:
         """``traceparent`` and, when kept, ``tracestate`` for an outgoing call."""
@@ -219,7 +209,7 @@ def parse_traceparent(value: str) -> TraceContext | None:
         version == "00" or value[_TRACEPARENT_LENGTH] != "-"
     ):
         return None
-    if trace_id == _ZERO_TRACE_ID or parent_id == _ZERO_PARENT_ID:
+    if not trace_id.strip("0") or not parent_id.strip("0"):
         return None
     bits = int(flags, 16)
     return TraceContext(trace_id, parent_id, bits & 1 == 1, random=bits & 2 == 2)
@@ -276,16 +266,12 @@ class _ProxyTrust:
         return self._trusts_address(request.META.get("REMOTE_ADDR", ""))
 
 
-def _trust_nobody(request: HttpRequest) -> bool:
-    return False
-
-
 def _trust_policy(name: str, proxies: list[str]) -> _TrustPolicy | None:
     """The callable deciding whom to trust; ``None`` means everyone."""
     if name == "any":
         return None
     if name == "none":
-        return _trust_nobody
+        return lambda request: False
     if name == "proxies":
         return _ProxyTrust(proxies)
     return cast(_TrustPolicy, import_string(name))
@@ -298,17 +284,13 @@ class _Settings(NamedTuple):
     trust: _TrustPolicy | None
 
 
-def _meta_key(header: str) -> str:
-    return "HTTP_" + header.upper().replace("-", "_")
-
-
 @derived
 def _settings() -> _Settings:
     section = microkit_settings.REQUEST_ID
     header = section["HEADER"]
     return _Settings(
         header=header,
-        meta_key=_meta_key(header),
+        meta_key="HTTP_" + header.upper().replace("-", "_"),
         pattern=re.compile(section["PATTERN"]),
         trust=_trust_policy(section["TRUST"], list(section["TRUSTED_PROXIES"])),
     )
@@ -329,13 +311,11 @@ class _RequestState(NamedTuple):
 def _end_context(**kwargs: Any) -> None:
     """Ends the context of the request this thread or task last handled.
 
-    Django writes ``django.request`` lines after the middleware chain returns,
-    and ``runserver`` its ``django.server`` line after that, both before the
-    server closes the response: the values stay bound until then. Run on
-    ``request_finished`` (the response is closed) and, should a response never
-    have been closed, on ``request_started`` and before the next request, in
-    the same thread or task: one request's IDs never reach another's lines.
-    Each ASGI request runs in a task of its own, whose context dies with it.
+    Django's ``django.request`` and runserver's ``django.server`` lines are
+    written after the middleware returns but before the response is closed:
+    the values last until ``request_finished``, and are also dropped on
+    ``request_started`` and before the next request should a response never be
+    closed. An ASGI request's task, and its context, end with the request.
     """
     if _request_id.get() is not None:
         _request_id.set(None)
@@ -397,10 +377,9 @@ class RequestIDMiddleware(Middleware[_RequestState]):
             tracestate = meta.get("HTTP_TRACESTATE")
             if trace is not None and tracestate is not None:
                 trace = trace._replace(tracestate=parse_tracestate(tracestate))
-        if trace is None:
-            trace = _agree_with_sentry(TraceContext.new(), continued=False)
-        else:
-            trace = _agree_with_sentry(trace, continued=True)
+        trace = _agree_with_sentry(
+            trace or TraceContext.new(), continued=trace is not None
+        )
 
         request.__dict__.update(request_id=request_id, trace_context=trace)
         _request_id.set(request_id)
@@ -434,15 +413,8 @@ _TRUST_NAMES = ("any", "none", "proxies")
 
 
 def _check_middleware(middleware: list[str]) -> list[CheckMessage]:
-    position = next(
-        (
-            i
-            for i, path in enumerate(middleware)
-            if is_subclass_path(path, _MIDDLEWARE_PATH)
-        ),
-        None,
-    )
-    if position is None:
+    found = [is_subclass_path(path, _MIDDLEWARE_PATH) for path in middleware]
+    if not any(found):
         return [
             Warning(
                 f"{_MIDDLEWARE_PATH} is not in MIDDLEWARE.",
@@ -451,7 +423,7 @@ def _check_middleware(middleware: list[str]) -> list[CheckMessage]:
                 id="django_microkit.W020",
             )
         ]
-    before = middleware[:position]
+    before = middleware[: found.index(True)]
     ours = [path for path in before if path.startswith("django_microkit.")]
     if ours:
         return [

@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import structlog
-from django.http import Http404, HttpRequest, JsonResponse
+from django.http import Http404, HttpRequest, JsonResponse, StreamingHttpResponse
 from django.urls import path
 from django.utils.functional import SimpleLazyObject
 from rest_framework.authentication import BaseAuthentication
@@ -69,6 +70,16 @@ def not_found(request: HttpRequest) -> JsonResponse:
     raise Http404("no such thing")
 
 
+def stream(request: HttpRequest) -> StreamingHttpResponse:
+    """Logs while the body is sent, after the middleware has returned."""
+
+    def body() -> Iterator[bytes]:
+        structlog.get_logger("tests.app").info("streaming", seen=get_request_id())
+        yield b"streamed"
+
+    return StreamingHttpResponse(body())
+
+
 def problem(request: HttpRequest, status: int, marker: str) -> JsonResponse:
     """A problem answered by ProblemMiddleware: Django logs it (``django.request``)
     only after the whole middleware chain has returned."""
@@ -118,6 +129,7 @@ urlpatterns = [
     path("async-echo", async_echo),
     path("fail", fail),
     path("not-found", not_found),
+    path("stream", stream),
     path("problem/<int:status>/<str:marker>", problem),
     path("lazy-user", lazy_user),
     path("service", ServiceView.as_view()),
