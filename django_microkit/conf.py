@@ -182,7 +182,7 @@ DEFAULTS: dict[str, Option | dict[str, Option]] = {
         "PATH": Option(".well-known/service-info", _STR),
         "BUILD": Option(None, _OPTIONAL_STR),
         "COMMIT": Option(None, _OPTIONAL_STR),
-        "OPENAPI_URL": Option("/api/schema/", _OPTIONAL_STR),
+        "OPENAPI_URL": Option("", _OPTIONAL_STR),
         "SHOW_RUNTIME": Option(True, _BOOL),
         "EXTRA": Option({}, (dict,)),
     },

@@ -2,12 +2,15 @@
 
 :class:`RequestIDMiddleware` gives every request an ID (the caller's, when it
 sends a valid one and is trusted, otherwise a fresh one) and a W3C trace
-context (https://www.w3.org/TR/trace-context/, Level 1), echoes the ID in the
-response, binds both into every log line and writes the one access-log line.
+context (https://www.w3.org/TR/trace-context-2/, Level 2), echoes the ID in
+the response, binds both into every log line and writes the one access-log line.
 
 Both are readable from anywhere while the request is served, including code
 that has no request object (a model method, a signal handler), through context
 variables: each thread and each asyncio task sees only its own request's values.
+They last until the response is closed (``request_finished``), so that the lines
+Django writes after the middleware returns (``django.request`` for a 4xx or 5xx
+response, ``runserver``'s ``django.server`` line) are correlated too.
 :func:`outgoing_headers` gives what a call to another service must carry.
 """
 
@@ -16,8 +19,9 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+import sys
 from collections.abc import Callable, Mapping
-from contextvars import ContextVar, Token
+from contextvars import ContextVar
 from functools import lru_cache
 from time import perf_counter
 from typing import Any, NamedTuple, cast
@@ -25,6 +29,7 @@ from typing import Any, NamedTuple, cast
 import sentry_sdk
 from django.conf import settings as django_settings
 from django.core.checks import CheckMessage, Error, Warning
+from django.core.signals import request_finished, request_started
 from django.http import HttpRequest
 from django.http.response import HttpResponseBase
 from django.utils.module_loading import import_string
@@ -76,10 +81,7 @@ def outgoing_headers() -> dict[str, str]:
     (same trace-id, a fresh parent-id, same flags) and the kept ``tracestate``.
     Outside a request: a ``traceparent`` starting a new trace, and no request ID.
     """
-    trace = _trace_context.get()
-    if trace is None:
-        trace = TraceContext.new()
-    headers = trace.outgoing_headers()
+    headers = (_trace_context.get() or TraceContext.new()).outgoing_headers()
     request_id = _request_id.get()
     if request_id is not None:
         headers[_settings().header] = request_id
@@ -87,11 +89,8 @@ def outgoing_headers() -> dict[str, str]:
 
 
 # --------------------------------------------------------------------------
-# W3C Trace Context, Level 1
+# W3C Trace Context, Level 2
 # --------------------------------------------------------------------------
-
-_ZERO_TRACE_ID = "0" * 32
-_ZERO_PARENT_ID = "0" * 16
 
 
 def new_request_id() -> str:
@@ -100,41 +99,41 @@ def new_request_id() -> str:
     return os.urandom(16).hex()
 
 
-def _new_trace_id() -> str:
-    trace_id = os.urandom(16).hex()
-    return trace_id if trace_id != _ZERO_TRACE_ID else _new_trace_id()
-
-
-def _new_parent_id() -> str:
-    parent_id = os.urandom(8).hex()
-    return parent_id if parent_id != _ZERO_PARENT_ID else _new_parent_id()
+def _random_id(size: int) -> str:
+    """``size`` random bytes in hex, never all zero (an invalid W3C ID)."""
+    value = os.urandom(size)
+    return value.hex() if any(value) else _random_id(size)
 
 
 class TraceContext(NamedTuple):
     """Where the request being handled stands in a distributed trace.
 
     ``parent_id`` is the caller's span (``None`` when the trace started here);
-    ``tracestate`` is the validated vendor state to pass on (``None`` if none).
+    ``tracestate`` is the validated vendor state to pass on (``None`` if none);
+    ``random`` the Level 2 random-trace-id flag: the trace-id's right-most 7
+    bytes are random, which samplers and shards downstream may rely on.
     """
 
     trace_id: str
     parent_id: str | None
     sampled: bool
     tracestate: str | None = None
+    random: bool = False
 
     @classmethod
     def new(cls) -> TraceContext:
-        """A trace started by this service, not sampled (W3C's default)."""
-        return cls(_new_trace_id(), None, False)
+        """A trace started by this service: not sampled (W3C's default), and
+        flagged ``random`` since its trace-id is 16 bytes of ``os.urandom``."""
+        return cls(_random_id(16), None, False, random=True)
 
     @property
     def trace_flags(self) -> str:
-        """The flags to send on: only ``sampled`` is defined, other bits are 0."""
-        return "01" if self.sampled else "00"
+        """The flags to send on: ``sampled`` and ``random``; unknown bits are 0."""
+        return f"{self.sampled | self.random << 1:02x}"
 
     def child_traceparent(self) -> str:
         """A ``traceparent`` for an outgoing call: same trace, a new parent-id."""
-        return f"00-{self.trace_id}-{_new_parent_id()}-{self.trace_flags}"
+        return f"00-{self.trace_id}-{_random_id(8)}-{self.trace_flags}"
 
     def outgoing_headers(self) -> dict[str, str]:
         """``traceparent`` and, when kept, ``tracestate`` for an outgoing call."""
@@ -151,7 +150,8 @@ def _agree_with_sentry(trace: TraceContext, *, continued: bool) -> TraceContext:
     ``sentry-trace`` header, and ignores ``traceparent``; it then adds
     ``sentry-trace`` and ``baggage`` to every outgoing HTTP request, beside the
     ``traceparent`` of the service client. Both must name the same trace: a
-    trace started here takes Sentry's trace-id and sampling decision; a
+    trace started here takes Sentry's trace-id (a UUID4's hex, so still
+    ``random``: its right-most 7 bytes are random) and sampling decision; a
     continued W3C trace is carried into Sentry's transaction and propagation
     context.
     """
@@ -179,10 +179,10 @@ def _agree_with_sentry(trace: TraceContext, *, continued: bool) -> TraceContext:
 _TRACEPARENT = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
 _TRACEPARENT_LENGTH = 55
 
-# list-member = key "=" value, with key = simple-key / multi-tenant-key.
+# list-member = key "=" value; Level 2's key is ( lcalpha / DIGIT ) followed
+# by up to 255 of lcalpha, DIGIT, "_", "-", "*", "/" and "@".
 _TRACESTATE_MEMBER = re.compile(
-    r"(?:[a-z][a-z0-9_\-*/]{0,255}"
-    r"|[a-z0-9][a-z0-9_\-*/]{0,240}@[a-z][a-z0-9_\-*/]{0,13})"
+    r"([a-z0-9][a-z0-9_\-*/@]{0,255})"
     r"=[\x20-\x2b\x2d-\x3c\x3e-\x7e]{0,255}[\x21-\x2b\x2d-\x3c\x3e-\x7e]"
 )
 _TRACESTATE_MAX_MEMBERS = 32
@@ -192,10 +192,11 @@ _OWS = " \t"
 def parse_traceparent(value: str) -> TraceContext | None:
     """The trace context in a ``traceparent`` header, ``None`` if it is invalid.
 
-    Follows Trace Context Level 1: version ``ff`` is invalid; version ``00`` is
+    Follows Trace Context Level 2: version ``ff`` is invalid; version ``00`` is
     exactly 55 characters; a later version is read for its first four fields
     when they are followed by the end of the value or a dash; an all-zero
-    trace-id or parent-id is invalid. Only the ``sampled`` flag is kept.
+    trace-id or parent-id is invalid. The ``sampled`` and ``random`` flags are
+    kept, other bits are not sent on.
     """
     value = value.strip(_OWS)
     match = _TRACEPARENT.match(value)
@@ -208,34 +209,32 @@ def parse_traceparent(value: str) -> TraceContext | None:
         version == "00" or value[_TRACEPARENT_LENGTH] != "-"
     ):
         return None
-    if trace_id == _ZERO_TRACE_ID or parent_id == _ZERO_PARENT_ID:
+    if not trace_id.strip("0") or not parent_id.strip("0"):
         return None
-    return TraceContext(trace_id, parent_id, int(flags, 16) & 1 == 1)
+    bits = int(flags, 16)
+    return TraceContext(trace_id, parent_id, bits & 1 == 1, random=bits & 2 == 2)
 
 
 def parse_tracestate(value: str) -> str | None:
     """The ``tracestate`` to keep, normalised, or ``None`` to drop it.
 
-    Empty list members are skipped. More than 32 members, an invalid member or
-    a repeated key makes the whole header invalid, and it is dropped.
+    Empty list members are skipped. A repeated key keeps its first, left-most
+    (most recent) member, the others are dropped (Level 2 allows either).
+    More than 32 members or an invalid member makes the whole header invalid,
+    and it is dropped.
     """
-    members: list[str] = []
-    keys: set[str] = set()
+    members: dict[str, str] = {}
+    count = 0
     for raw in value.split(","):
         member = raw.strip(_OWS)
         if not member:
             continue
-        if (
-            len(members) == _TRACESTATE_MAX_MEMBERS
-            or _TRACESTATE_MEMBER.fullmatch(member) is None
-        ):
+        match = _TRACESTATE_MEMBER.fullmatch(member)
+        count += 1
+        if match is None or count > _TRACESTATE_MAX_MEMBERS:
             return None
-        key = member.partition("=")[0]
-        if key in keys:
-            return None
-        keys.add(key)
-        members.append(member)
-    return ",".join(members) or None
+        members.setdefault(match[1], member)
+    return ",".join(members.values()) or None
 
 
 # --------------------------------------------------------------------------
@@ -267,16 +266,12 @@ class _ProxyTrust:
         return self._trusts_address(request.META.get("REMOTE_ADDR", ""))
 
 
-def _trust_nobody(request: HttpRequest) -> bool:
-    return False
-
-
 def _trust_policy(name: str, proxies: list[str]) -> _TrustPolicy | None:
     """The callable deciding whom to trust; ``None`` means everyone."""
     if name == "any":
         return None
     if name == "none":
-        return _trust_nobody
+        return lambda request: False
     if name == "proxies":
         return _ProxyTrust(proxies)
     return cast(_TrustPolicy, import_string(name))
@@ -289,17 +284,13 @@ class _Settings(NamedTuple):
     trust: _TrustPolicy | None
 
 
-def _meta_key(header: str) -> str:
-    return "HTTP_" + header.upper().replace("-", "_")
-
-
 @derived
 def _settings() -> _Settings:
     section = microkit_settings.REQUEST_ID
     header = section["HEADER"]
     return _Settings(
         header=header,
-        meta_key=_meta_key(header),
+        meta_key="HTTP_" + header.upper().replace("-", "_"),
         pattern=re.compile(section["PATTERN"]),
         trust=_trust_policy(section["TRUST"], list(section["TRUSTED_PROXIES"])),
     )
@@ -315,8 +306,25 @@ class _RequestState(NamedTuple):
     request_id: str
     rejected: str | None
     started: float
-    request_id_token: Token[str | None]
-    trace_token: Token[TraceContext | None]
+
+
+def _end_context(**kwargs: Any) -> None:
+    """Ends the context of the request this thread or task last handled.
+
+    Django's ``django.request`` and runserver's ``django.server`` lines are
+    written after the middleware returns but before the response is closed:
+    the values last until ``request_finished``, and are also dropped on
+    ``request_started`` and before the next request should a response never be
+    closed. An ASGI request's task, and its context, end with the request.
+    """
+    if _request_id.get() is not None:
+        _request_id.set(None)
+        _trace_context.set(None)
+        clear_contextvars()
+
+
+request_started.connect(_end_context, dispatch_uid=__name__)
+request_finished.connect(_end_context, dispatch_uid=__name__)
 
 
 class RequestIDMiddleware(Middleware[_RequestState]):
@@ -334,6 +342,7 @@ class RequestIDMiddleware(Middleware[_RequestState]):
 
     def before(self, request: HttpRequest) -> _RequestState:
         started = perf_counter()
+        _end_context()
         config = _settings()
         meta = request.META
         received = meta.get(config.meta_key)
@@ -368,23 +377,17 @@ class RequestIDMiddleware(Middleware[_RequestState]):
             tracestate = meta.get("HTTP_TRACESTATE")
             if trace is not None and tracestate is not None:
                 trace = trace._replace(tracestate=parse_tracestate(tracestate))
-        if trace is None:
-            trace = _agree_with_sentry(TraceContext.new(), continued=False)
-        else:
-            trace = _agree_with_sentry(trace, continued=True)
+        trace = _agree_with_sentry(
+            trace or TraceContext.new(), continued=trace is not None
+        )
 
         request.__dict__.update(request_id=request_id, trace_context=trace)
+        _request_id.set(request_id)
+        _trace_context.set(trace)
         bind_contextvars(request_id=request_id, trace_id=trace.trace_id)
         if upstream is not None:
             bind_contextvars(upstream_request_id=upstream)
-        return _RequestState(
-            config.header,
-            request_id,
-            rejected,
-            started,
-            _request_id.set(request_id),
-            _trace_context.set(trace),
-        )
+        return _RequestState(config.header, request_id, rejected, started)
 
     def after(
         self, request: HttpRequest, response: HttpResponseBase, state: _RequestState
@@ -394,9 +397,10 @@ class RequestIDMiddleware(Middleware[_RequestState]):
         return response
 
     def end(self, state: _RequestState) -> None:
-        _request_id.reset(state.request_id_token)
-        _trace_context.reset(state.trace_token)
-        clear_contextvars()
+        # Raised past Django's own handling (KeyboardInterrupt, a cancelled
+        # task): no response will be closed, the context ends here.
+        if sys.exc_info()[0] is not None:
+            _end_context()
 
 
 # --------------------------------------------------------------------------
@@ -409,15 +413,8 @@ _TRUST_NAMES = ("any", "none", "proxies")
 
 
 def _check_middleware(middleware: list[str]) -> list[CheckMessage]:
-    position = next(
-        (
-            i
-            for i, path in enumerate(middleware)
-            if is_subclass_path(path, _MIDDLEWARE_PATH)
-        ),
-        None,
-    )
-    if position is None:
+    found = [is_subclass_path(path, _MIDDLEWARE_PATH) for path in middleware]
+    if not any(found):
         return [
             Warning(
                 f"{_MIDDLEWARE_PATH} is not in MIDDLEWARE.",
@@ -426,7 +423,7 @@ def _check_middleware(middleware: list[str]) -> list[CheckMessage]:
                 id="django_microkit.W020",
             )
         ]
-    before = middleware[:position]
+    before = middleware[: found.index(True)]
     ours = [path for path in before if path.startswith("django_microkit.")]
     if ours:
         return [

@@ -26,7 +26,7 @@ from tests.scripted_server import Reply, ScriptedServer, server_fixture  # noqa:
 PRIVATE, PUBLIC = generate_key("EdDSA")
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 TRACEPARENT = f"00-{TRACE_ID}-00f067aa0ba902b7-01"
-CHILD = re.compile(r"00-([0-9a-f]{32})-([0-9a-f]{16})-(0[01])")
+CHILD = re.compile(r"00-([0-9a-f]{32})-([0-9a-f]{16})-(0[0-3])")
 
 
 def orders_settings(server_url: str, **entry: Any) -> dict[str, Any]:
@@ -107,7 +107,7 @@ def test_a_request_without_trace_context_starts_one_for_its_calls(
     (received,) = orders.hits()
     assert received.header("X-Request-ID") == response["X-Request-ID"]
     trace_id, _, flags = parse_child(received.header("traceparent"))
-    assert flags == "00"
+    assert flags == "02"
     assert received.header("tracestate") is None
     assert trace_id != TRACE_ID
 
@@ -326,7 +326,7 @@ def test_one_trace_id_beside_sentry_headers(
     if incoming:
         assert trace_id == TRACE_ID
     else:  # started here: Sentry's trace and its sampling decision
-        assert flags == ("01" if tracing else "00")
+        assert flags == ("03" if tracing else "02")
 
 
 def test_sentry_transaction_names_the_same_trace(

@@ -1,11 +1,14 @@
 from __future__ import annotations
 
+import asyncio
+import http.client
 import io
 import json
 import logging
 import os
 import re
 import sys
+import threading
 import time
 from datetime import date, datetime, timezone
 from pathlib import Path
@@ -15,8 +18,10 @@ from uuid import UUID
 import pytest
 import structlog
 from django.core.exceptions import ImproperlyConfigured
+from django.core.handlers.wsgi import WSGIHandler
+from django.core.servers.basehttp import ThreadedWSGIServer, WSGIRequestHandler
 from django.http import HttpResponse
-from django.test import Client, RequestFactory, override_settings
+from django.test import AsyncClient, Client, RequestFactory, override_settings
 from structlog.contextvars import bind_contextvars, clear_contextvars
 
 from django_microkit import logging as microkit_logging
@@ -98,6 +103,134 @@ def test_django_not_found_warning_stays_out_of_the_logs() -> None:
         404,
         404,
     ]
+
+
+# --- lines Django writes after the middleware chain has returned --------------
+
+
+def verbose_django_config() -> dict[str, Any]:
+    """``logging_config()`` with Django's own request lines let through."""
+    config = logging_config()
+    config["loggers"]["django.request"]["level"] = "WARNING"
+    config["loggers"]["django.server"]["level"] = "INFO"
+    return config
+
+
+@pytest.mark.parametrize("status", [503, 409])
+def test_django_request_lines_of_a_problem_carry_the_ids(status: int) -> None:
+    with applied_logging_config(verbose_django_config()) as log_lines:
+        response = get(
+            f"/request-id/problem/{status}/p",
+            **{"X-Request-ID": "rid-problem"},
+            traceparent=TRACEPARENT,
+        )
+    assert response.status_code == status
+    (line,) = log_lines.of("django.request")
+    assert line["event"].endswith(f": /request-id/problem/{status}/p")
+    assert line["level"] == ("error" if status == 503 else "warning")
+    for line in log_lines.all():
+        assert_common_fields(line, "rid-problem")
+
+
+def test_django_request_lines_of_an_unhandled_exception_carry_the_ids() -> None:
+    with applied_logging_config(verbose_django_config()) as log_lines:
+        get("/request-id/fail", **{"X-Request-ID": "rid-boom"}, traceparent=TRACEPARENT)
+        get("/request-id/not-found", **{"X-Request-ID": "rid-404"})
+    assert [line["level"] for line in log_lines.of("django.request")] == [
+        "error",
+        "warning",
+    ]
+    assert [line["request_id"] for line in log_lines.all()] == [
+        "rid-boom",
+        "rid-boom",
+        "rid-404",
+        "rid-404",
+    ]
+
+
+def assert_lines_keep_their_request(log_lines: LogLines, expected: int) -> None:
+    # The marker in the path names the request whose line it is.
+    lines = log_lines.of("django.request")
+    assert expected == len(lines)
+    for line in lines:
+        assert line["event"].endswith(f"/{line['request_id']}"), line
+    assert expected == len({line["trace_id"] for line in lines})
+
+
+def test_django_request_lines_never_cross_threads() -> None:
+    def worker(n: int) -> None:
+        client = Client()
+        for i in range(5):
+            marker = f"thread-{n}-{i}"
+            client.get(
+                f"/request-id/problem/503/{marker}", headers={"X-Request-ID": marker}
+            )
+
+    with applied_logging_config(verbose_django_config()) as log_lines:
+        threads = [threading.Thread(target=worker, args=(n,)) for n in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert_lines_keep_their_request(log_lines, 30)
+
+
+def test_django_request_lines_never_cross_async_tasks() -> None:
+    async def one(client: AsyncClient, n: int) -> None:
+        marker = f"task-{n}"
+        await client.get(
+            f"/request-id/problem/503/{marker}", headers={"X-Request-ID": marker}
+        )
+
+    async def scenario() -> None:
+        client = AsyncClient()
+        await asyncio.gather(*(one(client, n) for n in range(20)))
+
+    with applied_logging_config(verbose_django_config()) as log_lines:
+        asyncio.run(scenario())
+    assert_lines_keep_their_request(log_lines, 20)
+
+
+class JoiningServer(ThreadedWSGIServer):
+    """runserver's server, waiting on close for the threads that log."""
+
+    daemon_threads = False
+
+
+def test_runserver_lines_carry_the_ids_of_their_request() -> None:
+    server = JoiningServer(("127.0.0.1", 0), WSGIRequestHandler)
+    server.set_app(WSGIHandler())
+    serving = threading.Thread(target=server.serve_forever)
+    with applied_logging_config(verbose_django_config()) as log_lines:
+        serving.start()
+        try:
+            # Two requests on one connection: one handler thread serves both.
+            connection = http.client.HTTPConnection(
+                "127.0.0.1", server.server_port, timeout=5
+            )
+            for marker, status in [("srv-1", 503), ("srv-2", 409)]:
+                connection.request(
+                    "GET",
+                    f"/request-id/problem/{status}/{marker}",
+                    headers={"X-Request-ID": marker, "traceparent": TRACEPARENT},
+                )
+                assert connection.getresponse().read()
+            connection.close()
+        finally:
+            server.shutdown()
+            server.server_close()
+            serving.join()
+    lines = log_lines.all()
+    assert [(line["logger"], line["request_id"]) for line in lines] == [
+        ("django_microkit.access", "srv-1"),
+        ("django.request", "srv-1"),
+        ("django.server", "srv-1"),
+        ("django_microkit.access", "srv-2"),
+        ("django.request", "srv-2"),
+        ("django.server", "srv-2"),
+    ]
+    for line in lines:
+        assert_common_fields(line, line["request_id"])
 
 
 def test_lines_outside_a_request_have_no_request_fields(log_lines: LogLines) -> None:

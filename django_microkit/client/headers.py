@@ -53,9 +53,7 @@ def trace_headers(call: OutgoingCall) -> dict[str, str]:
     a request: a new request ID and a new trace for each call.
     """
     headers = outgoing_headers()
-    header = microkit_settings.REQUEST_ID["HEADER"]
-    if header not in headers:
-        headers[header] = new_request_id()
+    headers.setdefault(microkit_settings.REQUEST_ID["HEADER"], new_request_id())
     return headers
 
 

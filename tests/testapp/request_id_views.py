@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import structlog
-from django.http import Http404, HttpRequest, JsonResponse
+from django.http import Http404, HttpRequest, JsonResponse, StreamingHttpResponse
 from django.urls import path
 from django.utils.functional import SimpleLazyObject
 from rest_framework.authentication import BaseAuthentication
@@ -16,6 +17,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from django_microkit.errors import Problem
 from django_microkit.request_id import (
     get_request_id,
     get_trace_context,
@@ -33,6 +35,7 @@ def _state(request: HttpRequest) -> dict[str, Any]:
         "trace_id": trace.trace_id if trace else None,
         "parent_id": trace.parent_id if trace else None,
         "sampled": trace.sampled if trace else None,
+        "random": trace.random if trace else None,
         "tracestate": trace.tracestate if trace else None,
         "same_trace_object": request.trace_context is trace,  # type: ignore[attr-defined]
         "outgoing": outgoing_headers(),
@@ -65,6 +68,22 @@ def fail(request: HttpRequest) -> JsonResponse:
 
 def not_found(request: HttpRequest) -> JsonResponse:
     raise Http404("no such thing")
+
+
+def stream(request: HttpRequest) -> StreamingHttpResponse:
+    """Logs while the body is sent, after the middleware has returned."""
+
+    def body() -> Iterator[bytes]:
+        structlog.get_logger("tests.app").info("streaming", seen=get_request_id())
+        yield b"streamed"
+
+    return StreamingHttpResponse(body())
+
+
+def problem(request: HttpRequest, status: int, marker: str) -> JsonResponse:
+    """A problem answered by ProblemMiddleware: Django logs it (``django.request``)
+    only after the whole middleware chain has returned."""
+    raise Problem(status, "unavailable")
 
 
 def lazy_user(request: HttpRequest) -> JsonResponse:
@@ -110,6 +129,8 @@ urlpatterns = [
     path("async-echo", async_echo),
     path("fail", fail),
     path("not-found", not_found),
+    path("stream", stream),
+    path("problem/<int:status>/<str:marker>", problem),
     path("lazy-user", lazy_user),
     path("service", ServiceView.as_view()),
     path("health/live", echo),
