@@ -352,8 +352,20 @@ def test_a_paginator_subclass_pins_its_own_sizes(client: APIClient) -> None:
         (
             "/paging/page/?page=99999999999999999999",
             "page",
-            "not_an_integer",
-            "'page' must be a whole number.",
+            "max_value",
+            "'page' must be at most 50000000001 with page_size=20.",
+        ),
+        (
+            "/paging/page/?page=4800935059655327744",
+            "page",
+            "max_value",
+            "'page' must be at most 50000000001 with page_size=20.",
+        ),
+        (
+            "/paging/page/?page=0000000000000000000000000000007&page_size=1000",
+            "page_size",
+            "max_value",
+            "'page_size' must be at most 100.",
         ),
         (
             "/paging/page/?page=100000000000000",
@@ -1095,6 +1107,7 @@ def test_a_paginator_of_ones_own_answers_the_same_envelope() -> None:
         ("skip=1&skip=2", 400, {"code": "duplicate", "parameter": "skip"}),
         ("mode=fancy", 400, {"code": "invalid", "parameter": "mode"}),
         ("skip=9", 404, None),
+        ("skip=" + "9" * 5000, 400, {"code": "max_value", "parameter": "skip"}),
     ],
 )
 def test_a_paginator_of_ones_own_refuses_with_the_same_problems(
