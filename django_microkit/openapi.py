@@ -18,6 +18,7 @@ from importlib.resources import files
 from typing import Any
 
 from django.conf import settings
+from django.core.validators import RegexValidator
 from drf_spectacular.openapi import AutoSchema as SpectacularAutoSchema
 from drf_spectacular.plumbing import (
     ComponentIdentity,
@@ -350,9 +351,13 @@ class AutoSchema(SpectacularAutoSchema):
         self, field: Any, direction: str, bypass_extensions: bool = False
     ) -> Any:
         """drf-spectacular's field schema, with the rules DRF enforces on
-        input that it leaves out: a non-blank string has ``minLength`` 1, a
-        list refusing to be empty ``minItems`` 1, a nested list its
-        ``min_length``/``max_length``."""
+        input that it leaves out, so that a client (or a fuzzer) that follows
+        the schema is never refused: a string's
+        :func:`~django_microkit.serializers.text_pattern` and ``minLength`` 1
+        when blank is refused, a decimal string's
+        :func:`~django_microkit.serializers.decimal_pattern` (a decimal number
+        its ``multipleOf``), a list's ``minItems``/``maxItems`` from
+        ``allow_empty``, ``min_length`` and ``max_length``."""
         schema = super()._map_serializer_field(  # type: ignore[no-untyped-call]
             field, direction, bypass_extensions
         )
@@ -365,7 +370,8 @@ class AutoSchema(SpectacularAutoSchema):
             elif field.decimal_places is not None:
                 schema["multipleOf"] = 10.0**-field.decimal_places
         elif kind == "string" and isinstance(field, serializers.CharField):
-            schema.setdefault("pattern", text_pattern(field))
+            if not any(isinstance(v, RegexValidator) for v in field.validators):
+                schema.setdefault("pattern", text_pattern(field))
             if not field.allow_blank:
                 schema["minLength"] = max(schema.get("minLength", 0), 1)
         elif kind == "array":

@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Any
+from urllib.parse import unquote
 
 import pytest
 from django.core import signing
@@ -902,6 +903,12 @@ def test_schema_documents_envelopes_and_parameters() -> None:
 
     page_params = parameters("/paging/page/")
     assert sorted(page_params) == ["Prefer", "page", "page_size"]
+    # Every page size up to MAX_PAGE_SIZE reaches this page within MAX_OFFSET.
+    assert page_params["page"]["schema"] == {
+        "type": "integer",
+        "minimum": 1,
+        "maximum": 10**12 // 50 + 1,
+    }
     assert page_params["page_size"]["schema"] == {
         "type": "integer",
         "minimum": 1,
@@ -911,12 +918,25 @@ def test_schema_documents_envelopes_and_parameters() -> None:
     assert sorted(parameters("/paging/limit/")) == ["Prefer", "limit", "offset"]
     assert parameters("/paging/shallow/")["offset"]["schema"]["maximum"] == 4
     assert sorted(parameters("/paging/cursor/pk/")) == ["cursor", "page_size"]
+    assert parameters("/paging/cursor/pk/")["cursor"]["schema"] == {
+        "type": "string",
+        "format": "cursor",
+        "minLength": 1,
+        "pattern": "^[A-Za-z0-9_.:-]+$",
+    }
     ordering_params = parameters("/paging/cursor/ordering-filter/")
     assert sorted(ordering_params) == ["cursor", "ordering", "page_size"]
     response = schema["paths"]["/paging/cursor/pk/"]["get"]["responses"]["200"]
     assert response["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/CursorPaginatedBookList"
     }
+
+
+def test_cursors_in_links_match_the_documented_pattern(client: APIClient) -> None:
+    make_books(3)
+    link = client.get("/paging/cursor/pk/?page_size=1").json()["next"]
+    cursor = link.split("cursor=", 1)[1]
+    assert re.fullmatch(r"[A-Za-z0-9_.:-]+", unquote(cursor))
 
 
 # --- PostgreSQL at scale ---------------------------------------------------------

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -138,6 +139,14 @@ def test_schema_fuzzing(
                 # A client of this version's document names the version; a
                 # value schemathesis made up (a negative case) is sent as is.
                 headers["X-API-Version"] = version
+            if "Idempotency-Key" in (case.headers or {}) and (
+                case.meta is None
+                or case.meta.generation.mode == GenerationMode.POSITIVE
+            ):
+                # A key is unique per request, as the document asks; the ones
+                # schemathesis makes up repeat ("0"), and a reused key with
+                # another body is refused with 422 as it should be.
+                headers["Idempotency-Key"] = uuid.uuid4().hex
             response = case.call(base_url=process.url, headers=headers, timeout=30)
             _own_checks(response, versioned=case.path.startswith("/api/"))
             case.validate_response(response, checks=ALL_CHECKS, headers=headers)
