@@ -414,8 +414,8 @@ _RST_LITERAL = re.compile(r"``([^`]+)``")
 
 
 def _markdown(text: str) -> str:
-    """A docstring's reStructuredText literals (````x````) as Markdown's
-    (```x```), which Swagger UI and ReDoc render."""
+    """A docstring's reStructuredText literals (double backticks) as the
+    Markdown code spans (single backticks) Swagger UI and ReDoc render."""
     return _RST_LITERAL.sub(r"`\1`", text)
 
 

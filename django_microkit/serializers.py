@@ -6,7 +6,7 @@ strings: ``CharField`` turns ``0`` into ``"0"``, ``IntegerField`` reads
 each value is, and the OpenAPI schema says what type the API takes, so a JSON
 API that coerces accepts requests its own schema calls invalid. With
 :class:`StrictJSONMixin` a JSON value of the wrong type is a validation error
-(``invalid``, the field's own message); form and multipart posts, whose values
+(``invalid``, in DRF's wording); form and multipart posts, whose values
 are all strings, are still coerced.
 
 ::

@@ -31,7 +31,7 @@ def catalog_unavailable(exc: ServiceUnavailableError) -> Problem:
 MAX_PRODUCT_ID = 2**63 - 1
 
 
-def unknown_products(missing: list[bool]) -> Problem:
+def unknown_products(indexes: list[int]) -> Problem:
     """409: the order names products the catalog does not have (any more)."""
     return Problem(
         409,
@@ -43,8 +43,7 @@ def unknown_products(missing: list[bool]) -> Problem:
                 "detail": "No product with this id.",
                 "pointer": f"/items/{index}/product_id",
             }
-            for index, unknown in enumerate(missing)
-            if unknown
+            for index in indexes
         ],
     )
 
@@ -76,18 +75,17 @@ class OrderSerializer(ModelSerializer[Order]):
         # A product missing from the catalog is a conflict with its current
         # state (it may have been deleted since the client read it), not a
         # malformed order: 409, like a product out of stock.
-        missing: list[bool] = []
-        for item in items:
+        missing: list[int] = []
+        for index, item in enumerate(items):
             try:
                 product = catalog.get_product(item["product_id"])
             except NotFoundError:
-                missing.append(True)
+                missing.append(index)
                 continue
             except ServiceUnavailableError as exc:
                 raise catalog_unavailable(exc) from exc
             item["unit_price"] = product["price"]
-            missing.append(False)
-        if any(missing):
+        if missing:
             raise unknown_products(missing)
         return items
 
