@@ -21,7 +21,14 @@ rounds, a batch per variant in a fresh random order each round:
 Then ``mint_service_token()`` alone, HS256 and EdDSA, with and without reuse.
 The server runs in its own process and is stopped by its PID at the end.
 
-    python benchmarks/client.py [--rounds 10] [--batch 200] [--output -]
+With ``--baseline DIR`` (a checkout of another commit: ``git worktree add DIR
+COMMIT``), only ``client`` is timed, in two worker processes calling the same
+server: one importing this checkout's ``django_microkit``, one ``DIR``'s, batch
+after batch in a random order each round, for a before/after ratio from one
+run. ``--body-bytes`` sets the size of the JSON answer.
+
+    python benchmarks/client.py [--rounds 10] [--batch 200] [--body-bytes 38]
+        [--baseline DIR] [--processes 2] [--output -]
 """
 
 from __future__ import annotations
@@ -46,13 +53,13 @@ import statistics
 import subprocess
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from benchmarks.results import RESULTS, environment, load, publish
 
-BODY = json.dumps({"id": 7, "name": "item 7", "size": 7}).encode()
+ROOT = Path(__file__).resolve().parent.parent
 HMAC_KEY = "benchmarks-only-hmac-secret-of-at-least-32-bytes"
 VARIANTS = (
     "session",
@@ -65,25 +72,36 @@ VARIANTS = (
 )
 
 
+def json_body(size: int) -> bytes:
+    """A JSON object of about ``size`` bytes (38 at least)."""
+    fields: dict[str, Any] = {"id": 7, "name": "item 7", "size": 7}
+    padding = size - len(json.dumps(fields)) - len(', "notes": ""')
+    if padding > 0:
+        fields["notes"] = "n" * padding
+    return json.dumps(fields).encode()
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     # Headers and body leave in one segment: no Nagle / delayed-ACK stall.
     wbufsize = 64 * 1024
     disable_nagle_algorithm = True
+    body = json_body(38)
 
     def do_GET(self) -> None:  # noqa: N802 - the name http.server calls
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(BODY)))
+        self.send_header("Content-Length", str(len(self.body)))
         self.end_headers()
-        self.wfile.write(BODY)
+        self.wfile.write(self.body)
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
 
 
-def serve() -> None:
+def serve(body_bytes: int) -> None:
     """The server process: prints its port, serves until terminated."""
+    _Handler.body = json_body(body_bytes)
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
     server.daemon_threads = True
     sys.stdout.write(f"{server.server_address[1]}\n")
@@ -92,14 +110,16 @@ def serve() -> None:
 
 
 @contextmanager
-def server() -> Iterator[str]:
+def _process(*args: str) -> Iterator[subprocess.Popen[str]]:
+    """This script run with ``args``, stopped by its PID at the end."""
     process = subprocess.Popen(
-        [sys.executable, __file__, "--serve"], stdout=subprocess.PIPE, text=True
+        [sys.executable, __file__, *args],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
-        assert process.stdout is not None
-        port = int(process.stdout.readline())
-        yield f"http://127.0.0.1:{port}"
+        yield process
     finally:
         os.kill(process.pid, signal.SIGTERM)
         try:
@@ -107,6 +127,14 @@ def server() -> Iterator[str]:
         except subprocess.TimeoutExpired:
             os.kill(process.pid, signal.SIGKILL)
             process.wait()
+
+
+@contextmanager
+def server(body_bytes: int) -> Iterator[str]:
+    with _process("--serve", "--body-bytes", str(body_bytes)) as process:
+        assert process.stdout is not None
+        port = int(process.stdout.readline())
+        yield f"http://127.0.0.1:{port}"
 
 
 def _microkit(base_url: str, variant: str, alg: str = "HS256") -> dict[str, Any]:
@@ -316,21 +344,144 @@ def measure_minting(base_url: str, count: int) -> list[str]:
     return lines
 
 
+def work(root: Path, base_url: str) -> None:
+    """A worker process for ``--baseline``: ``client`` with the
+    ``django_microkit`` of ``root``; for each line ``N`` read, times N calls
+    and writes back their median wall time and mean CPU time, in µs."""
+    sys.path.insert(0, str(root))
+    _setup()
+    import django_microkit
+
+    assert Path(django_microkit.__file__).is_relative_to(root)
+    applied, call = _callers(base_url)["client"]
+    with applied("client"):
+        for line in sys.stdin:
+            wall, cpu = _batch(call, int(line))
+            sys.stdout.write(json.dumps({"wall": wall, "cpu": cpu}) + "\n")
+            sys.stdout.flush()
+
+
+def measure_baseline(
+    base_url: str, baseline: Path, rounds: int, batch: int, processes: int
+) -> list[str]:
+    """``client`` of this checkout (``new``) against ``baseline``'s (``old``),
+    in the same rounds, each in ``processes`` workers: a process's memory
+    layout and hash seed make it a little faster or slower than another
+    running the same code, so a checkout's figure in a round is the mean over
+    its processes."""
+    roots = {"new": ROOT, "old": baseline}
+    times: dict[str, dict[str, list[float]]] = {"wall": {}, "cpu": {}}
+    with ExitStack() as stack:
+        workers = [
+            (name, stack.enter_context(_process("--worker", str(root), base_url)))
+            for name, root in roots.items()
+            for _ in range(processes)
+        ]
+
+        def ask(process: subprocess.Popen[str]) -> dict[str, float]:
+            assert process.stdin is not None and process.stdout is not None
+            process.stdin.write(f"{batch}\n")
+            process.stdin.flush()
+            answer: dict[str, float] = json.loads(process.stdout.readline())
+            return answer
+
+        for _, process in workers:  # warm up
+            ask(process)
+        for _ in range(rounds):
+            order = workers.copy()
+            random.shuffle(order)
+            answers = [(name, ask(process)) for name, process in order]
+            for kind, series in times.items():
+                for name in roots:
+                    series.setdefault(name, []).append(
+                        statistics.fmean(a[kind] for n, a in answers if n == name)
+                    )
+    lines = [
+        "| checkout | wall µs per call | CPU µs per call |",
+        "|---|---|---|",
+    ]
+    for name, root in roots.items():
+        lines.append(
+            f"| {name} (`{root}`) | {summary(times['wall'][name])} "
+            f"| {summary(times['cpu'][name])} |"
+        )
+    for kind in ("wall", "cpu"):
+        ratios = [
+            a / b for a, b in zip(times[kind]["new"], times[kind]["old"], strict=True)
+        ]
+        lines.append(f"| {kind} ratio new / old | {summary(ratios)} | |")
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--batch", type=int, default=200)
+    parser.add_argument(
+        "--body-bytes", type=int, default=38, help="size of the JSON answer"
+    )
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="a checkout of another commit (git worktree add DIR COMMIT): "
+        "'client' of both, in the same rounds, for before/after ratios",
+    )
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=2,
+        help="worker processes per checkout, with --baseline",
+    )
     parser.add_argument("--output", default=str(RESULTS))
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
-        serve()
+        serve(args.body_bytes)
+        return
+    if args.worker:
+        work(Path(args.worker[0]).resolve(), args.worker[1])
         return
     # A terminated run still stops its server (the finally of server()).
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(1))
+    if args.baseline is not None:
+        baseline = args.baseline.resolve()
+        if not (baseline / "django_microkit" / "client").is_dir():
+            parser.error(f"{baseline} has no django_microkit/client")
+        start = load()
+        with server(args.body_bytes) as base_url:
+            lines = measure_baseline(
+                base_url, baseline, args.rounds, args.batch, args.processes
+            )
+        commit = subprocess.run(
+            ["git", "-C", str(baseline), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+        text = "\n".join(
+            [
+                "## Service client: this checkout against a baseline",
+                "",
+                environment("requests", "urllib3")
+                + f" Load average at the start: {start}.",
+                "",
+                f"`client` (`ServiceClient.get`, one log line) of this checkout "
+                f"(`new`) and of commit {commit or '?'} (`old`, `--baseline`), "
+                f"each in {args.processes} worker processes, calling one server "
+                "answering "
+                f"{len(json_body(args.body_bytes))} bytes of JSON; {args.rounds} "
+                f"rounds of {args.batch} calls per process in a random order, "
+                "each round's median (the mean over a checkout's processes). "
+                "Min / median / max over rounds.",
+                "",
+                *lines,
+            ]
+        )
+        publish("client-baseline", text + "\n", args.output)
+        return
     _setup()
     start = load()
-    with server() as base_url:
+    with server(args.body_bytes) as base_url:
         call_lines = measure_calls(base_url, args.rounds, args.batch)
         mint_lines = measure_minting(base_url, args.batch)
     text = "\n".join(
@@ -341,7 +492,8 @@ def main() -> None:
             + f" Load average at the start: {start}.",
             "",
             f"Calls to a `ThreadingHTTPServer` on 127.0.0.1 (its own process) "
-            f"returning a 45-byte JSON body; {args.rounds} interleaved rounds of "
+            f"returning a {len(json_body(args.body_bytes))}-byte JSON body; "
+            f"{args.rounds} interleaved rounds of "
             f"{args.batch} calls per variant, each round's median. `session` is a "
             "pooled `requests.Session`; `client` is `ServiceClient` without a "
             "signing key (request-ID and trace headers, breaker, log line); "

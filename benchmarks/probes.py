@@ -1,14 +1,20 @@
-"""Cost of a readiness probe whose checks are slow, and of a burst of probes.
+"""Cost of a readiness probe: fast checks, slow checks, and bursts of probes.
 
-Every check sleeps 100 ms and counts its runs. Measured in-process under WSGI:
+Measured in-process under WSGI, in a worker process per checkout (``--baseline``
+adds another checkout's, driven in the same interleaved rounds):
 
-- wall time of one fresh readiness probe (``RESULT_TTL = 0``) with 1, 4 and 8
-  such checks, for django-microkit and for django-health-check's own view running
-  the same checks: running the checks concurrently keeps it near one check;
+- one fresh readiness probe (``RESULT_TTL = 0``) with the default checks, the
+  database and the cache (in-memory SQLite, local-memory cache), and one probe
+  answered from a round still within ``RESULT_TTL``: what the probe machinery
+  itself costs, in µs;
+- one fresh probe with 1, 4 and 8 checks that each sleep 100 ms and count their
+  runs, for django-microkit and for django-health-check's own view running the
+  same checks: running the checks concurrently keeps it near one check;
 - a burst of 100 probes within ``RESULT_TTL`` (1 s), one after the other and
   from 16 threads at once: how many times the checks really ran.
 
-    python benchmarks/probes.py [--repeat 5] [--output -]
+    python benchmarks/probes.py [--rounds 15] [--batch 200] [--repeat 5] [--output -]
+    python benchmarks/probes.py --baseline ../microkit-base --output -
 """
 
 from __future__ import annotations
@@ -18,12 +24,16 @@ from pathlib import Path
 
 # Run as a script, this directory would come first on sys.path, where
 # benchmarks/http.py shadows the standard library's http: the repository root
-# takes its place.
-sys.path[0] = str(Path(__file__).resolve().parent.parent)
+# takes its place (for a worker, the root of the checkout it measures).
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[0] = sys.argv[2] if sys.argv[1:2] == ["--worker"] else str(ROOT)
 
 import argparse
+import json
 import os
+import random
 import statistics
+import subprocess
 import threading
 import time
 from collections.abc import Callable
@@ -35,12 +45,16 @@ from benchmarks.results import RESULTS, environment, load, publish
 COUNTS = (1, 4, 8)
 BURST = 100
 THREADS = 16
+MINE = "django-microkit"
+BASELINE = "baseline"
+
+Get = Callable[[str], int]
 
 
-def _setup() -> Callable[[str], int]:
-    os.environ["DJANGO_SETTINGS_MODULE"] = "benchmarks.stacks.probes"
-    os.environ.pop("DATABASE_URL", None)
-    os.environ.pop("REDIS_URL", None)
+# --- in a worker process -----------------------------------------------------------
+
+
+def _setup() -> Get:
     import django
     from django.core.wsgi import get_wsgi_application
 
@@ -62,26 +76,20 @@ def _setup() -> Callable[[str], int]:
     return get
 
 
-def _checks(count: int) -> list[dict[str, str]]:
-    return [
-        {"check": "benchmarks.benchapp.checks.sleeping_check", "name": f"sleep-{i}"}
-        for i in range(count)
-    ]
-
-
-def _microkit(count: int, ttl: float) -> Any:
+def _health(sleeping: int, ttl: float) -> Any:
+    """Settings whose readiness probe runs ``sleeping`` checks of 100 ms (none:
+    the stack's database and cache checks), reused for ``ttl`` seconds."""
     from django.test import override_settings
 
     from benchmarks.stacks.microkit import MICROKIT
 
-    health = {"READINESS_CHECKS": _checks(count), "RESULT_TTL": ttl}
+    health = {**MICROKIT["HEALTH"], "RESULT_TTL": ttl}
+    if sleeping:
+        health["READINESS_CHECKS"] = [
+            {"check": "benchmarks.benchapp.checks.sleeping_check", "name": f"s-{i}"}
+            for i in range(sleeping)
+        ]
     return override_settings(MICROKIT={**MICROKIT, "HEALTH": health})
-
-
-def _timed(get: Callable[[str], int], path: str) -> tuple[float, int]:
-    start = time.perf_counter()
-    status = get(path)
-    return (time.perf_counter() - start) * 1000, status
 
 
 def _runs() -> int:
@@ -90,99 +98,216 @@ def _runs() -> int:
     return checks.runs
 
 
-def _burst(get: Callable[[str], int], path: str, threads: int) -> tuple[int, float]:
+def _times(get: Get, path: str, sleeping: int, ttl: float, count: int) -> list[float]:
+    """Wall time (µs) of ``count`` probes, after one to warm up."""
+    times = []
+    with _health(sleeping, ttl):
+        assert get(path) == 200, path
+        for _ in range(count):
+            start = time.perf_counter_ns()
+            status = get(path)
+            times.append((time.perf_counter_ns() - start) / 1000)
+            assert status == 200, (path, status)
+    return times
+
+
+def _burst(get: Get, path: str, threads: int) -> tuple[int, float]:
     """Check runs and wall time (ms) of BURST probes from ``threads`` threads."""
-    before = _runs()
-    start = time.perf_counter()
-    if threads == 1:
-        statuses = [get(path) for _ in range(BURST)]
-    else:
-        barrier = threading.Barrier(threads)
+    with _health(4, 1.0):
+        before = _runs()
+        start = time.perf_counter()
+        if threads == 1:
+            statuses = [get(path) for _ in range(BURST)]
+        else:
+            barrier = threading.Barrier(threads)
 
-        def probe(index: int) -> int:
-            if index < threads:
-                barrier.wait()
-            return get(path)
+            def probe(index: int) -> int:
+                if index < threads:
+                    barrier.wait()
+                return get(path)
 
-        with ThreadPoolExecutor(threads) as pool:
-            statuses = list(pool.map(probe, range(BURST)))
-    elapsed = (time.perf_counter() - start) * 1000
+            with ThreadPoolExecutor(threads) as pool:
+                statuses = list(pool.map(probe, range(BURST)))
+        elapsed = (time.perf_counter() - start) * 1000
     assert set(statuses) == {200}, statuses
     return _runs() - before, elapsed
 
 
-def measure(repeat: int) -> str:
+def _serve() -> None:
+    """Answer the driver's commands, one JSON line each way."""
+    os.environ["DJANGO_SETTINGS_MODULE"] = "benchmarks.stacks.probes"
+    os.environ.pop("DATABASE_URL", None)
+    os.environ.pop("REDIS_URL", None)
     get = _setup()
-    start_load = load()
+    for line in sys.stdin:
+        command = json.loads(line)
+        if command.pop("about", False):
+            answer: Any = environment()
+        elif command.pop("burst", False):
+            answer = _burst(get, **command)
+        else:
+            answer = _times(get, **command)
+        sys.stdout.write(json.dumps(answer) + "\n")
+        sys.stdout.flush()
+
+
+# --- the driver ----------------------------------------------------------------------
+
+
+class Worker:
+    def __init__(self, root: Path) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, str(Path(__file__).resolve()), "--worker", str(root)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=root,
+        )
+
+    def ask(self, **command: Any) -> Any:
+        assert self.process.stdin and self.process.stdout
+        self.process.stdin.write(json.dumps(command) + "\n")
+        self.process.stdin.flush()
+        line = self.process.stdout.readline()
+        if not line:
+            raise RuntimeError("a benchmark worker stopped")
+        return json.loads(line)
+
+    def stop(self) -> None:
+        assert self.process.stdin
+        self.process.stdin.close()
+        self.process.wait(timeout=60)
+
+
+def _interleaved(
+    workers: dict[str, Worker], rounds: int, **command: Any
+) -> dict[str, list[float]]:
+    """Each worker's per-round medians of ``command``, in a fresh random order
+    each round so that the machine's drift falls on every worker alike."""
+    medians: dict[str, list[float]] = {name: [] for name in workers}
+    for _ in range(rounds):
+        order = list(workers.items())
+        random.shuffle(order)
+        for name, worker in order:
+            medians[name].append(statistics.median(worker.ask(**command)))
+    return medians
+
+
+def _cell(values: list[float], digits: int = 1) -> str:
+    median, low, high = statistics.median(values), min(values), max(values)
+    return f"{median:.{digits}f} ({low:.{digits}f}–{high:.{digits}f})"
+
+
+def measure(
+    workers: dict[str, Worker], rounds: int, batch: int, repeat: int
+) -> list[str]:
+    names = list(workers)
+    head = "| " + " | ".join(names) + " |"
+    rule = "|---|" + "---|" * len(names)
     lines = [
-        "Each check sleeps 100 ms. In-process WSGI calls. django-microkit runs a "
-        "probe's checks concurrently in a thread pool that lives for the process; "
+        "Fresh readiness probe (`RESULT_TTL = 0`) with the database and cache "
+        "checks (in-memory SQLite, local-memory cache), and a probe answered from "
+        f"a round within `RESULT_TTL`: wall time in µs, median of {rounds} "
+        f"interleaved rounds of {batch} probes (min–max of the rounds' medians):",
+        "",
+        "| probe " + head,
+        rule,
+    ]
+    for label, ttl in (("fresh round", 0.0), ("reused round", 1.0)):
+        fast = _interleaved(
+            workers, rounds, path="/health/ready", sleeping=0, ttl=ttl, count=batch
+        )
+        lines.append(f"| {label} | " + " | ".join(_cell(fast[n]) for n in names) + " |")
+    lines += [
+        "",
+        "Each check sleeps 100 ms. django-microkit runs a probe's checks "
+        "concurrently in a thread pool that lives for the process; "
         "django-health-check's view (`HealthCheckView`, async) runs sync checks in "
         "its event loop's default executor, one loop per request under WSGI.",
         "",
         f"Fresh readiness probe (`RESULT_TTL = 0`), wall time in ms, median of "
         f"{repeat} (min–max):",
         "",
-        "| checks | django-microkit | django-health-check view |",
-        "|---|---|---|",
+        "| checks " + head + " django-health-check view |",
+        rule + "---|",
     ]
     for count in COUNTS:
-        mine: list[float] = []
-        theirs: list[float] = []
-        with _microkit(count, 0):
-            get("/health/ready")  # first use: imports, pool threads
-            for _ in range(repeat):
-                for path, times in (
-                    ("/health/ready", mine),
-                    (f"/health/hc-{count}", theirs),
-                ):
-                    elapsed, status = _timed(get, path)
-                    assert status == 200, (path, status)
-                    times.append(elapsed)
-        lines.append(
-            f"| {count} × 100 ms | {statistics.median(mine):.1f} "
-            f"({min(mine):.1f}–{max(mine):.1f}) | {statistics.median(theirs):.1f} "
-            f"({min(theirs):.1f}–{max(theirs):.1f}) |"
+        slow = _interleaved(
+            workers, repeat, path="/health/ready", sleeping=count, ttl=0, count=1
         )
-    count = 4
+        theirs = workers[MINE].ask(
+            path=f"/health/hc-{count}", sleeping=count, ttl=0, count=repeat
+        )
+        cells = [_cell([t / 1000 for t in slow[n]]) for n in names]
+        cells.append(_cell([t / 1000 for t in theirs]))
+        lines.append(f"| {count} × 100 ms | " + " | ".join(cells) + " |")
     lines += [
         "",
-        f"A burst of {BURST} readiness probes with {count} checks of 100 ms, "
-        "`RESULT_TTL = 1` (the default): check runs (each of the "
-        f"{count} checks counts one) and wall time of the whole burst:",
+        f"A burst of {BURST} readiness probes with 4 checks of 100 ms, "
+        "`RESULT_TTL = 1` (the default): check runs (each of the 4 checks counts "
+        "one) and wall time of the whole burst in ms:",
         "",
-        "| probes | django-microkit runs | ms | django-health-check view runs | ms |",
-        "|---|---|---|---|---|",
+        "| probes | "
+        + " | ".join(f"{n} runs | ms" for n in names)
+        + " | django-health-check view runs | ms |",
+        "|---|" + "---|---|" * (len(names) + 1),
     ]
     for threads in (1, THREADS):
-        with _microkit(count, 1.0):
-            mine_runs, mine_ms = _burst(get, "/health/ready", threads)
+        cells = []
+        for worker in workers.values():
+            runs, ms = worker.ask(burst=True, path="/health/ready", threads=threads)
+            cells.append(f"{runs} | {ms:.0f}")
         if threads == 1:
-            theirs_cell = "not run (100 rounds: about 10 s) | —"
+            cells.append("not run (100 rounds: about 10 s) | —")
         else:
-            theirs_runs, theirs_ms = _burst(get, f"/health/hc-{count}", threads)
-            theirs_cell = f"{theirs_runs} | {theirs_ms:.0f}"
+            runs, ms = workers[MINE].ask(
+                burst=True, path="/health/hc-4", threads=threads
+            )
+            cells.append(f"{runs} | {ms:.0f}")
         label = "one after another" if threads == 1 else f"from {threads} threads"
-        lines.append(
-            f"| {BURST} {label} | {mine_runs} | {mine_ms:.0f} | {theirs_cell} |"
-        )
+        lines.append(f"| {BURST} {label} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def main() -> None:
+    if sys.argv[1:2] == ["--worker"]:
+        _serve()
+        return
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--batch", type=int, default=200)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="a checkout of another commit (git worktree add DIR COMMIT), "
+        "measured beside this one as 'baseline', for before/after from one run",
+    )
+    parser.add_argument("--output", default=str(RESULTS))
+    args = parser.parse_args()
+    start_load = load()
+    roots = {MINE: ROOT}
+    if args.baseline is not None:
+        roots[BASELINE] = args.baseline.resolve()
+    workers: dict[str, Worker] = {}
+    try:
+        for name, root in roots.items():
+            workers[name] = Worker(root)
+        lines = measure(workers, args.rounds, args.batch, args.repeat)
+        if BASELINE in workers:
+            about = workers[BASELINE].ask(about=True)
+            lines += ["", f"`{BASELINE}`, measured in the same rounds: {about}"]
+    finally:
+        for worker in workers.values():
+            worker.stop()
     header = [
-        "## Health probes: slow checks and bursts",
+        "## Health probes: probe cost, slow checks and bursts",
         "",
         environment("django-health-check")
         + f" Load average at the start: {start_load}.",
         "",
     ]
-    return "\n".join(header + lines) + "\n"
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument("--output", default=str(RESULTS))
-    args = parser.parse_args()
-    text = measure(args.repeat)
-    publish("probes", text, args.output)
+    publish("probes", "\n".join(header + lines) + "\n", args.output)
 
 
 if __name__ == "__main__":

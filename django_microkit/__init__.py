@@ -11,38 +11,41 @@ import importlib
 from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:
-    from django_microkit.client import ServiceClient, ServiceError
-    from django_microkit.conf import microkit_settings, rest_framework_defaults
-    from django_microkit.errors import Problem
-    from django_microkit.health import register_check
-    from django_microkit.idempotency import IdempotentMixin
-    from django_microkit.logging import logging_config
+if TYPE_CHECKING:  # the names of _LAZY, for type checkers (a test keeps them equal)
+    from django_microkit.client import ServiceClient as ServiceClient
+    from django_microkit.client import ServiceError as ServiceError
+    from django_microkit.conf import microkit_settings as microkit_settings
+    from django_microkit.conf import rest_framework_defaults as rest_framework_defaults
+    from django_microkit.errors import Problem as Problem
+    from django_microkit.health import register_check as register_check
+    from django_microkit.idempotency import IdempotentMixin as IdempotentMixin
+    from django_microkit.logging import logging_config as logging_config
+    from django_microkit.pagination import CursorPagination as CursorPagination
     from django_microkit.pagination import (
-        CursorPagination,
-        LimitOffsetPagination,
-        PageNumberPagination,
+        LimitOffsetPagination as LimitOffsetPagination,
     )
-    from django_microkit.request_id import (
-        get_request_id,
-        get_trace_context,
-        outgoing_headers,
-    )
+    from django_microkit.pagination import PageNumberPagination as PageNumberPagination
+    from django_microkit.request_id import get_request_id as get_request_id
+    from django_microkit.request_id import get_trace_context as get_trace_context
+    from django_microkit.request_id import outgoing_headers as outgoing_headers
+    from django_microkit.service_auth import HasServiceScope as HasServiceScope
+    from django_microkit.service_auth import IsService as IsService
+    from django_microkit.service_auth import ServicePrincipal as ServicePrincipal
     from django_microkit.service_auth import (
-        HasServiceScope,
-        IsService,
-        ServicePrincipal,
-        ServiceTokenAuthentication,
-        mint_service_token,
+        ServiceTokenAuthentication as ServiceTokenAuthentication,
     )
-    from django_microkit.versioning import VersionedSerializerMixin
+    from django_microkit.service_auth import mint_service_token as mint_service_token
+    from django_microkit.versioning import (
+        VersionedSerializerMixin as VersionedSerializerMixin,
+    )
 
 try:
     __version__ = version("django-microkit")
 except PackageNotFoundError:  # pragma: no cover - running from a bare checkout
     __version__ = "0+unknown"
 
-# public name -> module that defines it
+# The names a service uses daily -> the module defining each (where
+# docs/api.md describes them).
 _LAZY: dict[str, str] = {
     "CursorPagination": "django_microkit.pagination",
     "HasServiceScope": "django_microkit.service_auth",
@@ -66,29 +69,7 @@ _LAZY: dict[str, str] = {
     "rest_framework_defaults": "django_microkit.conf",
 }
 
-__all__ = [
-    "CursorPagination",
-    "HasServiceScope",
-    "IdempotentMixin",
-    "IsService",
-    "LimitOffsetPagination",
-    "PageNumberPagination",
-    "Problem",
-    "ServiceClient",
-    "ServiceError",
-    "ServicePrincipal",
-    "ServiceTokenAuthentication",
-    "VersionedSerializerMixin",
-    "__version__",
-    "get_request_id",
-    "get_trace_context",
-    "logging_config",
-    "microkit_settings",
-    "mint_service_token",
-    "outgoing_headers",
-    "register_check",
-    "rest_framework_defaults",
-]
+__all__ = sorted(["__version__", *_LAZY])
 
 
 def __getattr__(name: str) -> Any:

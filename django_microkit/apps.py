@@ -14,10 +14,12 @@ class MicrokitConfig(AppConfig):
         # Nothing may run at import time of a service: checks are registered
         # here, and Sentry starts here (for the web process, manage.py commands
         # and workers alike) when MICROKIT["SENTRY"]["DSN"] is set.
-        from django_microkit import checks  # noqa: F401
+        from django_microkit.checks import register_checks
         from django_microkit.conf import microkit_settings
 
-        if microkit_settings.SENTRY["DSN"]:
-            from django_microkit.sentry import _init_from_settings
+        register_checks()
 
-            _init_from_settings()
+        if microkit_settings.SENTRY["DSN"]:
+            from django_microkit.sentry import init_sentry
+
+            init_sentry()

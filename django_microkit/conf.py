@@ -30,6 +30,7 @@ from django.dispatch import receiver
 
 __all__ = [
     "DEFAULTS",
+    "REST_FRAMEWORK_WIRING",
     "AccessLogSettings",
     "ClientSettings",
     "Derived",
@@ -181,7 +182,7 @@ DEFAULTS: dict[str, Option | dict[str, Option]] = {
         "PATH": Option(".well-known/service-info", _STR),
         "BUILD": Option(None, _OPTIONAL_STR),
         "COMMIT": Option(None, _OPTIONAL_STR),
-        "OPENAPI_URL": Option("/api/schema/", _OPTIONAL_STR),
+        "OPENAPI_URL": Option("", _OPTIONAL_STR),
         "SHOW_RUNTIME": Option(True, _BOOL),
         "EXTRA": Option({}, (dict,)),
     },
@@ -230,6 +231,14 @@ DEFAULTS: dict[str, Option | dict[str, Option]] = {
             ),
             (list, tuple),
         ),
+        # A Retry-After further away than this many seconds counts as this many.
+        "RETRY_AFTER_CAP": Option(3600.0, (int, float)),
+        # Bytes of a success body, and of an error body, read at most
+        # (decompressed); a longer body ends the call.
+        "MAX_BODY_SIZE": Option(10 * 1024 * 1024, (int,)),
+        "MAX_ERROR_BODY_SIZE": Option(1024 * 1024, (int,)),
+        # Redirects followed per attempt, only under BASE_URL; 0: none.
+        "MAX_REDIRECTS": Option(0, (int,)),
     },
     # The services this one calls: {"catalog": {"BASE_URL": "http://..."}}.
     "SERVICES": Option({}, (dict,)),
@@ -333,6 +342,10 @@ class ClientSettings(TypedDict):
     POOL_SIZE: int
     VERIFY: bool | str
     HEADER_PROVIDERS: Sequence[str]
+    RETRY_AFTER_CAP: float
+    MAX_BODY_SIZE: int
+    MAX_ERROR_BODY_SIZE: int
+    MAX_REDIRECTS: int
 
 
 class MicrokitSettings:
@@ -491,9 +504,9 @@ if hasattr(os, "register_at_fork"):  # pragma: no branch - absent on Windows onl
     os.register_at_fork(after_in_child=_after_fork)
 
 
-#: REST_FRAMEWORK values a service needs for django-microkit to take effect.
-#: ``checks`` verifies each is set to this class or a subclass of it.
-_REST_FRAMEWORK_WIRING: dict[str, str] = {
+#: REST_FRAMEWORK values a service needs for django-microkit to take effect:
+#: the system checks report ``E005`` unless each is this class or a subclass.
+REST_FRAMEWORK_WIRING: dict[str, str] = {
     "DEFAULT_SCHEMA_CLASS": "django_microkit.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "django_microkit.errors.exception_handler",
 }
@@ -525,4 +538,4 @@ def rest_framework_defaults() -> dict[str, Any]:
         key: list(value) if isinstance(value, tuple) else value
         for key, value in _REST_FRAMEWORK_RECOMMENDED.items()
     }
-    return {**_REST_FRAMEWORK_WIRING, **recommended}
+    return {**REST_FRAMEWORK_WIRING, **recommended}

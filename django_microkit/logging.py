@@ -12,9 +12,9 @@ Logging is where request time goes, so the path is kept short: events below the
 configured level are dropped before any processor runs, bound loggers are
 cached, JSON is rendered by orjson when it is installed, and
 :class:`~django_microkit.request_id.RequestIDMiddleware` writes a single access
-line per request (logger ``django_microkit.access``). That line and the client's
-``service_call`` line, written on every request or call, skip structlog's
-round trip into ``logging`` (see :func:`_emit`).
+line per request (logger ``django_microkit.access``, :func:`log_access`). That
+line and the client's ``service_call`` line, written on every request or call,
+skip structlog's round trip into ``logging`` (see :func:`log_event`).
 """
 
 from __future__ import annotations
@@ -29,7 +29,6 @@ import time
 from collections.abc import Callable
 from datetime import date, datetime
 from datetime import time as dt_time
-from functools import cache
 from time import perf_counter
 from typing import Any, Literal, NamedTuple, cast
 from urllib.parse import quote
@@ -38,8 +37,6 @@ from uuid import UUID
 import structlog
 from django.core.checks import CheckMessage, Error
 from django.core.exceptions import ImproperlyConfigured
-from django.core.signals import setting_changed
-from django.dispatch import receiver
 from django.http import HttpRequest
 from django.http.response import HttpResponseBase
 from django.utils.functional import LazyObject, empty
@@ -47,14 +44,18 @@ from structlog.contextvars import STRUCTLOG_KEY_PREFIX, merge_contextvars
 from structlog.stdlib import ProcessorFormatter
 from structlog.typing import EventDict, Processor, WrappedLogger
 
-from django_microkit.conf import microkit_settings
+from django_microkit.conf import derived, microkit_settings
 
 __all__ = [
     "ACCESS_LOGGER",
     "MicrokitFormatter",
+    "check_logging",
     "configure_logging",
     "configure_structlog",
+    "log_access",
+    "log_event",
     "logging_config",
+    "milliseconds",
 ]
 
 #: Name of the logger that writes one line per request.
@@ -332,9 +333,9 @@ def configure_logging(
 # --------------------------------------------------------------------------
 
 
-def _milliseconds(seconds: float) -> float:
-    """``seconds`` in milliseconds to the microsecond (cut, not rounded:
-    ``round(x, 3)`` costs several times more)."""
+def milliseconds(seconds: float) -> float:
+    """``seconds`` in milliseconds to the microsecond, as ``duration_ms`` fields
+    give them (cut, not rounded: ``round(x, 3)`` costs several times more)."""
     return int(seconds * 1_000_000) / 1000
 
 
@@ -348,11 +349,10 @@ _METHOD_NAMES = {
 }
 
 
-def _emit(
-    logger: logging.Logger, level: int, event: str, fields: dict[str, Any]
-) -> None:
-    """Writes ``event`` with ``fields`` to ``logger`` as structlog would, with
-    less work.
+def log_event(logger: logging.Logger, level: int, event: str, **fields: Any) -> None:
+    """Write ``event`` with ``fields`` to ``logger`` at ``level`` as a structlog
+    logger of that name would, with less work: for lines written on every
+    request or call.
 
     Under the configuration :func:`configure_structlog` installed, structlog
     would merge the context variables, wrap the event for
@@ -361,9 +361,11 @@ def _emit(
     directly: the same record reaches the same filters, handlers and
     formatters, and the caller is the function that called this one. Under any
     other structlog configuration (one of the application's, or a test's
-    ``capture_logs``), the event goes through structlog as usual. The caller
-    has checked ``logger.isEnabledFor(level)``; ``fields`` is consumed.
+    ``capture_logs``), the event goes through structlog as usual. Ask
+    ``logger.isEnabledFor(level)`` first to skip gathering fields for nothing.
     """
+    if not logger.isEnabledFor(level):
+        return
     installed = _installed
     if installed is None or not installed.in_force():
         structlog.get_logger(logger.name).log(level, event, **fields)
@@ -424,7 +426,7 @@ class _AccessSettings(NamedTuple):
     client_address: bool
 
 
-@cache
+@derived
 def _access_settings() -> _AccessSettings:
     section = microkit_settings.ACCESS_LOG
     return _AccessSettings(
@@ -433,12 +435,6 @@ def _access_settings() -> _AccessSettings:
         query_string=section["QUERY_STRING"],
         client_address=section["CLIENT_ADDRESS"],
     )
-
-
-@receiver(setting_changed)
-def _forget_settings(*, setting: str, **kwargs: Any) -> None:
-    if setting == "MICROKIT":
-        _access_settings.cache_clear()
 
 
 def _peer_service(request: HttpRequest) -> str | None:
@@ -453,14 +449,20 @@ def _peer_service(request: HttpRequest) -> str | None:
     return name if isinstance(name, str) else None
 
 
-def _log_access(
+def log_access(
     request: HttpRequest,
     response: HttpResponseBase,
     started: float,
-    rejected_request_id: str | None,
+    rejected_request_id: str | None = None,
 ) -> None:
-    """Writes the request's access line: method, path, status, duration."""
-    duration_ms = _milliseconds(perf_counter() - started)
+    """Write the access line of ``request``, answered with ``response``.
+
+    ``started`` is the ``time.perf_counter()`` of the request's arrival;
+    ``rejected_request_id`` a request ID received and refused, logged escaped
+    and cut. :class:`~django_microkit.request_id.RequestIDMiddleware` calls it
+    when the response is ready.
+    """
+    duration_ms = milliseconds(perf_counter() - started)
     settings = _access_settings()
     if not settings.enabled:
         return
@@ -489,12 +491,12 @@ def _log_access(
     if peer_service is not None:
         fields["peer_service"] = peer_service
     if rejected_request_id is not None:
-        fields["rejected_request_id"] = rejected_request_id
-    _emit(_access_logger, level, "request", fields)
+        fields["rejected_request_id"] = _printable(rejected_request_id)
+    log_event(_access_logger, level, "request", **fields)
 
 
-def _checks() -> list[CheckMessage]:
-    """The access-log checks, for :mod:`django_microkit.checks`."""
+def check_logging(**kwargs: Any) -> list[CheckMessage]:
+    """``E025``: every ``HEALTH_PATHS`` entry is a path prefix."""
     paths = microkit_settings.ACCESS_LOG["HEALTH_PATHS"]
     if not isinstance(paths, list | tuple):
         return []  # E003 reports the type.

@@ -18,31 +18,32 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar, Token
-from functools import cache, lru_cache
+from functools import lru_cache
 from time import perf_counter
 from typing import Any, NamedTuple, cast
 
 import sentry_sdk
 from django.conf import settings as django_settings
 from django.core.checks import CheckMessage, Error, Warning
-from django.core.signals import setting_changed
-from django.dispatch import receiver
 from django.http import HttpRequest
 from django.http.response import HttpResponseBase
 from django.utils.module_loading import import_string
 from structlog.contextvars import bind_contextvars, clear_contextvars
 
 from django_microkit._middleware import Middleware
-from django_microkit.conf import microkit_settings
-from django_microkit.logging import _log_access, _printable
+from django_microkit.checks import is_subclass_path
+from django_microkit.conf import derived, microkit_settings
+from django_microkit.logging import log_access
 
 __all__ = [
     "TRACEPARENT_HEADER",
     "TRACESTATE_HEADER",
     "RequestIDMiddleware",
     "TraceContext",
+    "check_request_id",
     "get_request_id",
     "get_trace_context",
+    "new_request_id",
     "outgoing_headers",
     "parse_traceparent",
     "parse_tracestate",
@@ -93,9 +94,9 @@ _ZERO_TRACE_ID = "0" * 32
 _ZERO_PARENT_ID = "0" * 16
 
 
-def _new_request_id() -> str:
-    """32 lowercase hex characters, 128 random bits (as unique as a UUID4,
-    for a fifth of the work)."""
+def new_request_id() -> str:
+    """A fresh request ID: 32 lowercase hex characters, 128 random bits (as
+    unique as a UUID4, for a fifth of the work)."""
     return os.urandom(16).hex()
 
 
@@ -238,7 +239,7 @@ def parse_tracestate(value: str) -> str | None:
 
 
 # --------------------------------------------------------------------------
-# Settings, resolved once and forgotten when MICROKIT changes
+# Settings, derived once and dropped when MICROKIT changes
 # --------------------------------------------------------------------------
 
 # Received IDs longer than this, or not printable ASCII, are refused even if a
@@ -292,7 +293,7 @@ def _meta_key(header: str) -> str:
     return "HTTP_" + header.upper().replace("-", "_")
 
 
-@cache
+@derived
 def _settings() -> _Settings:
     section = microkit_settings.REQUEST_ID
     header = section["HEADER"]
@@ -302,12 +303,6 @@ def _settings() -> _Settings:
         pattern=re.compile(section["PATTERN"]),
         trust=_trust_policy(section["TRUST"], list(section["TRUSTED_PROXIES"])),
     )
-
-
-@receiver(setting_changed)
-def _forget_settings(*, setting: str, **kwargs: Any) -> None:
-    if setting == "MICROKIT":
-        _settings.cache_clear()
 
 
 # --------------------------------------------------------------------------
@@ -349,7 +344,7 @@ class RequestIDMiddleware(Middleware[_RequestState]):
         upstream = rejected = None
 
         if received is None:
-            request_id = _new_request_id()
+            request_id = new_request_id()
         elif not (
             len(received) <= _MAX_REQUEST_ID_LENGTH
             and received.isascii()
@@ -358,12 +353,12 @@ class RequestIDMiddleware(Middleware[_RequestState]):
         ):
             # Never echoed nor logged as is, whatever PATTERN allows: it may
             # hold newlines, terminal escapes or kilobytes of anything.
-            request_id = _new_request_id()
-            rejected = _printable(received)
+            request_id = new_request_id()
+            rejected = received
         elif trusted:
             request_id = received
         else:
-            request_id = _new_request_id()
+            request_id = new_request_id()
             upstream = received
 
         # An untrusted caller cannot join our traces: the trace restarts.
@@ -395,7 +390,7 @@ class RequestIDMiddleware(Middleware[_RequestState]):
         self, request: HttpRequest, response: HttpResponseBase, state: _RequestState
     ) -> HttpResponseBase:
         response.headers[state.header] = state.request_id
-        _log_access(request, response, state.started, state.rejected)
+        log_access(request, response, state.started, state.rejected)
         return response
 
     def end(self, state: _RequestState) -> None:
@@ -413,19 +408,13 @@ _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _TRUST_NAMES = ("any", "none", "proxies")
 
 
-def _is_request_id_middleware(path: str) -> bool:
-    if path == _MIDDLEWARE_PATH:
-        return True
-    try:
-        middleware = import_string(path)
-    except ImportError:
-        return False
-    return isinstance(middleware, type) and issubclass(middleware, RequestIDMiddleware)
-
-
 def _check_middleware(middleware: list[str]) -> list[CheckMessage]:
     position = next(
-        (i for i, path in enumerate(middleware) if _is_request_id_middleware(path)),
+        (
+            i
+            for i, path in enumerate(middleware)
+            if is_subclass_path(path, _MIDDLEWARE_PATH)
+        ),
         None,
     )
     if position is None:
@@ -536,8 +525,9 @@ def _check_settings(section: Mapping[str, Any]) -> list[CheckMessage]:
     return messages
 
 
-def _checks() -> list[CheckMessage]:
-    """Every request-ID check, for :mod:`django_microkit.checks`."""
+def check_request_id(**kwargs: Any) -> list[CheckMessage]:
+    """``W020``–``W022``, ``E020``–``E024``: the middleware's place in
+    ``MIDDLEWARE`` and the ``MICROKIT["REQUEST_ID"]`` values."""
     return [
         *_check_middleware(list(getattr(django_settings, "MIDDLEWARE", None) or [])),
         *_check_settings(microkit_settings.REQUEST_ID),

@@ -2,7 +2,8 @@
 
 An operator who reads ``"request_id": "9f1c…"`` in a problem body or a log line
 finds the matching Sentry event by that tag. Sentry starts when Django does if
-``MICROKIT["SENTRY"]["DSN"]`` is set; without a DSN it stays off.
+``MICROKIT["SENTRY"]["DSN"]`` is set (:func:`init_sentry`); without a DSN it
+stays off.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import sentry_sdk
 from django.core.checks import CheckMessage, Error
 from sentry_sdk.utils import BadDsn, Dsn
 
+from django_microkit.checks import is_number
 from django_microkit.conf import microkit_settings
 from django_microkit.request_id import get_request_id, get_trace_context
 
@@ -24,7 +26,7 @@ if TYPE_CHECKING:
 
     _EventHook = Callable[[Event, Hint], Event | None]
 
-__all__ = ["before_send", "init_sentry"]
+__all__ = ["before_send", "check_sentry", "init_sentry"]
 
 _logger = logging.getLogger("django_microkit.sentry")
 
@@ -75,14 +77,24 @@ def _dsn_error(dsn: object) -> str | None:
 
 
 def init_sentry(**options: Any) -> bool:
-    """Initialise sentry-sdk from ``MICROKIT["SENTRY"]``; ``False`` if no DSN.
+    """Initialise sentry-sdk from ``MICROKIT["SENTRY"]``; ``False`` if it stays
+    off.
 
-    Keyword arguments are passed to ``sentry_sdk.init`` over the settings (for
-    example ``transport=`` in tests). A ``before_send`` given here runs after
-    django-microkit's tagging hook.
+    Django's start-up calls it when a DSN is set. Keyword arguments go to
+    ``sentry_sdk.init`` over the settings (``transport=`` in tests); a
+    ``before_send`` given here runs after the tagging hook. An invalid DSN in
+    the settings (check ``E027``) is logged, not raised: a server starts anyway.
     """
     section = microkit_settings.SENTRY
-    dsn = options.pop("dsn", section["DSN"])
+    dsn = options.pop("dsn", None)
+    if dsn is None:
+        dsn = section["DSN"]
+        error = _dsn_error(dsn)
+        if error is not None:
+            _logger.error(
+                "Sentry is off: MICROKIT['SENTRY']['DSN'] is invalid: %s", error
+            )
+            return False
     if not dsn:
         return False
     options.setdefault("environment", section["ENVIRONMENT"] or None)
@@ -97,19 +109,8 @@ def init_sentry(**options: Any) -> bool:
     return True
 
 
-def _init_from_settings() -> None:
-    """Start Sentry at start-up when a usable DSN is configured."""
-    dsn = microkit_settings.SENTRY["DSN"]
-    error = _dsn_error(dsn)
-    if error is not None:
-        # manage.py check reports it as E027; a server starting anyway says so.
-        _logger.error("Sentry is off: MICROKIT['SENTRY']['DSN'] is invalid: %s", error)
-        return
-    init_sentry()
-
-
-def _checks() -> list[CheckMessage]:
-    """The Sentry checks, for :mod:`django_microkit.checks`."""
+def check_sentry(**kwargs: Any) -> list[CheckMessage]:
+    """``E026``, ``E027``: a usable DSN and sample rates between 0 and 1."""
     section = microkit_settings.SENTRY
     messages: list[CheckMessage] = []
     error = _dsn_error(section["DSN"])
@@ -124,7 +125,7 @@ def _checks() -> list[CheckMessage]:
         )
     for key in ("SAMPLE_RATE", "TRACES_SAMPLE_RATE"):
         rate = section[key]
-        if isinstance(rate, int | float) and not 0 <= rate <= 1:
+        if is_number(rate) and not 0 <= rate <= 1:
             messages.append(
                 Error(
                     f"MICROKIT['SENTRY'][{key!r}] is {rate!r}, not between 0 and 1.",

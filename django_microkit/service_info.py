@@ -1,10 +1,10 @@
 """``/.well-known/service-info``: what is deployed, in one small JSON document.
 
-Name, version and build of the service, the API versions it serves and which
-are deprecated, where its OpenAPI schema is, and the versions of Python, Django
-and django-microkit it runs on. The document depends only on settings and the
-environment, so it is built once and served from memory until ``MICROKIT``
-changes.
+Name, version and build of the service, the API versions it serves, which are
+deprecated and which retired, where its OpenAPI schema is, and the versions of
+Python, Django and django-microkit it runs on. The document depends only on
+settings, the URLconf, the environment and the next sunset, so it is built once
+and served from memory until one of them changes.
 """
 
 from __future__ import annotations
@@ -19,11 +19,12 @@ from typing import Any, TypedDict
 import django
 from django.core.checks import CheckMessage
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
-from django.urls import URLPattern
+from django.urls import NoReverseMatch, URLPattern, reverse
 
 from django_microkit.checks import Issue
 from django_microkit.conf import derived, microkit_settings
 from django_microkit.health.views import server_mode_route
+from django_microkit.versioning.config import version_table
 
 __all__ = [
     "BUILD_COMMIT_ENV",
@@ -54,6 +55,7 @@ class DeprecatedVersion(TypedDict):
 
 class ApiVersions(TypedDict):
     versions: list[str]
+    retired: list[str]
     default_version: str | None
     deprecated: dict[str, DeprecatedVersion]
 
@@ -69,12 +71,13 @@ class _ServiceInfoRequired(TypedDict):
     version: str
     build: BuildInfo
     api: ApiVersions
-    openapi_url: str | None
 
 
 class ServiceInfo(_ServiceInfoRequired, total=False):
-    """The service-info document (``runtime`` unless ``SHOW_RUNTIME`` is off)."""
+    """The service-info document (``openapi_url`` when there is a schema,
+    ``runtime`` unless ``SHOW_RUNTIME`` is off)."""
 
+    openapi_url: str
     runtime: RuntimeInfo
 
 
@@ -89,8 +92,15 @@ def service_info() -> ServiceInfo:
             "commit": section["COMMIT"] or os.environ.get(BUILD_COMMIT_ENV) or None,
         },
         "api": _api_versions(),
-        "openapi_url": section["OPENAPI_URL"],
     }
+    openapi_url = section["OPENAPI_URL"]
+    if openapi_url == "":
+        try:  # the schema route, named as in the service template
+            openapi_url = reverse("schema")
+        except NoReverseMatch:
+            openapi_url = None
+    if openapi_url is not None:
+        info["openapi_url"] = openapi_url
     if section["SHOW_RUNTIME"]:
         from django_microkit import __version__
 
@@ -103,12 +113,15 @@ def service_info() -> ServiceInfo:
 
 
 def _api_versions() -> ApiVersions:
-    """The versions from ``MICROKIT["VERSIONING"]``."""
-    section: Mapping[str, Any] = microkit_settings.VERSIONING
-    deprecated = section.get("DEPRECATED") or {}
+    """The versions from ``MICROKIT["VERSIONING"]``: a version past its sunset
+    answers 410, so it is listed as retired rather than served."""
+    section = microkit_settings.VERSIONING
+    deprecated = section["DEPRECATED"] or {}
+    table = version_table()
     return {
-        "versions": [str(version) for version in section.get("VERSIONS") or ()],
-        "default_version": _optional_str(section.get("DEFAULT_VERSION")),
+        "versions": table.active(table.versions),
+        "retired": [v for v in table.versions if table.sunset_passed(v)],
+        "default_version": _optional_str(section["DEFAULT_VERSION"]),
         "deprecated": {
             str(version): {
                 "deprecated_since": _optional_str(details.get("deprecated_since")),
@@ -122,19 +135,26 @@ def _api_versions() -> ApiVersions:
 
 
 def _optional_str(value: Any) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, (datetime.date, datetime.datetime)):
+    if isinstance(value, datetime.date):  # a datetime too
         return value.isoformat()
-    return str(value)
+    return None if value is None else str(value)
 
 
-@derived
-def _body() -> bytes:
-    """The document as served: it changes only with ``MICROKIT``, built once."""
+@derived(settings=("MICROKIT", "ROOT_URLCONF"))
+def _document() -> tuple[bytes, datetime.datetime | None]:
+    """The document as served, and the next sunset, when it changes."""
     # EXTRA adds members; it never replaces the standard ones.
     document = {**microkit_settings.SERVICE_INFO["EXTRA"], **service_info()}
-    return json.dumps(document, separators=(",", ":")).encode()
+    body = json.dumps(document, separators=(",", ":")).encode()
+    return body, version_table().next_sunset()
+
+
+def _body() -> bytes:
+    body, until = _document()
+    if until is not None and datetime.datetime.now(datetime.timezone.utc) >= until:
+        _document.reset()
+        body, until = _document()
+    return body
 
 
 def _response(request: HttpRequest) -> HttpResponse:

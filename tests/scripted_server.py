@@ -1,8 +1,13 @@
 """A real HTTP server on 127.0.0.1 for the service client tests.
 
 Each path answers from a script of replies (the last one repeats): statuses,
-bodies, headers, a delay before answering, or a dropped connection. Every
-request is recorded with its headers, body and arrival time.
+bodies, headers, a delay before answering, a body sent in parts with a pause
+before each, or a dropped connection. Every request is recorded with its
+headers, body, arrival time and the client's port (one per connection); the
+bytes of body written are counted per path.
+
+Fixtures: ``server`` and ``other_server`` (another origin), and ``configure`` /
+``catalog``, a ``ServiceClient("catalog")`` pointed at ``server``.
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from django_microkit.client import ServiceClient
+
 
 @dataclass(frozen=True)
 class Reply:
@@ -27,15 +34,20 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
     drop: bool = False
+    #: The body in parts (instead of ``body``), each after ``pause`` seconds.
+    parts: tuple[bytes, ...] = ()
+    pause: float = 0.0
 
-    def encoded(self) -> tuple[bytes, dict[str, str]]:
+    def encoded(self) -> tuple[tuple[bytes, ...], dict[str, str]]:
         headers = dict(self.headers)
+        if self.parts:
+            return self.parts, headers
         if self.body is not None:
-            return self.body, headers
+            return (self.body,), headers
         if self.json is None:
-            return b"", headers
+            return (), headers
         headers.setdefault("Content-Type", "application/json")
-        return json.dumps(self.json).encode(), headers
+        return (json.dumps(self.json).encode(),), headers
 
 
 @dataclass(frozen=True)
@@ -45,6 +57,7 @@ class Received:
     header_items: list[tuple[str, str]]
     body: bytes
     at: float
+    port: int
 
     def header(self, name: str) -> str | None:
         values = self.all(name)
@@ -62,6 +75,7 @@ class ScriptedServer(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), _Handler)
         self.scripts: dict[str, list[Reply]] = {}
         self.received: list[Received] = []
+        self.written: dict[str, int] = {}
         self.lock = threading.Lock()
 
     @property
@@ -106,23 +120,32 @@ class _Handler(BaseHTTPRequestHandler):
                     list(self.headers.items()),
                     body,
                     time.monotonic(),
+                    self.client_address[1],
                 )
             )
-        reply = self.server.next_reply(urlsplit(self.path).path)
+        path = urlsplit(self.path).path
+        reply = self.server.next_reply(path)
         if reply.delay:
             time.sleep(reply.delay)
         if reply.drop:
             self.close_connection = True
             return
-        content, headers = reply.encoded()
+        parts, headers = reply.encoded()
         try:
             self.send_response(reply.status)
             for name, value in headers.items():
                 self.send_header(name, value)
-            self.send_header("Content-Length", str(len(content)))
+            if "Content-Length" not in headers:  # a wrong one: a body cut short
+                self.send_header("Content-Length", str(sum(map(len, parts))))
             self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(content)
+            for part in parts if self.command != "HEAD" else ():
+                time.sleep(reply.pause)
+                self.wfile.write(part)
+                self.wfile.flush()
+                with self.server.lock:
+                    self.server.written[path] = self.server.written.get(path, 0) + len(
+                        part
+                    )
         except OSError:  # the client gave up (timeout): nothing to answer
             self.close_connection = True
 
@@ -131,6 +154,16 @@ class _Handler(BaseHTTPRequestHandler):
 
 @pytest.fixture(name="server")
 def server_fixture() -> Iterator[ScriptedServer]:
+    yield from _running()
+
+
+@pytest.fixture(name="other_server")
+def other_server_fixture() -> Iterator[ScriptedServer]:
+    """A second server: another origin (another port)."""
+    yield from _running()
+
+
+def _running() -> Iterator[ScriptedServer]:
     httpd = ScriptedServer()
     thread = threading.Thread(
         target=httpd.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
@@ -141,3 +174,35 @@ def server_fixture() -> Iterator[ScriptedServer]:
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+#: The catalog entry of the client tests, before their own overrides.
+BASE_ENTRY: dict[str, Any] = {
+    "TIMEOUT": (0.5, 0.5),
+    "RETRIES": 2,
+    "BACKOFF": 0.02,
+    "BACKOFF_MAX": 0.05,
+    "DEADLINE": 5,
+    "BREAKER": {"FAILURES": 100},
+}
+
+
+@pytest.fixture(name="configure")
+def configure_fixture(server: ScriptedServer, settings: Any) -> Any:
+    """Point MICROKIT["SERVICES"]["catalog"] at the server, with overrides."""
+
+    def apply(**entry: Any) -> ServiceClient:
+        settings.MICROKIT = {
+            "SERVICE_NAME": "orders",
+            "SERVICE_VERSION": "2.1.0",
+            "SERVICES": {"catalog": {"BASE_URL": server.url, **BASE_ENTRY, **entry}},
+        }
+        return ServiceClient("catalog")
+
+    return apply
+
+
+@pytest.fixture(name="catalog")
+def catalog_fixture(configure: Any) -> ServiceClient:
+    client: ServiceClient = configure()
+    return client

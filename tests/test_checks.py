@@ -1,14 +1,25 @@
 from __future__ import annotations
 
+import inspect
+import os
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
-from django.core.checks import run_checks
+from django.apps import apps
+from django.core.checks import CheckMessage, Tags, run_checks
+from django.core.checks import Error as CheckError
+from django.core.checks import Warning as CheckWarning
+from django.core.checks.registry import registry
 from django.core.management import call_command
 from django.test import override_settings
 from django.urls import get_resolver
+from django.utils.module_loading import import_string
 
 import django_microkit
+from django_microkit.checks import _CONCERN_CHECKS, Issue, register_checks
 
 
 def check_ids(**overrides: Any) -> list[str]:
@@ -119,3 +130,107 @@ def test_subclass_or_class_object_counts_as_wired() -> None:
             "DEFAULT_SCHEMA_CLASS": value,
         }
         assert check_ids(REST_FRAMEWORK=wired) == []
+
+
+# -- Registration -------------------------------------------------------------
+
+
+def _registered_paths() -> list[str]:
+    return [path for path, _tag, _deploy in _CONCERN_CHECKS]
+
+
+def test_each_check_is_registered_once() -> None:
+    paths = _registered_paths()
+    assert len(paths) == len(set(paths))
+
+
+def test_every_entry_is_a_check_function_with_a_tag() -> None:
+    for path, tag, deploy in _CONCERN_CHECKS:
+        function = import_string(path)
+        assert inspect.isfunction(function), path
+        assert tag in vars(Tags).values(), path
+        assert isinstance(deploy, bool)
+        assert deploy == path.endswith("_deploy"), path
+        assert function.__name__.startswith("check_"), path
+        parameters = list(inspect.signature(function).parameters.values())
+        assert [p.kind for p in parameters] == [inspect.Parameter.VAR_KEYWORD]
+
+
+def test_every_check_function_of_the_package_is_registered() -> None:
+    from tests.test_docs import library_modules
+
+    found = {
+        f"{module.__name__}.{name}"
+        for module in library_modules()
+        for name, value in vars(module).items()
+        if name.startswith("check_")
+        and inspect.isfunction(value)
+        and value.__module__ == module.__name__
+    }
+    assert found, "no check_* functions found"
+    unregistered = found - set(_registered_paths())
+    assert not unregistered, f"not in _CONCERN_CHECKS: {sorted(unregistered)}"
+
+
+def test_registered_checks_carry_the_name_of_their_function() -> None:
+    names = {
+        f"{check.__module__}.{check.__name__}"
+        for check in registry.get_checks(include_deployment_checks=True)
+    }
+    assert set(_registered_paths()) <= names
+
+
+def test_registering_again_adds_nothing() -> None:
+    before = set(registry.get_checks(include_deployment_checks=True))
+    register_checks()
+    apps.get_app_config("django_microkit").ready()
+    assert set(registry.get_checks(include_deployment_checks=True)) == before
+
+
+def test_deploy_checks_run_only_with_deploy() -> None:
+    deploy_only = {
+        f"{check.__module__}.{check.__name__}"
+        for check in registry.get_checks(include_deployment_checks=True)
+        if check not in registry.get_checks()
+        and check.__module__.startswith("django_microkit")
+    }
+    assert deploy_only == {path for path, _tag, deploy in _CONCERN_CHECKS if deploy}
+
+
+@pytest.mark.parametrize(
+    ("id_", "level"),
+    [("django_microkit.E050", CheckError), ("django_microkit.W050", CheckWarning)],
+)
+def test_an_issue_is_a_check_message_of_the_level_its_id_says(
+    id_: str, level: type[CheckMessage]
+) -> None:
+    issue = Issue(id_, "MICROKIT['X'] is wrong.", "Fix it.")
+    assert issue.is_error is (level is CheckError)
+    message = issue.message()
+    assert type(message) is level
+    assert (message.id, message.msg, message.hint) == (id_, issue.msg, issue.hint)
+
+
+def test_start_up_imports_no_concern_module() -> None:
+    # Registering the checks must not import what they check (DRF views,
+    # PyJWT, the client...): that waits until the checks run.
+    code = (
+        "import sys, django; django.setup(); "
+        "print(sorted(m for m in sys.modules if m.startswith('django_microkit')))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings"},
+        cwd=Path(__file__).resolve().parent.parent,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert result.stdout.split("\n")[0] == str(
+        [
+            "django_microkit",
+            "django_microkit.apps",
+            "django_microkit.checks",
+            "django_microkit.conf",
+        ]
+    )

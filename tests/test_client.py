@@ -31,38 +31,13 @@ from django_microkit.client import (
 )
 from django_microkit.client.errors import TEXT_LIMIT, parse_retry_after
 from tests.conftest import LogLines
-from tests.scripted_server import Reply, ScriptedServer, server_fixture  # noqa: F401
-
-BASE_ENTRY: dict[str, Any] = {
-    "TIMEOUT": (0.5, 0.5),
-    "RETRIES": 2,
-    "BACKOFF": 0.02,
-    "BACKOFF_MAX": 0.05,
-    "DEADLINE": 5,
-    "BREAKER": {"FAILURES": 100},
-}
-
-
-@pytest.fixture
-def configure(server: ScriptedServer, settings: Any) -> Any:
-    """Point MICROKIT["SERVICES"]["catalog"] at the server, with overrides."""
-
-    def apply(**entry: Any) -> ServiceClient:
-        settings.MICROKIT = {
-            "SERVICE_NAME": "orders",
-            "SERVICE_VERSION": "2.1.0",
-            "SERVICES": {"catalog": {"BASE_URL": server.url, **BASE_ENTRY, **entry}},
-        }
-        return ServiceClient("catalog")
-
-    return apply
-
-
-@pytest.fixture
-def catalog(configure: Any) -> ServiceClient:
-    client: ServiceClient = configure()
-    return client
-
+from tests.scripted_server import (  # noqa: F401
+    Reply,
+    ScriptedServer,
+    catalog_fixture,
+    configure_fixture,
+    server_fixture,
+)
 
 # --------------------------------------------------------------------------
 # Calls and answers
@@ -938,3 +913,17 @@ def test_other_setting_changes_keep_the_config(catalog: ServiceClient) -> None:
     config = catalog.config
     with override_settings(DEBUG=True):
         assert catalog.config is config
+
+
+def test_remote_request_id_from_the_configured_header(
+    catalog: ServiceClient, server: ScriptedServer, settings: Any
+) -> None:
+    settings.MICROKIT = {
+        **settings.MICROKIT,
+        "REQUEST_ID": {"HEADER": "X-Correlation-ID"},
+    }
+    headers = {"X-Correlation-ID": "corr.1", "X-Request-ID": "other.2"}
+    server.script("/p/", Reply(404, {"title": "Not Found"}, headers=headers))
+    with pytest.raises(NotFoundError) as caught:
+        catalog.get("/p/")
+    assert caught.value.request_id == "corr.1"

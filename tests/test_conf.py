@@ -1,5 +1,9 @@
 from __future__ import annotations
 
+import ast
+import importlib
+from pathlib import Path
+
 import pytest
 from django.test import override_settings
 
@@ -102,10 +106,19 @@ def test_public_api_is_lazy_and_listed() -> None:
         django_microkit.nothing_here  # noqa: B018
 
 
-def test_every_lazy_name_is_public() -> None:
-    from django_microkit import _LAZY
-
-    assert sorted(["__version__", *_LAZY]) == django_microkit.__all__
+def test_type_checkers_see_every_public_name_where_it_is_defined() -> None:
+    # __all__ follows from the lazy table; the TYPE_CHECKING imports repeat it
+    # for mypy and editors, and must name the same objects.
+    tree = ast.parse(Path(django_microkit.__file__).read_text())
+    (block,) = [node for node in tree.body if isinstance(node, ast.If)]
+    imports = [node for node in block.body if isinstance(node, ast.ImportFrom)]
+    seen = {alias.name: node.module for node in imports for alias in node.names}
+    assert all(alias.asname == alias.name for node in imports for alias in node.names)
+    assert sorted(["__version__", *seen]) == django_microkit.__all__
+    for name, module in seen.items():
+        assert module is not None
+        defined = getattr(importlib.import_module(module), name)
+        assert getattr(django_microkit, name) is defined
 
 
 def test_typed_sections_match_the_defaults_key_for_key() -> None:
@@ -216,3 +229,10 @@ def test_fork_safe_derived_value_is_rebuilt_in_a_child() -> None:
     os.waitpid(pid, 0)
     assert int(child_owner) == pid
     assert int(child_inherited) == parent
+
+
+def test_the_required_rest_framework_values_are_in_the_defaults() -> None:
+    from django_microkit.conf import REST_FRAMEWORK_WIRING, rest_framework_defaults
+
+    assert set(REST_FRAMEWORK_WIRING) == {"DEFAULT_SCHEMA_CLASS", "EXCEPTION_HANDLER"}
+    assert REST_FRAMEWORK_WIRING.items() <= rest_framework_defaults().items()

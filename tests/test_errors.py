@@ -504,6 +504,7 @@ DRF_CASES: list[
             **problem(
                 409, "insufficient_stock", "Only 2 left.", "/errors/raise/problem/"
             ),
+            "type": "https://errors.example.com/insufficient_stock",
             "title": "Not enough stock.",
             "available": 2,
         },
@@ -700,6 +701,7 @@ PLAIN_CASES: list[
                 "Only 2 left.",
                 "/errors/plain/raise/problem/",
             ),
+            "type": "https://errors.example.com/insufficient_stock",
             "title": "Not enough stock.",
             "available": 2,
         },
@@ -776,6 +778,7 @@ PLAIN_CASES: list[
                 "Only 2 left.",
                 "/errors/plain/async/problem/",
             ),
+            "type": "https://errors.example.com/insufficient_stock",
             "title": "Not enough stock.",
             "available": 2,
         },
@@ -890,6 +893,127 @@ def test_instance_is_an_escaped_path() -> None:
 def test_a_converted_405_keeps_cookies() -> None:
     response = Client().get("/errors/plain/headered/")
     assert response.cookies["seen"].value == "1"
+
+
+REQUEST_ID = "django_microkit.request_id.RequestIDMiddleware"
+COMMON = "django.middleware.common.CommonMiddleware"
+PROBLEMS = "django_microkit.errors.ProblemMiddleware"
+#: ProblemMiddleware after CommonMiddleware (as documented) or before it.
+SLASH_ORDERS = {
+    "after-common": [REQUEST_ID, COMMON, PROBLEMS],
+    "before-common": [REQUEST_ID, PROBLEMS, COMMON],
+}
+
+
+def _send(mode: str, method: str, url: str, **kwargs: Any) -> Any:
+    if mode == "wsgi":
+        return getattr(Client(raise_request_exception=False), method)(url, **kwargs)
+    client = AsyncClient(raise_request_exception=False)
+    return async_to_sync(getattr(client, method))(url, **kwargs)
+
+
+@pytest.mark.parametrize("order", list(SLASH_ORDERS))
+@pytest.mark.parametrize("mode", ["wsgi", "asgi"])
+@pytest.mark.parametrize("method", ["get", "post", "head"])
+def test_append_slash_is_a_308_for_api_clients(
+    order: str, mode: str, method: str, settings: Any
+) -> None:
+    settings.MIDDLEWARE = SLASH_ORDERS[order]
+    body = {"data": ORDER_INVALID, "content_type": "application/json"}
+    response = _send(
+        mode, method, "/errors/orders?x=1", **body if method == "post" else {}
+    )
+    assert (response.status_code, response["Location"]) == (308, "/errors/orders/?x=1")
+    assert response["Content-Type"] == "application/problem+json"
+    assert "Accept" in response["Vary"]
+    if method == "head":
+        return
+    document = json.loads(response.content)
+    assert document.pop("request_id") == response["X-Request-ID"]
+    assert document == {
+        "type": "about:blank",
+        "title": "Permanent Redirect",
+        "status": 308,
+        "detail": "This resource's URL ends with a slash: /errors/orders/?x=1",
+        "instance": "/errors/orders",
+        "code": "append_slash",
+    }
+
+
+def test_the_308_names_the_request_id_when_there_is_one(settings: Any) -> None:
+    settings.MIDDLEWARE = [COMMON, PROBLEMS]
+    response = Client().get("/errors/orders")
+    assert response.status_code == 308
+    assert "request_id" not in response.json()
+
+
+@pytest.mark.parametrize("debug", [False, True])
+def test_a_client_following_the_308_keeps_its_method_and_body(
+    debug: bool, settings: Any
+) -> None:
+    # Django refuses to drop a POST body under DEBUG with a RuntimeError; the
+    # 308 keeps it, so there is nothing to refuse.
+    settings.MIDDLEWARE = SLASH_ORDERS["after-common"]
+    settings.DEBUG = debug
+    response = Client().post(
+        "/errors/orders", ORDER_INVALID, content_type="application/json", follow=True
+    )
+    assert response.redirect_chain == [("/errors/orders/", 308)]
+    assert (response.status_code, response.json()["code"]) == (400, "validation_error")
+    assert response.json()["errors"][0] == {
+        "code": "required",
+        "detail": "This field is required.",
+        "pointer": "/name",
+    }
+
+
+@pytest.mark.parametrize("order", list(SLASH_ORDERS))
+def test_append_slash_of_a_browser_is_djangos_redirect(
+    order: str, settings: Any
+) -> None:
+    settings.MIDDLEWARE = SLASH_ORDERS[order]
+    with override_settings(MICROKIT={"ERRORS": {"HTML_FALLBACK": True}}):
+        response = Client().get("/errors/orders", headers=HTML)
+        assert (response.status_code, response["Location"]) == (301, "/errors/orders/")
+        response = Client().get(
+            "/errors/orders", headers={"Accept": "application/json"}
+        )
+        assert (response.status_code, response["Content-Type"]) == (
+            308,
+            "application/json",
+        )
+
+
+@pytest.mark.parametrize(
+    ("middleware", "url", "status"),
+    [
+        # No CommonMiddleware: Django does not append slashes either.
+        ([REQUEST_ID, PROBLEMS], "/errors/orders", 404),
+        # Not found with the slash either.
+        (SLASH_ORDERS["after-common"], "/nowhere", 404),
+        (SLASH_ORDERS["before-common"], "/nowhere", 404),
+        # A redirect of the service's own is kept.
+        (
+            [REQUEST_ID, PROBLEMS, "tests.testapp.errors_views.moved_elsewhere"],
+            "/errors/orders",
+            301,
+        ),
+    ],
+)
+def test_other_responses_without_a_slash_are_kept(
+    middleware: list[str], url: str, status: int, settings: Any
+) -> None:
+    settings.MIDDLEWARE = middleware
+    assert Client().get(url).status_code == status
+
+
+def test_append_slash_off_is_a_404(settings: Any) -> None:
+    settings.MIDDLEWARE = SLASH_ORDERS["after-common"]
+    settings.APPEND_SLASH = False
+    response = Client().get("/errors/orders")
+    assert problem(404, "not_found", "Not found.", "/errors/orders") == body_of(
+        response
+    )
 
 
 @pytest.mark.parametrize("middleware", [True, False])
@@ -1286,6 +1410,7 @@ def test_problem_carries_its_members() -> None:
     problem = Problem(
         409,
         "insufficient_stock",
+        type="https://errors.example.com/insufficient_stock",
         title="Not enough stock.",
         detail="Only 2 left.",
         headers={"Retry-After": "5"},
@@ -1298,7 +1423,29 @@ def test_problem_carries_its_members() -> None:
     assert problem.headers == {"Retry-After": "5"}
     assert problem.extensions == {"available": 2}
     assert problem.errors is None
-    assert problem.type is None
+    assert problem.type == "https://errors.example.com/insufficient_stock"
+
+
+def test_a_problem_without_a_type_takes_no_title() -> None:
+    with pytest.raises(ValueError, match="about:blank is titled with the HTTP"):
+        Problem(409, "insufficient_stock", title="Not enough stock.")
+    with pytest.raises(ValueError, match="put it in detail"):
+        Problem(409, "insufficient_stock", title="Conflict", type="about:blank")
+    with pytest.raises(ValueError, match="'Too poor.' a type URI"):
+        Problem.invalid({"amount": ["Too much."]}, title="Too poor.")
+    assert Problem(409, "insufficient_stock", detail="Not enough stock.").title is None
+
+
+def test_a_titled_problem_needs_a_type_uri() -> None:
+    typed = Problem(409, "stock", title="Not enough stock.", type="urn:shop:stock")
+    assert (typed.type, typed.title) == ("urn:shop:stock", "Not enough stock.")
+    with override_settings(
+        MICROKIT={"ERRORS": {"TYPE_BASE_URI": "https://errors.example.com/"}}
+    ):
+        derived = Problem.invalid({}, title="Too poor.")
+        assert derived.title == "Too poor."
+        with pytest.raises(ValueError, match="about:blank"):
+            Problem(409, "stock", title="Not enough stock.", type="about:blank")
 
 
 @pytest.mark.parametrize("status", [200, 302, 600])

@@ -54,7 +54,7 @@ with fake_service("catalog") as catalog:
         status=409,
         problem={
             "code": "insufficient_stock",
-            "title": "Not enough stock.",
+            "title": "Conflict",
             "detail": "Only 8 of PEN left.",
             "available": 8,
         },
@@ -127,7 +127,7 @@ def test_orders_checks_and_reserves_through_the_client(tmp_path: Path) -> None:
     assert short["status"] == 409
     assert {k: short["body"][k] for k in ("code", "title", "detail", "errors")} == {
         "code": "insufficient_stock",
-        "title": "Not enough stock.",
+        "title": "Conflict",
         "detail": "Only 8 of PEN left.",
         "errors": [
             {

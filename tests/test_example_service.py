@@ -150,9 +150,9 @@ def test_catalog_answers_errors_with_problems(tmp_path: Path) -> None:
         problem,
         {
             "type": "about:blank",
-            "title": "Not enough stock.",
+            "title": "Conflict",
             "status": 409,
-            "detail": "Only 8 of MN-003 left.",
+            "detail": "Not enough stock: only 8 of MN-003 left.",
             "instance": "/api/products/3/reserve/",
             "code": "insufficient_stock",
             "available": 8,

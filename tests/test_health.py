@@ -27,10 +27,9 @@ from django_microkit.health import (
     HealthReport,
     arun_probe,
     register_check,
-    registry,
     run_probe,
-    runner,
 )
+from django_microkit.health._registry import REGISTRY
 from django_microkit.health.checks import check_health, check_health_deploy
 from django_microkit.health.views import (
     health_urlpatterns,
@@ -189,6 +188,38 @@ def test_a_hung_check_times_out(get: Callable[..., HttpResponse], check: str) ->
     ]
     assert statuses(response)["ok"] == "pass"
     assert elapsed < 0.3 + 1.0
+
+
+def test_each_check_is_held_to_its_own_deadline(
+    get: Callable[..., HttpResponse],
+) -> None:
+    # The short check ends after its own deadline but long before the other
+    # check does: it still reports a timeout, and the probe waits for neither
+    # longer than its timeout.
+    entries = [
+        {"check": f"{P}.async_sleep", "options": {"seconds": 0.5}, "timeout": 1.5},
+        {"check": f"{P}.sleep", "options": {"seconds": 0.3}, "timeout": 0.1},
+    ]
+    with override_settings(MICROKIT=microkit(READINESS_CHECKS=entries)):
+        start = time.perf_counter()
+        response = get("/health/ready")
+        elapsed = time.perf_counter() - start
+    assert statuses(response) == {"async_sleep": "pass", "sleep": "fail"}
+    assert body(response)["checks"]["sleep"][0]["output"] == "timeout"
+    assert elapsed < 1.5
+
+
+def test_the_pool_starts_a_thread_only_when_none_is_idle() -> None:
+    def pool_threads() -> int:
+        names = [thread.name for thread in threading.enumerate()]
+        return names.count("microkit-health-check")
+
+    checks = [f"{P}.ok", f"{P}.counted", f"{P}.where_am_i"]
+    with override_settings(MICROKIT=microkit(READINESS_CHECKS=checks, RESULT_TTL=0)):
+        before = pool_threads()
+        for _ in range(10):
+            assert run_probe("ready").status == "pass"
+    assert pool_threads() - before <= len(checks)
 
 
 def test_default_timeout_applies() -> None:
@@ -442,13 +473,14 @@ def test_registered_for_a_probe_joins_it() -> None:
 
 @pytest.fixture
 def isolated_registry() -> Iterator[None]:
-    saved = dict(registry._registry)
+    # The probes forget the checks they resolved when the autouse fixture's
+    # settings are restored, after this.
+    saved = dict(REGISTRY)
     try:
         yield
     finally:
-        registry._registry.clear()
-        registry._registry.update(saved)
-        registry._resolved.reset()
+        REGISTRY.clear()
+        REGISTRY.update(saved)
 
 
 @pytest.mark.usefixtures("isolated_registry")
@@ -475,7 +507,7 @@ def test_register_check_without_arguments() -> None:
 def test_register_check_refuses(kwargs: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         register_check("database", **kwargs)(health_checks.ok)
-    assert "database" not in registry._registry
+    assert "database" not in REGISTRY
 
 
 def test_wsgi_and_asgi_each_use_their_own_path() -> None:
@@ -1039,21 +1071,6 @@ def test_tidying_connections_never_fails_a_check(
 
 
 # --- the machinery under the probes ---------------------------------------------------
-
-
-def test_the_pool_queues_work_beyond_its_size_and_skips_cancelled_work() -> None:
-    pool = runner._DaemonPool(1)
-    started, release = threading.Event(), threading.Event()
-    first = pool.submit(lambda: started.set() or release.wait(5))
-    assert started.wait(5)
-    second = pool.submit(lambda: "second")
-    cancelled = pool.submit(lambda: "never")
-    assert cancelled.cancel()
-    time.sleep(0.05)
-    assert not second.done()  # one thread, busy with the first
-    release.set()
-    assert (first.result(5), second.result(5)) == (True, "second")
-    assert cancelled.cancelled()
 
 
 def test_a_late_sync_result_after_an_async_timeout_is_ignored(

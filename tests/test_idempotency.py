@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -174,13 +175,48 @@ def test_problems_carry_the_request_id() -> None:
     assert reused.json()["request_id"] == reused["X-Request-ID"]
 
 
-def test_replay_of_a_client_error_is_stored_too() -> None:
+# A 415 answered by the handler, unlike the parser's, is stored.
+@pytest.mark.parametrize("status", [400, 415])
+def test_replay_of_a_client_error_is_stored_too(status: int) -> None:
     name, key = counter(), new_key()
-    first = call(data={"counter": name, "status": 400}, key=key)
-    second = call(data={"counter": name, "status": 400}, key=key)
-    assert (400, first.content) == (second.status_code, second.content)
+    first = call(data={"counter": name, "status": status}, key=key)
+    second = call(data={"counter": name, "status": status}, key=key)
+    assert (status, first.content) == (second.status_code, second.content)
     assert second["Idempotent-Replayed"] == "true"
     assert executions(name) == 1
+
+
+def test_replayed_problem_names_the_first_request(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, "django_microkit.idempotency")
+    name, key = counter(), new_key()
+    first = call(data={"counter": name, "invalid": True}, key=key)
+    second = call(data={"counter": name, "invalid": True}, key=key)
+    assert (400, first.content) == (second.status_code, second.content)
+    assert executions(name) == 1
+    original = first["X-Request-ID"]
+    assert first.json()["request_id"] == original
+    assert second["Idempotent-Replayed-Request-ID"] == original
+    assert second["X-Request-ID"] != original
+    assert "Idempotent-Replayed-Request-ID" not in first
+    assert [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "django_microkit.idempotency"
+    ] == [f"Replaying the response of request {original}"]
+
+
+def test_replay_without_request_ids_names_no_request() -> None:
+    middleware = [
+        m for m in settings.MIDDLEWARE if not m.endswith("RequestIDMiddleware")
+    ]
+    name, key = counter(), new_key()
+    with override_settings(MIDDLEWARE=middleware):
+        call(data={"counter": name}, key=key)
+        replay = call(data={"counter": name}, key=key)
+    assert replay["Idempotent-Replayed"] == "true"
+    assert "Idempotent-Replayed-Request-ID" not in replay
 
 
 def test_replay_without_body() -> None:
@@ -308,6 +344,94 @@ def test_key_reused_for_another_request_is_422(
     reused = call(COUNTER + path_suffix, {"counter": name, **changed}, key=key)
     assert_problem(reused, REUSED)
     assert "Idempotent-Replayed" not in reused
+    assert executions(name) == 1
+
+
+def send(
+    body: bytes, key: str, content_type: str, path: str = COUNTER, **headers: str
+) -> Any:
+    """POST ``body`` as it is, with ``content_type`` and other headers."""
+    return APIClient().post(
+        path,
+        body,
+        content_type=content_type,
+        headers={"Idempotency-Key": key, **headers},
+    )
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "same"),
+    [
+        ({"content_type": "text/plain"}, {"content_type": "application/json"}, False),
+        (
+            {"content_type": "application/json"},
+            {"content_type": "application/json; charset=latin-1"},
+            False,
+        ),
+        (
+            {"content_type": "application/json; charset=UTF-8"},
+            {"content_type": "Application/JSON; Charset=utf-8"},
+            True,
+        ),
+        (
+            {"content_type": "application/json", "X-API-Version": "1"},
+            {"content_type": "application/json", "X-API-Version": "2"},
+            False,
+        ),
+        (
+            {"content_type": "application/json"},
+            {"content_type": "application/json", "X-API-Version": "1"},
+            True,  # the default version, named or not
+        ),
+        (
+            {"content_type": "application/json"},
+            {"content_type": "application/json", "Accept": "application/json"},
+            True,
+        ),
+    ],
+)
+@override_settings(
+    MICROKIT={"VERSIONING": {"VERSIONS": ["1", "2"], "DEFAULT_VERSION": "1"}}
+)
+def test_what_the_body_means_is_part_of_the_request(
+    first: dict[str, str], second: dict[str, str], same: bool
+) -> None:
+    name, key = counter(), new_key()
+    body = json.dumps({"counter": name}).encode()
+    # A view that reads any body as JSON, so that every request runs.
+    path = "/idempotency/any-body/"
+    assert send(body, key, path=path, **first).status_code == 201
+    retry = send(body, key, path=path, **second)
+    if same:
+        assert retry["Idempotent-Replayed"] == "true"
+    else:
+        assert_problem(retry, {**REUSED, "instance": path})
+    assert executions(name) == 1
+
+
+@pytest.mark.parametrize(
+    ("refused", "status"),
+    [
+        ({"content_type": "text/plain"}, 415),  # no parser for it
+        ({"content_type": "application/json", "body": b'{"counter": '}, 400),
+        ({"content_type": "application/json", "Accept": "text/csv"}, 406),
+        ({"content_type": "application/json", "X-API-Version": "9"}, 400),
+        ({"content_type": "application/json", "Accept": "*/*; version=9"}, 406),
+    ],
+)
+def test_refusals_before_the_handler_are_not_stored(
+    refused: dict[str, Any], status: int
+) -> None:
+    name, key = counter(), new_key()
+    body = json.dumps({"counter": name}).encode()
+    first = send(refused.pop("body", body), key, **refused)
+    corrected = send(body, key, "application/json")
+    again = send(body, key, "application/json")
+    assert first.status_code == status
+    assert "Idempotent-Replayed" not in first
+    assert corrected.status_code == 201
+    assert "Idempotent-Replayed" not in corrected
+    assert again["Idempotent-Replayed"] == "true"
     assert executions(name) == 1
 
 

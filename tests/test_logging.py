@@ -6,6 +6,7 @@ import logging
 import os
 import re
 import sys
+import time
 from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,8 @@ from uuid import UUID
 import pytest
 import structlog
 from django.core.exceptions import ImproperlyConfigured
-from django.test import Client, override_settings
+from django.http import HttpResponse
+from django.test import Client, RequestFactory, override_settings
 from structlog.contextvars import bind_contextvars, clear_contextvars
 
 from django_microkit import logging as microkit_logging
@@ -23,7 +25,10 @@ from django_microkit.logging import (
     MicrokitFormatter,
     configure_logging,
     configure_structlog,
+    log_access,
+    log_event,
     logging_config,
+    milliseconds,
 )
 from tests.conftest import LogLines, applied_logging_config, restored_logging
 from tests.test_checks import messages
@@ -270,19 +275,19 @@ def test_lazy_user_is_never_evaluated_for_the_log(log_lines: LogLines) -> None:
     assert second["peer_service"] == "should-not-appear"
 
 
-# --- lines written on every request: the short path -------------------------
+# --- lines written on every request: log_event ------------------------------
 
 
 def _without_time(line: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in line.items() if key != "timestamp"}
 
 
-def test_short_path_writes_what_structlog_writes(log_lines: LogLines) -> None:
+def test_log_event_writes_what_structlog_writes(log_lines: LogLines) -> None:
     logger = logging.getLogger("tests.app")
     bind_contextvars(request_id="rid-s", trace_id="t" * 32, n=0)
     try:
         structlog.get_logger("tests.app").info("same", n=1, path="/x")
-        microkit_logging._emit(logger, logging.INFO, "same", {"n": 1, "path": "/x"})
+        log_event(logger, logging.INFO, "same", n=1, path="/x")
     finally:
         clear_contextvars()
     via_structlog, direct = log_lines.all()
@@ -292,7 +297,7 @@ def test_short_path_writes_what_structlog_writes(log_lines: LogLines) -> None:
     assert list(direct) == list(via_structlog)
 
 
-def test_short_path_keeps_the_logging_machinery(log_lines: LogLines) -> None:
+def test_log_event_keeps_the_logging_machinery(log_lines: LogLines) -> None:
     seen: list[logging.LogRecord] = []
 
     def remember(record: logging.LogRecord) -> bool:
@@ -303,21 +308,24 @@ def test_short_path_keeps_the_logging_machinery(log_lines: LogLines) -> None:
     logger.addFilter(remember)
     try:
         for n in (1, 2):
-            microkit_logging._emit(logger, logging.WARNING, "filtered", {"n": n})
+            log_event(logger, logging.WARNING, "filtered", n=n)
+        logger.setLevel(logging.ERROR)
+        log_event(logger, logging.WARNING, "below the level", n=4)
+        logger.setLevel(logging.NOTSET)
         logger.disabled = True
-        microkit_logging._emit(logger, logging.WARNING, "disabled", {"n": 3})
+        log_event(logger, logging.WARNING, "disabled", n=3)
     finally:
         logger.removeFilter(remember)
         logger.disabled = False
     assert [line["n"] for line in log_lines.all()] == [1]
     record = seen[0]
     # The caller is the function that asked for the line; no stack walk.
-    assert record.funcName == "test_short_path_keeps_the_logging_machinery"
+    assert record.funcName == "test_log_event_keeps_the_logging_machinery"
     assert record.pathname == __file__
     assert (record.levelname, record.name) == ("WARNING", "tests.short")
 
 
-def test_short_path_uses_the_record_factory(log_lines: LogLines) -> None:
+def test_log_event_uses_the_record_factory(log_lines: LogLines) -> None:
     default = logging.getLogRecordFactory()
 
     def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
@@ -327,29 +335,55 @@ def test_short_path_uses_the_record_factory(log_lines: LogLines) -> None:
 
     logging.setLogRecordFactory(factory)
     try:
-        microkit_logging._emit(logging.getLogger("tests.app"), logging.INFO, "f", {})
+        log_event(logging.getLogger("tests.app"), logging.INFO, "f")
     finally:
         logging.setLogRecordFactory(default)
     (line,) = log_lines.all()
     assert line["from_factory"] is True
 
 
-def test_short_path_honours_the_structlog_level(log_lines: LogLines) -> None:
+def test_log_event_honours_the_structlog_level(log_lines: LogLines) -> None:
     configure_structlog("WARNING")
     logger = logging.getLogger("tests.app")
-    microkit_logging._emit(logger, logging.INFO, "dropped", {})
-    microkit_logging._emit(logger, logging.ERROR, "kept", {})
+    log_event(logger, logging.INFO, "dropped")
+    log_event(logger, logging.ERROR, "kept")
     assert [line["event"] for line in log_lines.all()] == ["kept"]
 
 
-def test_short_path_yields_to_another_structlog_configuration(
+def test_log_event_follows_another_structlog_configuration(
     log_lines: LogLines,
 ) -> None:
     logger = logging.getLogger("tests.app")
     with structlog.testing.capture_logs() as captured:
-        microkit_logging._emit(logger, logging.INFO, "captured", {"n": 1})
+        log_event(logger, logging.INFO, "captured", n=1)
     assert captured == [{"event": "captured", "n": 1, "log_level": "info"}]
     assert log_lines.all() == []
+    structlog.configure(
+        processors=[structlog.processors.KeyValueRenderer(key_order=["event"])]
+    )
+    log_event(logger, logging.DEBUG, "rendered", n=2)
+    assert log_lines.all()[0]["event"] == "event='rendered' n=2"
+
+
+def test_log_access_for_a_middleware_of_ones_own(log_lines: LogLines) -> None:
+    request = RequestFactory().post("/orders/", REMOTE_ADDR="10.0.0.1")
+    started = time.perf_counter()
+    log_access(request, HttpResponse(status=201), started, "bad\nid")
+    log_access(request, HttpResponse(status=202), started)
+    first, second = log_lines.of("django_microkit.access")
+    assert (first["method"], first["path"], first["status"]) == (
+        "POST",
+        "/orders/",
+        201,
+    )
+    assert first["rejected_request_id"] == "bad\\nid"
+    assert second["status"] == 202
+    assert "rejected_request_id" not in second
+
+
+def test_milliseconds_are_cut_to_the_microsecond() -> None:
+    assert milliseconds(0.0123456789) == 12.345
+    assert milliseconds(2) == 2000.0
 
 
 def test_formatter_short_cut_renders_as_its_processors() -> None:
@@ -384,10 +418,10 @@ def test_formatter_short_cut_renders_as_its_processors() -> None:
 
 def test_service_name_follows_the_settings(log_lines: LogLines) -> None:
     logger = logging.getLogger("tests.app")
-    microkit_logging._emit(logger, logging.INFO, "before", {})
+    log_event(logger, logging.INFO, "before")
     with override_settings(MICROKIT={"SERVICE_NAME": "renamed"}):
-        microkit_logging._emit(logger, logging.INFO, "during", {})
-    microkit_logging._emit(logger, logging.INFO, "after", {})
+        log_event(logger, logging.INFO, "during")
+    log_event(logger, logging.INFO, "after")
     assert [line["service"] for line in log_lines.all()] == [
         "tests",
         "renamed",

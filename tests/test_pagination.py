@@ -1,13 +1,14 @@
 from __future__ import annotations
 
 import datetime
+import json
 import os
 import re
 import uuid
 from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
 from django.core import signing
@@ -42,6 +43,9 @@ pytestmark = pytest.mark.django_db
 
 BASE = datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc)
 PROBLEM_JSON = "application/problem+json"
+needs_postgres = pytest.mark.skipif(
+    not os.environ.get("DATABASE_URL"), reason="needs DATABASE_URL (PostgreSQL)"
+)
 
 
 def make_books(count: int, start: int = 0) -> list[Book]:
@@ -802,6 +806,112 @@ def test_a_cursor_given_twice_is_refused(client: APIClient) -> None:
     )
 
 
+class _RawJSON:
+    """Signs the JSON text it is given as it is (``1e309``, ``NaN``)."""
+
+    def dumps(self, obj: str) -> bytes:
+        return obj.encode()
+
+
+def _forged(link: str, index: int, value: str) -> str:
+    """``link`` with the JSON ``value`` at ``index`` of its cursor's position,
+    signed again with ``SECRET_KEY`` as someone who knows the key would."""
+    salt = "django_microkit.pagination.cursor"
+    payload = signing.loads(parse_qs(urlsplit(link).query)["cursor"][0], salt=salt)
+    values = [json.dumps(item) for item in payload.pop("p")]
+    values[index] = value
+    text = json.dumps(payload)[:-1] + f', "p": [{", ".join(values)}]}}'
+    cursor = signing.dumps(text, salt=salt, serializer=_RawJSON, compress=True)
+    return f"{link.split('?')[0]}?page_size=2&cursor={cursor}"
+
+
+@pytest.mark.parametrize(
+    ("ordering", "index", "value"),
+    [
+        # Where a datetime belongs: a number, a date, a naive one, a string.
+        ("desc-multi", 0, "5"),
+        ("desc-multi", 0, '{"d": "2024-01-01"}'),
+        ("desc-multi", 0, '{"dt": "2024-01-01T00:00:00"}'),
+        ("desc-multi", 0, '"2024-01-01T00:00:00+00:00"'),
+        # Where an id belongs.
+        ("pk", 0, '"abc"'),
+        ("pk", 0, '"5"'),
+        ("pk", 0, "true"),
+        ("pk", 0, "1.5"),
+        ("pk", 0, "1e309"),
+        ("pk", 0, "null"),
+        ("id-desc", 0, '{"n": "5"}'),
+        # Decimals and floats that are no numbers.
+        ("price", 0, '{"n": "NaN"}'),
+        ("price", 0, '{"n": "sNaN"}'),
+        ("price", 0, '{"n": "Infinity"}'),
+        ("price", 0, "2.5"),
+        ("weight", 0, "NaN"),
+        ("weight", 0, "1e309"),
+        ("weight", 0, "-Infinity"),
+        ("weight", 0, '"1.5"'),
+        # Strings: longer than the column, or not a string.
+        ("rank-desc", 1, json.dumps("x" * 101)),
+        ("rank-desc", 1, "7"),
+        ("shelf", 0, json.dumps("x" * 51)),
+        ("shelf", 0, "5"),
+        # Other types, through a transform and across the tiebreak.
+        ("year", 0, '{"dt": "2024-01-01T00:00:00+00:00"}'),
+        ("year", 0, '"2024"'),
+        ("code", 0, '"abc"'),
+        ("code", 0, '{"u": "00000000-0000-0000-0000-000000000001", "x": 1}'),
+        ("day-at", 0, '{"dt": "2024-01-01T00:00:00+00:00"}'),
+        ("day-at", 1, '{"d": "2024-01-01"}'),
+        ("length", 0, "5"),
+        ("length", 0, '{"td": [1e309, 0, 0]}'),
+        ("score", 1, '{"td": [1, 0, 0]}'),
+    ],
+)
+def test_a_forged_cursor_of_the_wrong_types_is_refused(
+    client: APIClient, ordering: str, index: int, value: str
+) -> None:
+    make_books(10)
+    link = client.get(f"/paging/cursor/{ordering}/?page_size=2").json()["next"]
+    # Signed again unchanged, the cursor still works: only the value is wrong.
+    unchanged = signing.loads(
+        parse_qs(urlsplit(link).query)["cursor"][0],
+        salt="django_microkit.pagination.cursor",
+    )["p"][index]
+    assert client.get(_forged(link, index, json.dumps(unchanged))).status_code == 200
+    assert_problem(
+        client.get(_forged(link, index, value)),
+        400,
+        "invalid_pagination",
+        _cursor_error(INVALID, "invalid_cursor"),
+    )
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        # A lone surrogate has no UTF-8: neither database driver can send it.
+        json.dumps("a\ud800b"),
+        # PostgreSQL text cannot hold NUL (SQLite's can: no refusal there).
+        pytest.param(
+            json.dumps("a\0b"), marks=[pytest.mark.integration, needs_postgres]
+        ),
+    ],
+)
+def test_a_forged_cursor_the_database_cannot_compare_is_refused(
+    client: APIClient, value: str
+) -> None:
+    """A string of the right type and length that the database still refuses
+    to compare with the column."""
+    make_books(10)
+    link = client.get("/paging/cursor/rank-desc/?page_size=2").json()["next"]
+    assert_problem(
+        client.get(_forged(link, 1, value)),
+        400,
+        "invalid_pagination",
+        _cursor_error(INVALID, "invalid_cursor"),
+    )
+
+
 # --- cursor pagination configured wrongly ---------------------------------------
 
 
@@ -940,10 +1050,6 @@ def test_cursors_in_links_match_the_documented_pattern(client: APIClient) -> Non
 
 
 # --- PostgreSQL at scale ---------------------------------------------------------
-
-needs_postgres = pytest.mark.skipif(
-    not os.environ.get("DATABASE_URL"), reason="needs DATABASE_URL (PostgreSQL)"
-)
 
 
 @pytest.mark.integration

@@ -264,12 +264,20 @@ def test_replaces_an_invalid_id_and_never_echoes_it(
     assert rejected.isprintable() and rejected.isascii()
 
 
-def test_rejected_id_is_logged_truncated() -> None:
-    from django_microkit.logging import _printable
-
-    assert _printable("a" * 10_000) == "a" * 64 + "..."
-    assert _printable("\x1b[31m") == "\\x1b[31m"
-    assert _printable("caf\u00e9\n") == "caf\\xe9\\n"
+@pytest.mark.parametrize(
+    ("received", "logged"),
+    [
+        ("a" * 10_000, "a" * 64 + "..."),
+        ("\x1b[31m", "\\x1b[31m"),
+        ("caf\u00e9\n", "caf\\xe9\\n"),
+    ],
+)
+def test_rejected_id_is_logged_escaped_and_truncated(
+    received: str, logged: str, log_lines: LogLines
+) -> None:
+    echo(Client(), **{"X-Request-ID": received})
+    (access,) = log_lines.of("django_microkit.access")
+    assert access["rejected_request_id"] == logged
 
 
 def test_permissive_pattern_still_refuses_unsafe_values() -> None:

@@ -10,7 +10,7 @@ from django.test import Client, override_settings
 from sentry_sdk.envelope import Envelope
 from sentry_sdk.transport import Transport
 
-from django_microkit.logging import logging_config
+import django_microkit
 from django_microkit.sentry import before_send, init_sentry
 from tests.conftest import LogLines, applied_logging_config
 from tests.test_checks import messages
@@ -61,7 +61,7 @@ def test_unhandled_error_reaches_sentry_once_with_the_ids(
     ):
         assert init_sentry(transport=transport)
         # With the django.request error line also in the logs: still one event.
-        with applied_logging_config(logging_config()) as log_lines:
+        with applied_logging_config(django_microkit.logging_config()) as log_lines:
             response = Client(raise_request_exception=False).get(
                 "/request-id/fail",
                 headers={"X-Request-ID": "rid-sentry", "traceparent": TRACEPARENT},
@@ -112,6 +112,12 @@ def test_without_dsn_sentry_stays_off() -> None:
     assert not sentry_sdk.get_client().is_active()
 
 
+def test_an_empty_dsn_given_keeps_sentry_off() -> None:
+    with override_settings(MICROKIT=sentry_settings(DSN=DSN)):
+        assert init_sentry(dsn="") is False
+    assert not sentry_sdk.get_client().is_active()
+
+
 def test_before_send_keeps_tags_already_set() -> None:
     event: Any = {"tags": {"service": "set-by-caller"}}
     assert before_send(event, {})["tags"] == {"service": "set-by-caller"}
@@ -136,6 +142,14 @@ def test_an_invalid_dsn_keeps_sentry_off_and_says_so(log_lines: LogLines) -> Non
     assert not sentry_sdk.get_client().is_active()
     (line,) = log_lines.of("django_microkit.sentry")
     assert line["level"] == "error"
+    assert "invalid" in line["event"]
+
+
+def test_init_sentry_with_an_invalid_dsn_in_the_settings(log_lines: LogLines) -> None:
+    with override_settings(MICROKIT=sentry_settings(DSN="ftp://nope")):
+        assert init_sentry() is False
+    assert not sentry_sdk.get_client().is_active()
+    (line,) = log_lines.of("django_microkit.sentry")
     assert "invalid" in line["event"]
 
 

@@ -20,12 +20,14 @@ from django.contrib.auth.models import User
 from django.core.exceptions import ImproperlyConfigured
 from django.test import override_settings
 from rest_framework.permissions import AND, NOT, OR
-from rest_framework.test import APIClient
+from rest_framework.request import ForcedAuthentication, Request
+from rest_framework.test import APIClient, APIRequestFactory
 
 from django_microkit.service_auth import (
     HasServiceScope,
     IsService,
     ServicePrincipal,
+    ServiceTokenAuthentication,
     keys,
     mint_service_token,
     tokens,
@@ -51,6 +53,8 @@ from tests.service_auth_keys import (
 )
 
 INVALID = 'Bearer realm="tests", error="invalid_token", error_description='
+# The challenge of the views' second authentication class, BasicAuthentication.
+BASIC = ', Basic realm="api"'
 
 
 @pytest.fixture(autouse=True)
@@ -83,7 +87,7 @@ def problem(response: Any, status: int, code: str, detail: str) -> None:
 
 def assert_refused(response: Any, code: str, description: str) -> None:
     problem(response, 401, code, description)
-    assert response["WWW-Authenticate"] == f'{INVALID}"{description}"'
+    assert response["WWW-Authenticate"] == f'{INVALID}"{description}"{BASIC}'
 
 
 # --- accepted ---------------------------------------------------------------
@@ -270,8 +274,26 @@ def test_missing_audience() -> None:
 def test_unknown_issuer() -> None:
     assert_refused(
         call("service/", sign(EVIL)),
-        "unknown_service",
-        "The service token was issued by an unknown service.",
+        "token_invalid",
+        "The service token names an unknown key (kid).",
+    )
+
+
+@pytest.mark.parametrize("signer", [EVIL, ORDERS_NEW])
+def test_an_unknown_key_does_not_tell_which_issuers_are_peers(signer: Any) -> None:
+    # orders is a peer, payments is not: the refusals are the same.
+    refusals = []
+    for issuer in ("orders", "payments"):
+        token = sign(signer, iss=issuer, header={"kid": "payments-1"})
+        response = call("service/", token)
+        body = response.json()
+        del body["request_id"]
+        refusals.append((response.status_code, body, response["WWW-Authenticate"]))
+    assert refusals[0] == refusals[1]
+    assert_refused(
+        call("service/", sign(signer, iss="orders", header={"kid": "payments-1"})),
+        "token_invalid",
+        "The service token names an unknown key (kid).",
     )
 
 
@@ -498,8 +520,8 @@ def test_unknown_key_and_unreadable_payload() -> None:
     header = {"alg": "EdDSA", "kid": "nobody-1", "typ": "svc+jwt"}
     assert_refused(
         call("service/", forge(header, b"not json", EVIL)),
-        "unknown_service",
-        "The service token was issued by an unknown service.",
+        "token_invalid",
+        "The service token names an unknown key (kid).",
     )
 
 
@@ -507,7 +529,7 @@ def test_refusal_on_an_open_endpoint_still_refuses() -> None:
     # A bad token is never silently downgraded to anonymous.
     response = call("open/", sign(EVIL))
     assert response.status_code == 401
-    assert code_of(response) == "unknown_service"
+    assert code_of(response) == "token_invalid"
 
 
 def test_other_schemes_are_left_to_other_authenticators() -> None:
@@ -535,14 +557,14 @@ def test_other_schemes_are_left_to_other_authenticators() -> None:
 def test_no_credentials_is_token_missing(url: str) -> None:
     response = call(url, method="post")
     problem(response, 401, "token_missing", "This endpoint needs a service token.")
-    assert response["WWW-Authenticate"] == 'Bearer realm="tests"'
+    assert response["WWW-Authenticate"] == f'Bearer realm="tests"{BASIC}'
 
 
 def test_a_composition_built_by_drf_first_keeps_the_precise_code() -> None:
     # (IsAdminUser | ReadOnly) & IsService: DRF's own OR inside DRF's own AND.
     response = call("drf-outer/")
     problem(response, 401, "token_missing", "This endpoint needs a service token.")
-    assert response["WWW-Authenticate"] == 'Bearer realm="tests"'
+    assert response["WWW-Authenticate"] == f'Bearer realm="tests"{BASIC}'
 
 
 def test_anonymous_reads_where_a_composition_allows_them() -> None:
@@ -647,6 +669,32 @@ def test_users_on_service_endpoints(
 
 
 @pytest.mark.usefixtures("users")
+@pytest.mark.parametrize(
+    ("url", "challenges"),
+    [
+        ("service/", f'Bearer realm="tests"{BASIC}'),
+        ("token-only/", 'Bearer realm="tests"'),
+        ("token-session-token/", 'Bearer realm="tests", Token'),
+    ],
+)
+def test_a_401_names_every_accepted_scheme(url: str, challenges: str) -> None:
+    # RFC 9110 §11.6.1: a failed Basic login is not told to use Bearer alone.
+    wrong = "Basic " + base64.b64encode(b"admin:wrong").decode()
+    for authorization in (wrong, None):
+        headers = {"HTTP_AUTHORIZATION": authorization} if authorization else {}
+        response = APIClient().get(f"/service-auth/{url}", **headers)
+        assert response.status_code == 401
+        assert challenges == response["WWW-Authenticate"]
+
+
+def test_challenges_leave_out_forced_authentication() -> None:
+    authentication = ServiceTokenAuthentication()
+    forced = ForcedAuthentication(None, None)
+    request = Request(APIRequestFactory().get("/"), authenticators=[forced])
+    assert authentication.authenticate_header(request) == 'Bearer realm="tests"'
+
+
+@pytest.mark.usefixtures("users")
 def test_service_only_message_for_users() -> None:
     response = APIClient().get(
         "/service-auth/service/", HTTP_AUTHORIZATION=basic("alice")
@@ -742,7 +790,7 @@ def test_replay_is_refused_by_another_process_sharing_redis() -> None:
     assert {
         "status": 401,
         "code": "token_replayed",
-        "www": f'{INVALID}"The service token has already been used."',
+        "www": f'{INVALID}"The service token has already been used."{BASIC}',
     } == outcome
 
 

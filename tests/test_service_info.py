@@ -3,6 +3,7 @@ from __future__ import annotations
 import datetime
 import json
 import platform
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -11,13 +12,15 @@ import pytest
 from asgiref.sync import async_to_sync
 from django.http import HttpResponse
 from django.test import AsyncClient, Client, override_settings
+from django.urls import include, path
 
-from django_microkit import __version__, conf
+from django_microkit import __version__
 from django_microkit.service_info import (
     check_service_info,
     service_info,
     service_info_urlpatterns,
 )
+from django_microkit.versioning.schema import SchemaView
 
 BASE = {"SERVICE_NAME": "orders", "SERVICE_VERSION": "1.4.0"}
 RUNTIME = {
@@ -25,6 +28,20 @@ RUNTIME = {
     "django": django.get_version(),
     "django_microkit": __version__,
 }
+#: What ``api`` says without ``MICROKIT["VERSIONING"]``.
+DEFAULT_API = {
+    "versions": ["1"],
+    "retired": [],
+    "default_version": "1",
+    "deprecated": {},
+}
+UTC = datetime.timezone.utc
+
+#: A URLconf with the schema route named as the service template names it.
+urlpatterns = [
+    path("", include("django_microkit.urls")),
+    path("internal/schema/", SchemaView.as_view(), name="schema"),
+]
 
 
 @pytest.fixture(params=["wsgi", "asgi"])
@@ -50,14 +67,31 @@ def _no_build_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_default_document(get: Callable[..., HttpResponse]) -> None:
-    assert info(get) == {
-        "name": "orders",
-        "version": "1.4.0",
-        "build": {"id": None, "commit": None},
-        "api": {"versions": ["1"], "default_version": "1", "deprecated": {}},
-        "openapi_url": "/api/schema/",
-        "runtime": RUNTIME,
-    }
+    with override_settings(ROOT_URLCONF=__name__):
+        assert info(get) == {
+            "name": "orders",
+            "version": "1.4.0",
+            "build": {"id": None, "commit": None},
+            "api": DEFAULT_API,
+            "openapi_url": "/internal/schema/",
+            "runtime": RUNTIME,
+        }
+
+
+def test_openapi_url_follows_the_url_conf(get: Callable[..., HttpResponse]) -> None:
+    def openapi_url() -> Any:
+        return json.loads(get("/.well-known/service-info").content).get("openapi_url")
+
+    with override_settings(MICROKIT=BASE):
+        # The test URLconf has no route named "schema": no openapi_url.
+        assert openapi_url() is None
+        with override_settings(ROOT_URLCONF=__name__):
+            assert openapi_url() == "/internal/schema/"
+        assert openapi_url() is None
+    with override_settings(ROOT_URLCONF=__name__):
+        url = "https://api.example.com/openapi.json"
+        assert info(get, OPENAPI_URL=url)["openapi_url"] == url
+        assert "openapi_url" not in info(get, OPENAPI_URL=None)
 
 
 def test_build_from_settings(get: Callable[..., HttpResponse]) -> None:
@@ -93,28 +127,18 @@ def test_optional_members(get: Callable[..., HttpResponse]) -> None:
         "name": "orders",
         "version": "1.4.0",
         "build": {"id": None, "commit": None},
-        "api": {"versions": ["1"], "default_version": "1", "deprecated": {}},
-        "openapi_url": None,
+        "api": DEFAULT_API,
     }
 
 
 def test_api_versions_when_versioning_is_configured(
-    get: Callable[..., HttpResponse], monkeypatch: pytest.MonkeyPatch
+    get: Callable[..., HttpResponse],
 ) -> None:
-    monkeypatch.setitem(
-        conf.DEFAULTS,
-        "VERSIONING",
-        {
-            "VERSIONS": conf.Option(("1",), (list, tuple)),
-            "DEFAULT_VERSION": conf.Option("1", (str,)),
-            "DEPRECATED": conf.Option({}, (dict,)),
-        },
-    )
     versioning = {
         "VERSIONS": ["1", "2", "3"],
         "DEFAULT_VERSION": "2",
         "DEPRECATED": {
-            "1": {"sunset": datetime.date(2026, 6, 30), "link": "https://x/1"},
+            "1": {"sunset": datetime.date(2999, 6, 30), "link": "https://x/1"},
             "2": {"sunset": None},
             "0": "ignored: not a dict",
         },
@@ -123,22 +147,54 @@ def test_api_versions_when_versioning_is_configured(
         response = get("/.well-known/service-info")
     assert json.loads(response.content)["api"] == {
         "versions": ["1", "2", "3"],
+        "retired": [],
         "default_version": "2",
         "deprecated": {
             "1": {
                 "deprecated_since": None,
-                "sunset": "2026-06-30",
+                "sunset": "2999-06-30",
                 "link": "https://x/1",
             },
             "2": {"deprecated_since": None, "sunset": None, "link": None},
         },
     }
     with override_settings(MICROKIT={**BASE}):
-        assert service_info()["api"] == {
-            "versions": ["1"],
-            "default_version": "1",
-            "deprecated": {},
+        assert service_info()["api"] == DEFAULT_API
+
+
+def retiring(sunset: Any, **values: Any) -> Any:
+    """Settings of versions 1 and 2, version 1 retiring at ``sunset``."""
+    entry = {"deprecated_since": "2020-01-01", "sunset": sunset}
+    versioning = {"VERSIONS": ["1", "2"], "DEFAULT_VERSION": "2"}
+    return override_settings(
+        MICROKIT={
+            **BASE,
+            "VERSIONING": {**versioning, "DEPRECATED": {"1": entry}, **values},
         }
+    )
+
+
+def test_a_version_past_its_sunset_is_retired(get: Callable[..., HttpResponse]) -> None:
+    with retiring("2021-01-01"):
+        api = json.loads(get("/.well-known/service-info").content)["api"]
+    assert api["versions"] == ["2"]
+    assert api["retired"] == ["1"]
+    # Its dates still say when it was deprecated and retired.
+    assert api["deprecated"]["1"]["sunset"] == "2021-01-01"
+    # Served past its sunset, it is not retired.
+    with retiring("2021-01-01", ENFORCE_SUNSET=False):
+        assert service_info()["api"]["versions"] == ["1", "2"]
+        assert service_info()["api"]["retired"] == []
+
+
+def test_a_version_retires_while_the_document_is_served() -> None:
+    sunset = datetime.datetime.now(UTC) + datetime.timedelta(seconds=1)
+    with retiring(sunset.isoformat()):
+        before = json.loads(Client().get("/.well-known/service-info").content)
+        time.sleep(max(0.0, (sunset - datetime.datetime.now(UTC)).total_seconds()))
+        after = json.loads(Client().get("/.well-known/service-info").content)
+    assert (before["api"]["versions"], before["api"]["retired"]) == (["1", "2"], [])
+    assert (after["api"]["versions"], after["api"]["retired"]) == (["2"], ["1"])
 
 
 @pytest.mark.parametrize("method", ["post", "delete"])

@@ -177,10 +177,75 @@ def test_responses_vary_on_the_negotiating_headers(
     assert vary(client.get(url, **headers)) == vary_on
 
 
+@pytest.mark.parametrize(
+    ("url", "headers", "status", "vary_on"),
+    [
+        (
+            "/versioning/negotiated/echo/",
+            {"HTTP_X_API_VERSION": "9"},
+            400,
+            {"Accept", "X-API-Version"},
+        ),
+        (
+            "/versioning/negotiated/echo/",
+            {"HTTP_ACCEPT": "application/json; version=3", "HTTP_X_API_VERSION": "1"},
+            400,
+            {"Accept", "X-API-Version"},
+        ),
+        (
+            "/versioning/accept/echo/",
+            {"HTTP_ACCEPT": "application/json; version=9"},
+            406,
+            {"Accept"},
+        ),
+        (
+            "/versioning/header/echo/",
+            {"HTTP_X_API_VERSION": "9"},
+            400,
+            {"Accept", "X-API-Version"},
+        ),
+        ("/versioning/v9/echo/", {}, 400, {"Accept"}),
+        (
+            "/versioning/header/echo/",
+            {"HTTP_X_API_VERSION": "0"},
+            410,
+            {"Accept", "X-API-Version"},
+        ),
+    ],
+)
+def test_refusals_vary_on_the_negotiating_headers(
+    client: APIClient,
+    url: str,
+    headers: dict[str, str],
+    status: int,
+    vary_on: set[str],
+) -> None:
+    retired = {"deprecated_since": "2020-01-01", "sunset": "2021-01-01"}
+    with versioning(VERSIONS=["0", "1", "2", "3"], DEPRECATED={"0": retired}):
+        response = client.get(url, **headers)
+    assert response.status_code == status
+    assert vary(response) == vary_on
+
+
 def test_vary_is_set_where_drf_set_none(client: APIClient) -> None:
     # One renderer: DRF adds no Vary of its own.
     response = client.get("/versioning/json-only/echo/")
     assert response["Vary"] == "Accept, X-API-Version"
+    refused = client.get("/versioning/json-only/echo/", HTTP_X_API_VERSION="9")
+    assert refused.status_code == 400
+    assert refused["Vary"] == "Accept, X-API-Version"
+
+
+def test_a_scheme_reading_no_header_adds_no_vary() -> None:
+    from django.test import RequestFactory
+
+    def view(request: HttpRequest) -> HttpResponse:
+        announce_version(request, "2")
+        return HttpResponse()
+
+    response = VersionHeadersMiddleware(view)(RequestFactory().get("/"))
+    assert response["X-API-Version"] == "2"
+    assert "Vary" not in response
 
 
 @pytest.mark.parametrize(
@@ -517,6 +582,21 @@ def test_the_version_table_follows_the_settings() -> None:
     assert version_table().versions == ("1", "2", "3")
 
 
+def test_next_sunset_is_the_nearest_one_still_to_come() -> None:
+    soon = FUTURE_SUNSET - datetime.timedelta(days=100)
+    deprecated = {
+        "1": {"deprecated_since": "2020-01-01", "sunset": PAST_SUNSET},
+        "2": {"deprecated_since": "2020-01-01", "sunset": FUTURE_SUNSET},
+        "3": {"deprecated_since": "2020-01-01", "sunset": soon},
+    }
+    with versioning(DEPRECATED=deprecated):
+        assert version_table().next_sunset() == parse_instant(soon)
+    with versioning(DEPRECATED=deprecated, ENFORCE_SUNSET=False):
+        assert version_table().next_sunset() is None
+    with versioning(DEPRECATED={}):
+        assert version_table().next_sunset() is None
+
+
 @pytest.mark.parametrize(
     ("value", "expected"),
     [
@@ -564,6 +644,20 @@ def test_a_plain_view_announces_its_version() -> None:
     assert response["Vary"] == "X-API-Version"
 
 
+def test_a_refusal_announces_only_the_headers_it_read() -> None:
+    from django.test import RequestFactory
+
+    def view(request: HttpRequest) -> HttpResponse:
+        announce_version(request, None, ("Accept",))
+        announce_version(request, None, ("X-API-Version",))
+        return HttpResponse(status=400)
+
+    response = VersionHeadersMiddleware(view)(RequestFactory().get("/"))
+    assert "X-API-Version" not in response
+    assert "Deprecation" not in response
+    assert response["Vary"] == "Accept, X-API-Version"
+
+
 # --- OpenAPI: one document per version ------------------------------------------------
 
 
@@ -602,6 +696,8 @@ def test_schema_describes_the_asked_version(
         f"/versioning/schema/{query}", HTTP_ACCEPT="application/json", **headers
     )
     assert response["X-API-Version"] == version
+    # The default scheme read both headers, whatever ``?version=`` said.
+    assert vary(response) == {"Accept", "X-API-Version"}
     document = response.json()
     validate(document)
     ops = operations(document)
@@ -623,9 +719,9 @@ def test_schema_describes_the_asked_version(
 
 
 def test_schema_of_an_unknown_version_is_a_400_problem(client: APIClient) -> None:
-    body = assert_problem(
-        client.get("/versioning/schema/?version=9"), 400, "unsupported_version"
-    )
+    response = client.get("/versioning/schema/?version=9")
+    body = assert_problem(response, 400, "unsupported_version")
+    assert "X-API-Version" not in response
     assert body["errors"] == [
         {
             "code": "unsupported_version",
@@ -807,7 +903,27 @@ def test_the_test_versioning_is_clean() -> None:
                     "1": {"deprecated_since": "2025-06-01", "sunset": "2025-05-01"}
                 }
             },
-            {"W032": "the sunset date is before the deprecation date"},
+            {
+                "E038": "the sunset date is before the deprecation date",
+                "W037": "version '1' was retired on 2025-05-01",
+            },
+        ),
+        (
+            {
+                "DEPRECATED": {
+                    "1": {"deprecated_since": "2025-06-01", "sunset": "2025-06-01"}
+                },
+                "ENFORCE_SUNSET": False,
+            },
+            {},
+        ),
+        (
+            {
+                "DEPRECATED": {
+                    "1": {"deprecated_since": "2020-01-01", "sunset": "2021-01-01"}
+                }
+            },
+            {"W037": "['1']: version '1' was retired on 2021-01-01: every request"},
         ),
         (
             {
@@ -837,10 +953,19 @@ def test_e037_suggests_the_near_key() -> None:
     assert "Did you mean 'sunset'?" in found["django_microkit.E037"].hint
 
 
-def test_a_past_sunset_on_the_default_is_fine_when_not_enforced() -> None:
+@pytest.mark.parametrize("version", ["1", "2"])
+def test_a_past_sunset_is_fine_when_not_enforced(version: str) -> None:
     entry = {"deprecated_since": "2020-01-01", "sunset": "2021-01-01"}
-    values = with_versioning(DEPRECATED={"2": entry}, ENFORCE_SUNSET=False)
+    values = with_versioning(DEPRECATED={version: entry}, ENFORCE_SUNSET=False)
     assert check_messages(MICROKIT=values) == {}
+
+
+def test_e038_is_an_error_citing_rfc_9745() -> None:
+    entry = {"deprecated_since": "2999-06-01", "sunset": "2999-05-01"}
+    found = check_messages(MICROKIT=with_versioning(DEPRECATED={"3": entry}))
+    (message,) = found.values()
+    assert message.is_serious()
+    assert "RFC 9745 §4" in message.hint
 
 
 @pytest.mark.parametrize(

@@ -13,6 +13,9 @@ JSON body. Every call
 - carries the headers of the configured header providers (request ID, trace
   context, service token) and a ``User-Agent`` naming this service;
 - turns an error answer into a typed exception (:mod:`.errors`);
+- reads at most ``MAX_BODY_SIZE`` (``MAX_ERROR_BODY_SIZE`` for an error) bytes
+  of a body, within the deadline, and follows no redirect unless
+  ``MAX_REDIRECTS`` allows it, and then only under ``BASE_URL``;
 - writes one log line (logger ``django_microkit.client``).
 
 The retry loop is this module's own rather than urllib3's ``Retry``: urllib3
@@ -36,6 +39,7 @@ from typing import Any, Literal, overload
 from urllib.parse import urljoin, urlsplit
 
 import requests
+import urllib3
 from requests.adapters import BaseAdapter, HTTPAdapter
 
 from django_microkit.client.breaker import CircuitBreaker
@@ -56,7 +60,7 @@ from django_microkit.client.errors import (
 from django_microkit.client.headers import HeaderProvider, OutgoingCall, user_agent
 from django_microkit.conf import derived
 from django_microkit.idempotency import IDEMPOTENCY_KEY_HEADER
-from django_microkit.logging import _emit, _milliseconds
+from django_microkit.logging import log_event, milliseconds
 
 __all__ = [
     "CircuitOpenError",
@@ -89,6 +93,8 @@ _logger = logging.getLogger(LOGGER)
 _UNSET: Any = object()
 # The least time worth starting an attempt with.
 _MIN_ATTEMPT_TIME = 0.01
+# Bytes asked for per read of a body: one socket read at most (read1).
+_CHUNK = 64 * 1024
 Timeout = float | tuple[float, float]
 
 # Adapters standing in for the network, by service (set_transport). Not
@@ -302,7 +308,24 @@ class ServiceClient:
         finally:
             call.log()
         if response.status_code >= 400:
-            raise error_from_response(self.name, method, call.path, response)
+            raise error_from_response(
+                self.name,
+                method,
+                call.path,
+                response,
+                retry_after_cap=config.retry_after_cap,
+            )
+        if response.is_redirect:
+            raise InvalidResponseError(
+                self.name,
+                method,
+                call.path,
+                status=response.status_code,
+                code="redirect",
+                detail="The answer is a redirect, not followed (MAX_REDIRECTS, "
+                "or it leaves the service's BASE_URL).",
+                response=response,
+            )
         if raw:
             return response
         return _parse(self.name, method, call.path, response)
@@ -384,7 +407,7 @@ def _parse(service: str, method: str, path: str, response: requests.Response) ->
         return None
     try:
         return response.json()
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: [[[[... nested deep
         raise InvalidResponseError(
             service,
             method,
@@ -418,7 +441,7 @@ class _Call:
         deadline_at: float,
         attempts_allowed: int,
     ) -> requests.Response:
-        config, session, breaker = target.config, target.session, target.breaker
+        config, breaker = target.config, target.breaker
         base_headers = _by_name(
             (("User-Agent", user_agent()), ("Accept", "application/json"))
         )
@@ -432,12 +455,16 @@ class _Call:
             remaining = max(deadline_at - time.monotonic(), _MIN_ATTEMPT_TIME)
             attempt_timeout = (min(timeout[0], remaining), min(timeout[1], remaining))
             try:
-                headers = self._headers(config, url, base_headers, call_headers)
-                response = session.request(
-                    self.method, url, headers=headers, timeout=attempt_timeout, **send
+                response = self._attempt(
+                    target,
+                    url,
+                    send,
+                    (base_headers, call_headers),
+                    attempt_timeout,
+                    deadline_at,
                 )
             except requests.Timeout as exc:
-                cut = attempt_timeout != timeout
+                cut = attempt_timeout != timeout or time.monotonic() >= deadline_at
                 failure: ServiceError = ServiceTimeoutError(
                     self.service,
                     self.method,
@@ -451,6 +478,8 @@ class _Call:
             ) as exc:
                 failure = ServiceConnectionError(self.service, self.method, self.path)
                 outcome = failure.with_cause(exc)
+            except InvalidResponseError as exc:  # a body too large or undecodable
+                outcome = exc
             except BaseException:
                 breaker.release(permit)
                 raise
@@ -472,9 +501,131 @@ class _Call:
                 return outcome
             time.sleep(delay)
 
+    def _attempt(
+        self,
+        target: _Target,
+        url: str,
+        send: dict[str, Any],
+        headers: tuple[_Headers, _Headers],
+        timeout: tuple[float, float],
+        deadline_at: float,
+    ) -> requests.Response:
+        """One attempt: the request, its redirects if allowed, each body read.
+
+        requests would follow any redirect, to any host, with the headers of
+        the first request; a hop here goes only under ``BASE_URL``, gets fresh
+        provider headers (a new token, as a retry does) and not the call's own
+        ``Authorization``. RFC 9110 §15.4: 303, and 301/302 after a POST, turn
+        into a GET without a body."""
+        config, method = target.config, self.method
+        base_headers, call_headers = headers
+        hops = 0
+        while True:
+            response = target.session.request(
+                method,
+                url,
+                headers=self._headers(config, method, url, base_headers, call_headers),
+                timeout=timeout,
+                stream=True,
+                allow_redirects=False,
+                **send,
+            )
+            self._read_body(response, config, deadline_at, timeout[1])
+            if not response.is_redirect or hops == config.max_redirects:
+                return response
+            url = urljoin(url, response.headers["Location"])
+            if not config.owns(url):
+                return response
+            hops += 1
+            status = response.status_code
+            if status == 303 and method != "HEAD" or status < 303 and method == "POST":
+                method, send = "GET", {}
+            send = {key: value for key, value in send.items() if key != "params"}
+            call_headers = {
+                name: field
+                for name, field in call_headers.items()
+                if name != "authorization"
+            }
+
+    def _read_body(
+        self,
+        response: requests.Response,
+        config: ServiceConfig,
+        deadline_at: float,
+        read_timeout: float,
+    ) -> None:
+        """Read the body into ``response.content``, decompressed, within the
+        deadline (each socket read waits at most for the time left) and at most
+        the configured size; otherwise close the connection and raise.
+
+        ``requests`` would read the whole body into memory however long it
+        is, inflate any gzip into it, and give a trickling peer the read
+        timeout per byte."""
+        limit = (
+            config.max_error_body_size
+            if response.status_code >= 300
+            else config.max_body_size
+        )
+        raw = response.raw  # None: an adapter that built the content itself
+        from_urllib3 = isinstance(raw, urllib3.BaseHTTPResponse)
+        sock = getattr(raw.connection, "sock", None) if from_urllib3 else None
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            while raw is not None:
+                remaining = deadline_at - time.monotonic()
+                if remaining <= 0:
+                    raise requests.ReadTimeout("The deadline ran out in the body.")
+                if sock is not None and remaining < read_timeout:
+                    sock.settimeout(remaining)
+                try:
+                    chunk = (
+                        raw.read1(_CHUNK, decode_content=True)
+                        if from_urllib3
+                        else raw.read(_CHUNK)
+                    )
+                except urllib3.exceptions.ReadTimeoutError as exc:
+                    raise requests.ReadTimeout(exc) from exc
+                except urllib3.exceptions.DecodeError as exc:
+                    raise self._invalid(
+                        response, None, "The body does not match its Content-Encoding."
+                    ) from exc
+                except (urllib3.exceptions.HTTPError, OSError) as exc:
+                    raise requests.ConnectionError(exc) from exc
+                if not chunk:
+                    break
+                size += len(chunk)
+                if size > limit:
+                    raise self._invalid(
+                        response,
+                        "response_too_large",
+                        f"The body is longer than {limit} bytes.",
+                    )
+                chunks.append(chunk)
+        except BaseException:
+            response.close()  # not back to the pool with a body half read
+            raise
+        # What requests itself stores once it has read a body: .content,
+        # .text and .json() then work as on any response.
+        response._content = b"".join(chunks)
+        response._content_consumed = True  # type: ignore[attr-defined]
+
+    def _invalid(
+        self, response: requests.Response, code: str | None, detail: str
+    ) -> InvalidResponseError:
+        return InvalidResponseError(
+            self.service,
+            self.method,
+            self.path,
+            status=response.status_code,
+            code=code,
+            detail=detail,
+        )
+
     def _headers(
         self,
         config: ServiceConfig,
+        method: str,
         url: str,
         base_headers: _Headers,
         call_headers: _Headers,
@@ -487,7 +638,7 @@ class _Call:
             self.service,
             config.audience,
             config.scopes,
-            self.method,
+            method,
             url,
             self.attempts,
         )
@@ -503,7 +654,9 @@ class _Call:
         attempts_allowed: int,
     ) -> float | None:
         """Seconds to wait before the next attempt, ``None``: no next attempt."""
-        if self.attempts >= attempts_allowed:
+        if self.attempts >= attempts_allowed or isinstance(
+            outcome, InvalidResponseError
+        ):
             return None
         response = outcome if isinstance(outcome, requests.Response) else None
         if response is not None and response.status_code not in _RETRY_STATUSES:
@@ -529,9 +682,9 @@ class _Call:
             "method": self.method,
             "path": self.path,
             "status": self.status,
-            "duration_ms": _milliseconds(time.monotonic() - self.started),
+            "duration_ms": milliseconds(time.monotonic() - self.started),
             "attempts": self.attempts,
         }
         if self.error is not None:
             fields["error"] = self.error
-        _emit(_logger, level, "service_call", fields)
+        log_event(_logger, level, "service_call", **fields)

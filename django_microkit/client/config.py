@@ -61,12 +61,16 @@ class ServiceConfig:
     backoff: float
     backoff_max: float
     retry_after_max: float
+    retry_after_cap: float
     deadline: float
     breaker: BreakerConfig
     pool_size: int
     verify: bool | str
     audience: str
     scopes: tuple[str, ...]
+    max_body_size: int
+    max_error_body_size: int
+    max_redirects: int
     header_providers: tuple[HeaderProvider, ...] = field(repr=False)
 
     @classmethod
@@ -99,12 +103,16 @@ class ServiceConfig:
             backoff=float(merged["BACKOFF"]),
             backoff_max=float(merged["BACKOFF_MAX"]),
             retry_after_max=float(merged["RETRY_AFTER_MAX"]),
+            retry_after_cap=float(merged["RETRY_AFTER_CAP"]),
             deadline=float(merged["DEADLINE"]),
             breaker=BreakerConfig.from_settings(merged["BREAKER"]),
             pool_size=merged["POOL_SIZE"],
             verify=merged["VERIFY"],
             audience=merged["AUDIENCE"],
             scopes=tuple(merged["SCOPES"]),
+            max_body_size=merged["MAX_BODY_SIZE"],
+            max_error_body_size=merged["MAX_ERROR_BODY_SIZE"],
+            max_redirects=merged["MAX_REDIRECTS"],
             header_providers=tuple(
                 import_string(path) for path in merged["HEADER_PROVIDERS"]
             ),
@@ -177,6 +185,10 @@ _RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "BACKOFF": (lambda v: v >= 0, "a number of seconds >= 0"),
     "BACKOFF_MAX": (lambda v: v >= 0, "a number of seconds >= 0"),
     "RETRY_AFTER_MAX": (lambda v: v >= 0, "a number of seconds >= 0"),
+    "RETRY_AFTER_CAP": (lambda v: v >= 0, "a number of seconds >= 0"),
+    "MAX_BODY_SIZE": (lambda v: v >= 0, "a number of bytes >= 0"),
+    "MAX_ERROR_BODY_SIZE": (lambda v: v >= 0, "a number of bytes >= 0"),
+    "MAX_REDIRECTS": (lambda v: v >= 0, "an int >= 0"),
     "DEADLINE": (lambda v: v > 0, "a number of seconds > 0"),
     "POOL_SIZE": (lambda v: v >= 1, "an int >= 1"),
     "AUDIENCE": (lambda v: v != "", "a non-empty service name"),

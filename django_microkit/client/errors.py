@@ -15,13 +15,14 @@ Every class here derives from :class:`ServiceError`, and everything that means
 
 from __future__ import annotations
 
-import email.utils
 import re
 from collections.abc import Mapping
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, cast
 
 import requests
+
+from django_microkit.conf import DEFAULTS, Option, microkit_settings
 
 __all__ = [
     "CircuitOpenError",
@@ -44,6 +45,24 @@ TEXT_LIMIT = 500
 _MEMBER_LIMIT = 1000
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 _PROBLEM_TYPES = ("application/problem+json", "application/json")
+_RETRY_AFTER_CAP = cast("dict[str, Option]", DEFAULTS["CLIENT"])["RETRY_AFTER_CAP"]
+# RFC 9110 §5.6.7: IMF-fixdate (also with RFC 5322's "-0000" for GMT), and the
+# obsolete RFC 850 and asctime forms; ASCII digits only (re.ASCII).
+_MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun"]
+_MONTHS += ["Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+_MONTH = "|".join(_MONTHS)
+_TIME = r"(?P<H>\d\d):(?P<M>\d\d):(?P<S>\d\d)"
+_HTTP_DATES = [
+    re.compile(pattern, re.ASCII)
+    for pattern in (
+        rf"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), (?P<d>\d\d) (?P<m>{_MONTH}) "
+        rf"(?P<y>\d{{4}}) {_TIME} (?:GMT|[+-]0000)",
+        rf"(?:Mon|Tues|Wednes|Thurs|Fri|Satur|Sun)day, (?P<d>\d\d)-(?P<m>{_MONTH})-"
+        rf"(?P<y>\d\d) {_TIME} GMT",
+        rf"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun) (?P<m>{_MONTH}) (?P<d>[ \d]\d) {_TIME} "
+        rf"(?P<y>\d{{4}})",
+    )
+]
 
 
 class ServiceError(Exception):
@@ -146,9 +165,16 @@ class CircuitOpenError(ServiceUnavailableError):
     default_code = "circuit_open"
 
 
-class InvalidResponseError(ServiceError):
-    """The answer could not be used: a success whose body is not JSON, or a
-    pagination link that leaves the service's base URL."""
+class InvalidResponseError(ServiceUnavailableError):
+    """The answer could not be used: a success whose body is not JSON (or is
+    nested too deep to parse), a body longer than the configured limit
+    (``response_too_large``), a redirect not followed (``redirect``), or a
+    pagination link that leaves the service's base URL.
+
+    A service answering so cannot serve the request either: a caller's
+    ``except ServiceUnavailableError`` (a 503) covers it, as a gateway answers
+    502 for an invalid upstream answer (RFC 9110 §15.6.3).
+    """
 
     default_code = "invalid_response"
 
@@ -175,22 +201,50 @@ def _safe_request_id(value: Any) -> str | None:
     return value if isinstance(value, str) and _REQUEST_ID.fullmatch(value) else None
 
 
-def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` value (RFC 9110 §10.2.3): a number
-    of seconds or an HTTP-date. ``None`` if absent or malformed; never negative."""
-    if not value:
+def parse_retry_after(
+    value: str | None,
+    now: datetime | None = None,
+    *,
+    cap: float = _RETRY_AFTER_CAP.default,
+) -> float | None:
+    """Seconds to wait from a ``Retry-After`` value (RFC 9110 §10.2.3): ASCII
+    digits (``delay-seconds``) or an HTTP-date. ``None`` if absent or malformed;
+    never negative, and never more than ``cap`` (``RETRY_AFTER_CAP``), so that a
+    peer's "wait forever" stays a number a caller can pass on."""
+    value = (value or "").strip()
+    if value.isascii() and value.isdigit():
+        # int() refuses thousands of digits; anything past 12 is past any cap.
+        digits = value.lstrip("0") or "0"
+        return min(cap, float(digits)) if len(digits) <= 12 else cap
+    when = _http_date(value)
+    if when is None:
         return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:  # "-0000" dates: RFC 9110 dates are always GMT
-        when = when.replace(tzinfo=timezone.utc)
     now = now or datetime.now(timezone.utc)
-    return max(0.0, (when - now).total_seconds())
+    return min(cap, max(0.0, (when - now).total_seconds()))
+
+
+def _http_date(value: str) -> datetime | None:
+    for pattern in _HTTP_DATES:
+        match = pattern.fullmatch(value)
+        if match is not None:
+            break
+    else:
+        return None
+    year = int(match["y"])
+    if year < 100:  # RFC 9110 §5.6.7: never more than 50 years ahead
+        year += 2000 if year + 2000 <= datetime.now(timezone.utc).year + 50 else 1900
+    try:
+        return datetime(
+            year,
+            _MONTHS.index(match["m"]) + 1,
+            int(match["d"]),
+            int(match["H"]),
+            int(match["M"]),
+            int(match["S"]),
+            tzinfo=timezone.utc,
+        )
+    except ValueError:  # 31 Feb, 25:00:00
+        return None
 
 
 def error_from_response(
@@ -198,15 +252,23 @@ def error_from_response(
     method: str,
     path: str,
     response: requests.Response,
-    request_id_header: str = "X-Request-ID",
+    request_id_header: str | None = None,
+    *,
+    retry_after_cap: float = _RETRY_AFTER_CAP.default,
 ) -> ServiceError:
-    """The typed exception for an error answer (status >= 400)."""
+    """The typed exception for an error answer (status >= 400); the remote's
+    request ID is read from ``request_id_header``, by default the configured
+    ``MICROKIT["REQUEST_ID"]["HEADER"]``; ``retry_after`` is at most
+    ``retry_after_cap`` seconds."""
     status = response.status_code
     problem = _problem_body(response)
-    request_id = _safe_request_id(response.headers.get(request_id_header))
+    header = request_id_header or microkit_settings.REQUEST_ID["HEADER"]
+    request_id = _safe_request_id(response.headers.get(header))
     common: dict[str, Any] = {
         "status": status,
-        "retry_after": parse_retry_after(response.headers.get("Retry-After")),
+        "retry_after": parse_retry_after(
+            response.headers.get("Retry-After"), cap=retry_after_cap
+        ),
         "response": response,
     }
     cls = _error_class(status)
@@ -243,6 +305,6 @@ def _problem_body(response: requests.Response) -> dict[str, Any] | None:
         return None
     try:
         body = response.json()
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: [[[[... nested deep
         return None
     return body if isinstance(body, dict) else None

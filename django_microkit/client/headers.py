@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from django_microkit.conf import derived, microkit_settings
-from django_microkit.request_id import _new_request_id, outgoing_headers
+from django_microkit.request_id import new_request_id, outgoing_headers
 from django_microkit.service_auth import mint_service_token
 
 __all__ = [
@@ -55,7 +55,7 @@ def trace_headers(call: OutgoingCall) -> dict[str, str]:
     headers = outgoing_headers()
     header = microkit_settings.REQUEST_ID["HEADER"]
     if header not in headers:
-        headers[header] = _new_request_id()
+        headers[header] = new_request_id()
     return headers
 
 

@@ -6,16 +6,42 @@ gives plain Django views (sync or async) the same: a ``Problem``,
 they raise becomes a problem response, and Django's bare ``405`` response
 (``View.http_method_not_allowed``, ``require_http_methods``) becomes a
 ``method_not_allowed`` problem with its ``Allow`` header.
+
+It also answers API clients in place of ``CommonMiddleware``'s ``APPEND_SLASH``
+redirect, a ``301`` that clients follow with a ``GET`` and no body (RFC 9110
+§15.4.2): a ``308 Permanent Redirect`` keeps the method and the body
+(§15.4.9), and its body says where to go.
 """
 
 from __future__ import annotations
 
-from django.http import HttpRequest, HttpResponseBase, HttpResponseNotAllowed
+import json
+
+from django.conf import settings
+from django.http import (
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBase,
+    HttpResponseNotAllowed,
+    HttpResponsePermanentRedirect,
+)
+from django.middleware.common import CommonMiddleware
 from django.utils.cache import patch_vary_headers
+from django.utils.encoding import escape_uri_path
+from django.utils.http import escape_leading_slashes
+from django.utils.module_loading import import_string
 from rest_framework.exceptions import MethodNotAllowed
 
 from django_microkit._middleware import Middleware
-from django_microkit.errors.handler import get_handler, prefers_html
+from django_microkit.conf import derived
+from django_microkit.errors.handler import (
+    get_handler,
+    prefers_html,
+    problem_content_type,
+    reason_phrase,
+)
+from django_microkit.errors.problem import ProblemDocument
+from django_microkit.request_id import get_request_id
 
 __all__ = ["ProblemMiddleware"]
 
@@ -24,12 +50,27 @@ _BODY_HEADERS = frozenset(
     {"content-type", "content-length", "content-encoding", "etag"}
 )
 
+#: Django's own ``APPEND_SLASH`` rule (``should_redirect_with_slash``): the path
+#: resolves only with a slash, and the view does not refuse one.
+_COMMON = CommonMiddleware(lambda request: HttpResponse())
+
+
+@derived(settings=("MIDDLEWARE",))
+def _appends_slash() -> bool:
+    """Whether ``CommonMiddleware`` (or a subclass) is installed: Django reads
+    ``APPEND_SLASH`` only through it."""
+    return any(
+        issubclass(import_string(path), CommonMiddleware)
+        for path in settings.MIDDLEWARE
+    )
+
 
 class ProblemMiddleware(Middleware[None]):
     """Answer plain Django views' errors with problem documents.
 
     Place it after the request-ID middleware, so converted responses carry the
-    request ID (system check ``django_microkit.E020``).
+    request ID (system check ``django_microkit.E020``), and after
+    ``CommonMiddleware``, so it answers the ``APPEND_SLASH`` redirect first.
     """
 
     def after(
@@ -49,7 +90,10 @@ class ProblemMiddleware(Middleware[None]):
     def convert_response(
         self, request: HttpRequest, response: HttpResponseBase
     ) -> HttpResponseBase:
-        """Django's bare 405 becomes a problem; other responses pass untouched."""
+        """Django's bare 405 becomes a problem and the ``APPEND_SLASH``
+        redirect a 308; other responses pass untouched."""
+        if response.status_code in (301, 404):
+            return self.redirect_with_slash(request, response)
         if not isinstance(response, HttpResponseNotAllowed) or prefers_html(request):
             return response
         exception = MethodNotAllowed(str(request.method))
@@ -66,3 +110,42 @@ class ProblemMiddleware(Middleware[None]):
             )
         converted.cookies = response.cookies
         return converted
+
+    def redirect_with_slash(
+        self, request: HttpRequest, response: HttpResponseBase
+    ) -> HttpResponseBase:
+        """A 404 that ``CommonMiddleware`` would turn into its slash redirect
+        (this middleware placed after it), or that redirect itself (placed
+        before it), becomes a 308 to the URL with the slash, with an
+        ``append_slash`` body of the problem document's shape; a client
+        preferring HTML keeps Django's redirect."""
+        if response.status_code == 404 and not _appends_slash():
+            return response
+        if not _COMMON.should_redirect_with_slash(request):
+            return response
+        location = escape_leading_slashes(
+            request.get_full_path(force_append_slash=True)
+        )
+        if response.status_code == 301 and response.get("Location") != location:
+            return response  # a redirect of another middleware's
+        if prefers_html(request):
+            return response
+        document: ProblemDocument = {
+            "type": "about:blank",
+            "title": reason_phrase(308),
+            "status": 308,
+            "detail": f"This resource's URL ends with a slash: {location}",
+            "instance": escape_uri_path(request.path),
+            "code": "append_slash",
+        }
+        request_id = get_request_id()
+        if request_id is not None:
+            document["request_id"] = request_id
+        redirect = HttpResponsePermanentRedirect(
+            location,
+            preserve_request=True,
+            content=json.dumps(document, ensure_ascii=False),
+            content_type=problem_content_type(request),
+        )
+        patch_vary_headers(redirect, ("Accept",))
+        return redirect

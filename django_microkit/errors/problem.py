@@ -12,6 +12,8 @@ from rest_framework import status as http_status
 from rest_framework.exceptions import APIException, ValidationError
 from rest_framework.settings import api_settings
 
+from django_microkit.conf import microkit_settings
+
 __all__ = ["ErrorItem", "Problem", "ProblemDocument", "error_items", "json_pointer"]
 
 
@@ -50,9 +52,15 @@ class Problem(APIException):
 
     ``raise Problem(409, "insufficient_stock", detail="Only 2 left.", available=2)``
     answers 409 with ``code`` ``insufficient_stock`` and an ``available`` member.
-    ``title`` defaults to the HTTP reason phrase; ``headers`` are sent with the
-    response (for example ``Retry-After``); ``type`` replaces the type URI that
-    would otherwise be derived from the code.
+    ``headers`` are sent with the response (for example ``Retry-After``);
+    ``type`` replaces the type URI that would otherwise be derived from the code.
+
+    ``title`` describes the problem type, so it needs a type URI: ``type``, or
+    the one ``MICROKIT["ERRORS"]["TYPE_BASE_URI"]`` derives from the code. Under
+    ``about:blank`` the title is the HTTP reason phrase (RFC 9457 §4.2.1), and
+    a title of one's own is a ``ValueError`` here, where the developer meets it
+    at once, rather than a document that says two things: text about this
+    occurrence belongs in ``detail``.
     """
 
     status_code: int = http_status.HTTP_400_BAD_REQUEST
@@ -77,6 +85,16 @@ class Problem(APIException):
         if reserved:
             raise ValueError(
                 f"{sorted(reserved)} are set by the handler, not by a problem."
+            )
+        # Under about:blank, as ExceptionHandler.get_type derives the type.
+        if title is not None and (
+            type == "about:blank"
+            or (type is None and not microkit_settings.ERRORS["TYPE_BASE_URI"])
+        ):
+            raise ValueError(
+                f"A problem of type about:blank is titled with the HTTP reason "
+                f"phrase: give the title {title!r} a type URI (type=, or "
+                f"MICROKIT['ERRORS']['TYPE_BASE_URI']), or put it in detail."
             )
         super().__init__(detail=detail, code=code)
         self.status_code = status

@@ -11,7 +11,7 @@ from django.core.checks import CheckMessage
 
 from django_microkit.checks import Issue, is_number
 from django_microkit.conf import microkit_settings
-from django_microkit.health.registry import _PROBE_SETTINGS, _Misconfigured, _resolve
+from django_microkit.health._registry import PROBE_SETTINGS, Misconfigured, resolve
 
 __all__ = ["check_health", "check_health_deploy"]
 
@@ -22,39 +22,33 @@ _DEPENDENCY_KINDS = frozenset({"database", "cache", "redis"})
 def check_health(**kwargs: Any) -> list[CheckMessage]:
     """The time budget, the URL prefix and each probe's list of checks."""
     section = microkit_settings.HEALTH
-    issues: list[Issue] = []
-    timeout = section["TIMEOUT"]
-    if is_number(timeout) and timeout <= 0:
-        issues.append(
-            Issue(
-                "django_microkit.E043",
-                f"MICROKIT['HEALTH']['TIMEOUT'] is {timeout!r}.",
-                "A timeout is a number of seconds greater than 0 (default 2).",
-            )
-        )
-    ttl = section["RESULT_TTL"]
-    if is_number(ttl) and ttl < 0:
-        issues.append(
-            Issue(
-                "django_microkit.E044",
-                f"MICROKIT['HEALTH']['RESULT_TTL'] is {ttl!r}.",
-                "Give the seconds a round of checks is reused, 0 to run the "
-                "checks on every probe.",
-            )
-        )
+    timeout, ttl = section["TIMEOUT"], section["RESULT_TTL"]
     prefix = section["URL_PREFIX"]
-    if isinstance(prefix, str) and (
-        prefix.startswith("/") or (prefix and not prefix.endswith("/"))
-    ):
-        issues.append(
-            Issue(
-                "django_microkit.E046",
-                f"MICROKIT['HEALTH']['URL_PREFIX'] is {prefix!r}.",
-                "Write it as Django routes are written: no leading slash, a "
-                "trailing one ('health/'), or '' for /live, /ready, /startup.",
-            )
-        )
-    for probe, key in _PROBE_SETTINGS.items():
+    found = [
+        (
+            is_number(timeout) and timeout <= 0,
+            "django_microkit.E043",
+            f"MICROKIT['HEALTH']['TIMEOUT'] is {timeout!r}.",
+            "A timeout is a number of seconds greater than 0 (default 2).",
+        ),
+        (
+            is_number(ttl) and ttl < 0,
+            "django_microkit.E044",
+            f"MICROKIT['HEALTH']['RESULT_TTL'] is {ttl!r}.",
+            "Give the seconds a round of checks is reused, 0 to run the "
+            "checks on every probe.",
+        ),
+        (
+            isinstance(prefix, str)
+            and (prefix.startswith("/") or (prefix and not prefix.endswith("/"))),
+            "django_microkit.E046",
+            f"MICROKIT['HEALTH']['URL_PREFIX'] is {prefix!r}.",
+            "Write it as Django routes are written: no leading slash, a "
+            "trailing one ('health/'), or '' for /live, /ready, /startup.",
+        ),
+    ]
+    issues = [Issue(*issue) for wrong, *issue in found if wrong]
+    for probe, key in PROBE_SETTINGS.items():
         entries = section[key]
         if isinstance(entries, (list, tuple)):
             issues.extend(_entry_issues(probe, key, entries))
@@ -80,8 +74,8 @@ def _entry_issues(probe: str, key: str, entries: Sequence[Any]) -> list[Issue]:
     names: list[str] = []
     for entry in entries:
         try:
-            checks = _resolve(entry, 1.0)
-        except _Misconfigured as error:
+            checks = resolve(entry, 1.0)
+        except Misconfigured as error:
             found = error.issue
             issues.append(
                 Issue(found.id, f"MICROKIT['HEALTH'][{key!r}]: {found.msg}", found.hint)

@@ -1,28 +1,19 @@
-"""Running a probe: its checks concurrently, each within its timeout, one round
-shared by the probes that arrive while it runs and reused for a short time.
+"""Running a probe: its checks at once, each within its timeout, one round
+shared by the callers that arrive while it runs and reused for a short time.
 
-A round is a coroutine. Under ASGI (:func:`arun_probe`) it runs on the server's
-loop; under WSGI (:func:`run_probe`) on an event loop of the process's own, in
-a daemon thread, and the request thread waits for it: no event loop is created
-per request. Either way async checks are awaited with
-:func:`asyncio.wait_for`, and sync checks go to a pool of daemon threads.
-
-A check that overruns its timeout is reported ``fail`` with output
-``timeout``. Python cannot stop a thread, so a hung sync check keeps its pool
-thread; later rounds wait on that same run instead of starting another, and a
-hung dependency ties up one thread, not one per probe. The threads are
-daemons: they never delay the exit of a worker or of ``manage.py``.
+Sync checks run in daemon threads of the process's own; async checks on the
+server's loop under ASGI, and under WSGI on a loop of the process's own, in a
+daemon thread. A hung sync check keeps its thread (Python cannot stop one):
+later rounds wait on that same run rather than start another.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import contextlib
 import contextvars
 import dataclasses
 import datetime
-import functools
 import inspect
 import json
 import logging
@@ -30,18 +21,18 @@ import math
 import queue
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Sequence
 from typing import Any, Literal, TypedDict, TypeVar
 
 from django.db import close_old_connections
 from health_check.exceptions import HealthCheckException, ServiceWarning
 
 from django_microkit.conf import derived, microkit_settings
-from django_microkit.health.registry import (
-    _CHECKS_DEPEND_ON,
+from django_microkit.health._registry import (
+    CHECKS_DEPEND_ON,
     PROBES,
-    _Check,
-    _probe_checks,
+    Check,
+    probe_checks,
 )
 
 __all__ = [
@@ -59,10 +50,6 @@ logger = logging.getLogger("django_microkit.health")
 Status = Literal["pass", "warn", "fail"]
 
 _T = TypeVar("_T")
-
-# Threads are started only when no idle one is left, so this is a ceiling, not
-# a cost: a service rarely has more than a handful of sync checks.
-_POOL_SIZE = 32
 
 
 # --- the documents -----------------------------------------------------------
@@ -156,7 +143,7 @@ class HealthReport:
 
 
 def _result(
-    check: _Check,
+    check: Check,
     seconds: float,
     status: Status = "pass",
     output: str | None = None,
@@ -164,19 +151,12 @@ def _result(
 ) -> CheckResult:
     if status == "fail" and not check.critical:
         status = "warn"
-    return CheckResult(
-        check.name,
-        status,
-        seconds * 1000,
-        check.component_type,
-        check.critical,
-        output,
-        detail,
-    )
+    fields = (check.name, status, seconds * 1000, check.component_type, check.critical)
+    return CheckResult(*fields, output, detail)
 
 
 def _ended(
-    check: _Check, start: float, value: Any, error: Exception | None
+    check: Check, start: float, value: Any, error: Exception | None
 ) -> CheckResult:
     """What ``check`` reports, having returned ``value`` or raised ``error``."""
     seconds = time.perf_counter() - start
@@ -193,12 +173,9 @@ def _ended(
 
 
 def _close_old_connections() -> None:
-    """Close this pool thread's unusable or expired database connections.
-
-    A pool thread is like a request that never ends: without this, a check
-    using the ORM would keep a broken connection (and fail) after the database
-    restarts.
-    """
+    """Close this pool thread's unusable or expired database connections, as the
+    end of a request does: else an ORM check would keep failing on a broken
+    connection after the database restarts."""
     try:
         close_old_connections()
     except Exception:
@@ -206,7 +183,7 @@ def _close_old_connections() -> None:
         logger.debug("Could not close old database connections.", exc_info=True)
 
 
-def _run_sync(check: _Check) -> CheckResult:
+def _run_sync(check: Check) -> CheckResult:
     _close_old_connections()
     start = time.perf_counter()
     try:
@@ -221,7 +198,7 @@ def _run_sync(check: _Check) -> CheckResult:
     return _ended(check, start, value, None)
 
 
-async def _run_async(check: _Check) -> CheckResult:
+async def _run_async(check: Check) -> CheckResult:
     start = time.perf_counter()
     try:
         value = await check.call()
@@ -233,58 +210,48 @@ async def _run_async(check: _Check) -> CheckResult:
 # --- the process's own threads ---------------------------------------------------
 
 
-class _DaemonPool:
-    """A thread pool whose threads live for the process and never hold up its
-    exit (a hung check must not stop a worker from shutting down)."""
-
-    def __init__(self, max_workers: int) -> None:
-        self._max_workers = max_workers
-        self._queue: queue.SimpleQueue[
-            tuple[concurrent.futures.Future[Any], Callable[[], Any]]
-        ] = queue.SimpleQueue()
-        self._idle = threading.Semaphore(0)
-        self._lock = threading.Lock()
-        self._threads = 0
-
-    def submit(self, call: Callable[[], _T]) -> concurrent.futures.Future[_T]:
-        future: concurrent.futures.Future[_T] = concurrent.futures.Future()
-        self._queue.put((future, call))
-        if not self._idle.acquire(blocking=False):
-            with self._lock:
-                if self._threads < self._max_workers:
-                    self._threads += 1
-                    threading.Thread(
-                        target=self._work,
-                        name=f"microkit-health-{self._threads}",
-                        daemon=True,
-                    ).start()
-        return future
-
-    def _work(self) -> None:
-        while True:
-            future, call = self._queue.get()
-            if future.set_running_or_notify_cancel():
-                try:
-                    future.set_result(call())
-                except BaseException as error:  # pragma: no cover - calls never raise
-                    future.set_exception(error)
-            del future, call
-            self._idle.release()
-
-
-# The pool and the loop depend on no setting: a settings change keeps them (a
-# new pair would leave the old threads idle for good); a forked child, whose
+# The threads and the loop depend on no setting: a settings change keeps them
+# (new ones would leave the old threads idle for good); a forked child, whose
 # copy has no threads, starts its own.
+
+_Queue = queue.SimpleQueue[tuple[concurrent.futures.Future[CheckResult], Check]]
 
 
 @derived(settings=(), fork_safe=True)
-def _pool() -> _DaemonPool:
-    return _DaemonPool(_POOL_SIZE)
+def _pool() -> tuple[_Queue, threading.Semaphore]:
+    """The sync checks waiting for a thread, and a count of the idle threads."""
+    return queue.SimpleQueue(), threading.Semaphore(0)
+
+
+def _start_sync(check: Check) -> concurrent.futures.Future[CheckResult]:
+    """Run ``check`` in a thread of the pool, or join its run still under way.
+
+    The threads are daemons: a hung check never holds up the exit of a worker.
+    One is started only when none is idle, and a check has one run at a time:
+    there are never more threads than checks.
+    """
+    if check.running is None or check.running.done():
+        waiting, idle = _pool()
+        check.running = concurrent.futures.Future()
+        waiting.put((check.running, check))
+        if not idle.acquire(blocking=False):
+            name = "microkit-health-check"
+            threading.Thread(target=_work, name=name, daemon=True).start()
+    return check.running
+
+
+def _work() -> None:
+    waiting, idle = _pool()
+    while True:
+        future, check = waiting.get()
+        future.set_result(_run_sync(check))
+        del future, check
+        idle.release()
 
 
 @derived(settings=(), fork_safe=True)
 def _loop() -> asyncio.AbstractEventLoop:
-    """The event loop, in a daemon thread, of the rounds run under WSGI."""
+    """The event loop, in a daemon thread, of async checks run under WSGI."""
     loop = asyncio.new_event_loop()
     threading.Thread(
         target=loop.run_forever, name="microkit-health-loop", daemon=True
@@ -293,45 +260,46 @@ def _loop() -> asyncio.AbstractEventLoop:
 
 
 def _wait(future: concurrent.futures.Future[_T]) -> asyncio.Future[_T]:
-    """An asyncio future for ``future`` that can be cancelled on its own.
-
-    Unlike :func:`asyncio.wrap_future`, cancelling it never cancels ``future``
-    (other rounds may wait on it), and a loop closed in the meantime is not an
-    error.
-    """
-    loop = asyncio.get_running_loop()
-    waiter: asyncio.Future[_T] = loop.create_future()
-
-    def settle(_: concurrent.futures.Future[_T]) -> None:
-        if waiter.done():  # cancelled: its check timed out
-            return
-        error = future.exception()
-        if error is None:
-            waiter.set_result(future.result())
-        else:
-            waiter.set_exception(error)
-
-    def done(_: concurrent.futures.Future[_T]) -> None:
-        # A loop closed in the meantime has nobody left waiting.
-        with contextlib.suppress(RuntimeError):
-            loop.call_soon_threadsafe(settle, future)
-
-    future.add_done_callback(done)
-    return waiter
+    """Await ``future`` from a coroutine; cancelling the wait, as a timeout does,
+    leaves ``future`` alone: other rounds may be waiting on it."""
+    return asyncio.shield(asyncio.wrap_future(future))
 
 
 # --- one round -------------------------------------------------------------------
 
 
-async def _check(check: _Check) -> CheckResult:
-    awaitable: Awaitable[CheckResult]
-    if check.is_async:
-        awaitable = _run_async(check)
-    else:
-        # Join the check's run still under way, if any, rather than start one.
-        if check.running is None or check.running.done():
-            check.running = _pool().submit(functools.partial(_run_sync, check))
-        awaitable = _wait(check.running)
+def _round(checks: Sequence[Check]) -> list[CheckResult]:
+    """A round under WSGI, led from the request thread: it hands each check to
+    the thread or loop that runs it and waits for each until its deadline."""
+    start = time.perf_counter()
+    futures = {
+        # A fresh context: the check must not share the request thread's
+        # per-thread objects (Django keeps caches in context variables).
+        check: contextvars.Context().run(
+            asyncio.run_coroutine_threadsafe, _run_async(check), _loop()
+        )
+        if check.is_async
+        else _start_sync(check)
+        for check in checks
+    }
+    results: dict[Check, CheckResult] = {}
+    # Shortest timeout first: each wait ends by its own check's deadline, so a
+    # check that ends after its deadline is not taken for one that passed.
+    for check in sorted(checks, key=lambda check: check.timeout):
+        future, remaining = futures[check], start + check.timeout - time.perf_counter()
+        try:
+            results[check] = future.result(timeout=max(remaining, 0.0))
+        except concurrent.futures.TimeoutError:
+            results[check] = _result(check, check.timeout, "fail", "timeout")
+            if check.is_async:
+                future.cancel()
+    return [results[check] for check in checks]
+
+
+async def _check(check: Check) -> CheckResult:
+    awaitable: Awaitable[CheckResult] = (
+        _run_async(check) if check.is_async else _wait(_start_sync(check))
+    )
     try:
         return await asyncio.wait_for(awaitable, check.timeout)
     except asyncio.TimeoutError:
@@ -346,41 +314,71 @@ def _now() -> str:
 # --- rounds shared and reused ------------------------------------------------------
 
 
+_Round = concurrent.futures.Future[HealthReport]
+
+
+@dataclasses.dataclass(eq=False)
 class _Probe:
     """A probe's round under way and its last report, shared by its callers."""
 
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        # (report, monotonic expiry): one attribute, read without the lock.
-        self.cached: tuple[HealthReport, float] | None = None
-        self.last: HealthReport | None = None
-        self.round: concurrent.futures.Future[HealthReport] | None = None
+    name: str
+    lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
+    # (report, monotonic expiry): one attribute, read without the lock.
+    cached: tuple[HealthReport, float] | None = None
+    last: HealthReport | None = None
+    round: _Round | None = None
+
+    def reusable(self, fresh: bool) -> HealthReport | None:
+        """The last report, if it is young enough and the caller allows it."""
+        cached = self.cached
+        if fresh or cached is None or time.monotonic() >= cached[1]:
+            return None
+        return cached[0]
+
+    def join(self) -> tuple[_Round, bool]:
+        """The round a caller waits for, and whether it leads it."""
+        with self.lock:
+            if self.round is not None:
+                return self.round, False
+            self.round = concurrent.futures.Future()
+            return self.round, True
+
+    def publish(self, round_: _Round, started: str, results: list[CheckResult]) -> None:
+        """Give the round's report to its waiters, and keep it for RESULT_TTL."""
+        statuses = {result.status for result in results}
+        status: Status = (
+            "fail" if "fail" in statuses else "warn" if "warn" in statuses else "pass"
+        )
+        report = HealthReport(self.name, status, started, tuple(results))
+        # A probe without checks has nothing that could change: keep its report.
+        ttl = microkit_settings.HEALTH["RESULT_TTL"] if results else math.inf
+        with self.lock:
+            previous, self.last = self.last, report
+            self.cached = (report, time.monotonic() + ttl) if ttl > 0 else None
+            self.round = None
+        _log_changes(previous, report)
+        round_.set_result(report)
+
+    def abandon(self, round_: _Round, error: BaseException) -> None:
+        """End the round with what interrupted it: its waiters must not hang."""
+        with self.lock:
+            self.round = None
+        if not isinstance(error, Exception):
+            error = RuntimeError("The round of health checks was interrupted.")
+        round_.set_exception(error)
 
 
-@derived(settings=_CHECKS_DEPEND_ON, fork_safe=True)
+@derived(settings=CHECKS_DEPEND_ON, fork_safe=True)
 def _probes() -> dict[str, _Probe]:
     """Fork-safe: a forked worker forgets the rounds its parent had under way."""
-    return {probe: _Probe() for probe in PROBES}
+    return {probe: _Probe(probe) for probe in PROBES}
 
 
-def _join(
-    probe: str, fresh: bool
-) -> tuple[_Probe, concurrent.futures.Future[HealthReport], bool]:
-    """The round a caller of ``probe`` waits for, and whether it starts it."""
+def _state(probe: str) -> _Probe:
     try:
-        state = _probes()[probe]
+        return _probes()[probe]
     except KeyError:
         raise ValueError(f"Unknown probe {probe!r}; the probes are {PROBES}.") from None
-    cached = state.cached
-    if not fresh and cached is not None and time.monotonic() < cached[1]:
-        reused: concurrent.futures.Future[HealthReport] = concurrent.futures.Future()
-        reused.set_result(cached[0])
-        return state, reused, False
-    with state.lock:
-        if state.round is not None:
-            return state, state.round, False
-        state.round = concurrent.futures.Future()
-        return state, state.round, True
 
 
 def run_probe(probe: str, *, fresh: bool = False) -> HealthReport:
@@ -389,14 +387,19 @@ def run_probe(probe: str, *, fresh: bool = False) -> HealthReport:
     A report younger than ``MICROKIT["HEALTH"]["RESULT_TTL"]`` is returned as is
     unless ``fresh``; a caller arriving while a round runs waits for that round.
     """
-    state, round_, leader = _join(probe, fresh)
+    state = _state(probe)
+    report = state.reusable(fresh)
+    if report is not None:
+        return report
+    round_, leader = state.join()
     if leader:
-        # On the process's loop, in a fresh context: the round must not share
-        # the request thread's per-thread objects (Django keeps connections and
-        # caches in context variables).
-        contextvars.Context().run(
-            asyncio.run_coroutine_threadsafe, _lead(probe, state, round_), _loop()
-        )
+        try:
+            started = _now()
+            results = _round(probe_checks(probe))
+        except BaseException as error:
+            state.abandon(round_, error)
+            raise
+        state.publish(round_, started, results)
     return round_.result()
 
 
@@ -406,46 +409,30 @@ _tasks: set[asyncio.Task[None]] = set()
 
 async def arun_probe(probe: str, *, fresh: bool = False) -> HealthReport:
     """:func:`run_probe` for async code: checks run on the running event loop."""
-    state, round_, leader = _join(probe, fresh)
+    state = _state(probe)
+    report = state.reusable(fresh)
+    if report is not None:
+        return report
+    round_, leader = state.join()
     if leader:
         # The round is a task of its own: a probe whose client goes away does
         # not cancel the round others wait for.
-        task = asyncio.get_running_loop().create_task(_lead(probe, state, round_))
+        task = asyncio.get_running_loop().create_task(_lead(state, round_))
         _tasks.add(task)
         task.add_done_callback(_tasks.discard)
     return await _wait(round_)
 
 
-async def _lead(
-    probe: str, state: _Probe, round_: concurrent.futures.Future[HealthReport]
-) -> None:
-    """Run a round and publish its report (or what ended it) to its waiters."""
+async def _lead(state: _Probe, round_: _Round) -> None:
     try:
         started = _now()
-        results = await asyncio.gather(*map(_check, _probe_checks(probe)))
+        results = await asyncio.gather(*map(_check, probe_checks(state.name)))
     except BaseException as error:
-        with state.lock:
-            state.round = None
-        if isinstance(error, Exception):
-            round_.set_exception(error)
-            return
-        round_.set_exception(
-            RuntimeError("The round of health checks was interrupted.")
-        )
-        raise
-    statuses = {result.status for result in results}
-    status: Status = (
-        "fail" if "fail" in statuses else "warn" if "warn" in statuses else "pass"
-    )
-    report = HealthReport(probe, status, started, tuple(results))
-    # A probe without checks has nothing that could change: keep its report.
-    ttl = microkit_settings.HEALTH["RESULT_TTL"] if results else math.inf
-    with state.lock:
-        previous, state.last = state.last, report
-        state.cached = (report, time.monotonic() + ttl) if ttl > 0 else None
-        state.round = None
-    _log_changes(previous, report)
-    round_.set_result(report)
+        state.abandon(round_, error)
+        if not isinstance(error, Exception):
+            raise
+        return
+    state.publish(round_, started, results)
 
 
 def _log_changes(previous: HealthReport | None, report: HealthReport) -> None:

@@ -11,7 +11,8 @@ the way Stripe's API has applied it for years:
   lease, so a crashed worker never blocks the key for good), runs, and its
   completed response is stored for ``MICROKIT["IDEMPOTENCY"]["TTL"]`` seconds;
 - a retry with the same key and the same request gets the stored response with
-  ``Idempotent-Replayed: true``;
+  ``Idempotent-Replayed: true`` and, in ``Idempotent-Replayed-Request-ID``, the
+  request ID of the first request, which its stored body names too;
 - the same key with a different request is a 422 problem
   (``idempotency_key_reused``); a retry while the first is still running is a 409
   problem (``idempotency_key_in_progress``).
@@ -31,6 +32,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 import uuid
 from collections.abc import Collection
 from typing import Any, TypedDict, cast
@@ -45,10 +47,12 @@ from rest_framework.views import APIView
 
 from django_microkit.conf import microkit_settings
 from django_microkit.errors.problem import Problem
+from django_microkit.request_id import get_request_id
 
 __all__ = [
     "IDEMPOTENCY_KEY_HEADER",
     "IDEMPOTENT_REPLAYED_HEADER",
+    "IDEMPOTENT_REPLAYED_REQUEST_ID_HEADER",
     "IdempotentMixin",
     "openapi_parameters",
     "openapi_responses",
@@ -58,9 +62,17 @@ __all__ = [
 IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
 #: The response header marking a stored response sent again.
 IDEMPOTENT_REPLAYED_HEADER = "Idempotent-Replayed"
+#: The response header of a replay naming the request that produced the stored
+#: response: the ``request_id`` in a stored problem body, and the request whose
+#: logs tell what happened. The replay's own ``X-Request-ID`` names the retry.
+IDEMPOTENT_REPLAYED_REQUEST_ID_HEADER = "Idempotent-Replayed-Request-ID"
 
 _META_KEY = "HTTP_IDEMPOTENCY_KEY"
 _MAX_KEY_LENGTH = 255
+# RFC 8941 §3.3.3: sf-string = DQUOTE *( unescaped / "\" ( DQUOTE / "\" ) ) DQUOTE
+_SF_STRING = re.compile(r'"((?:[^"\\]|\\["\\])*)"')
+_SF_ESCAPE = re.compile(r'\\(["\\])')
+_VISIBLE_ASCII = re.compile(r"[!-~]+")
 _CACHE_KEY_PREFIX = "microkit:idempotency:"
 # How often a claim is tried again when the key vanished between a failed
 # ``add()`` and the ``get()`` that followed it (the holder released it).
@@ -102,6 +114,7 @@ class _Done(TypedDict):
     status: int
     headers: list[tuple[str, str]]
     body: bytes
+    request_id: str | None
 
 
 class _Replay(Exception):
@@ -133,29 +146,13 @@ def _parse_key(value: str) -> str | None:
     same key.
     """
     if len(value) >= 2 and value[0] == value[-1] == '"':
-        inner = value[1:-1]
-        chars: list[str] = []
-        escaped = False
-        for char in inner:
-            if escaped:
-                if char not in '"\\':
-                    return None
-                chars.append(char)
-                escaped = False
-            elif char == "\\":
-                escaped = True
-            elif char == '"':
-                return None
-            else:
-                chars.append(char)
-        if escaped:
+        string = _SF_STRING.fullmatch(value)
+        if string is None:
             return None
-        value = "".join(chars)
-    if not 1 <= len(value) <= _MAX_KEY_LENGTH:
-        return None
-    if not all("!" <= char <= "~" for char in value):
-        return None
-    return value
+        value = _SF_ESCAPE.sub(r"\1", string[1])
+    if 1 <= len(value) <= _MAX_KEY_LENGTH and _VISIBLE_ASCII.fullmatch(value):
+        return value
+    return None
 
 
 class _Claim:
@@ -206,6 +203,11 @@ class _Claim:
         for name, value in done["headers"]:
             response[name] = value
         response[IDEMPOTENT_REPLAYED_HEADER] = "true"
+        # Absent from records stored before the request ID was kept.
+        first_request_id = done.get("request_id")
+        if first_request_id:
+            response[IDEMPOTENT_REPLAYED_REQUEST_ID_HEADER] = first_request_id
+            _logger.info("Replaying the response of request %s", first_request_id)
         return _Replay(response)
 
     @staticmethod
@@ -236,6 +238,7 @@ class _Claim:
                 if name.lower() not in _UNSTORED_HEADERS
             ],
             "body": response.content,
+            "request_id": get_request_id(),
         }
         try:
             self.cache.set(self.cache_key, done, microkit_settings.IDEMPOTENCY["TTL"])
@@ -308,16 +311,14 @@ class IdempotentMixin(APIView):
         return f"anonymous:{request.META.get('REMOTE_ADDR', '')}"
 
     def _idempotency_methods(self) -> Collection[str]:
-        methods = self.idempotency_methods
-        if methods is None:
-            methods = microkit_settings.IDEMPOTENCY["METHODS"]
-        return methods
+        if self.idempotency_methods is None:
+            return microkit_settings.IDEMPOTENCY["METHODS"]
+        return self.idempotency_methods
 
     def _idempotency_key_required(self) -> bool:
-        required = self.idempotency_key_required
-        if required is None:
-            required = microkit_settings.IDEMPOTENCY["REQUIRED"]
-        return bool(required)
+        if self.idempotency_key_required is None:
+            return bool(microkit_settings.IDEMPOTENCY["REQUIRED"])
+        return self.idempotency_key_required
 
     def _idempotency_applies(self, request: Request) -> bool:
         method = request.method or ""
@@ -370,6 +371,11 @@ class IdempotentMixin(APIView):
                     f"A key is 1 to {_MAX_KEY_LENGTH} visible ASCII characters.",
                 ),
             )
+        # Parse the body before claiming: the parser's refusals (415, 400) are
+        # refusals of how the request was sent, like those of content
+        # negotiation and versioning above. They are never stored, so a
+        # corrected retry with the same key runs.
+        request.data  # noqa: B018
         claim = self._idempotency_claim_for(request, key)
         claim.acquire()
         self._idempotency_claim = claim
@@ -385,14 +391,20 @@ class IdempotentMixin(APIView):
                 key,
             ]
         )
+        # What the body's bytes mean: their media type and charset, and the
+        # API version the view reads them in.
+        meaning = json.dumps(
+            [
+                django_request.method,
+                django_request.get_full_path(),
+                django_request.content_type,
+                (django_request.content_params or {}).get("charset", "").lower(),
+                request.version,
+            ],
+            default=str,
+        )
         fingerprint = hashlib.sha256(
-            b"\n".join(
-                [
-                    (django_request.method or "").encode(),
-                    django_request.get_full_path().encode(),
-                    django_request.body,
-                ]
-            )
+            meaning.encode() + b"\n" + django_request.body
         ).hexdigest()
         try:
             cache = caches[microkit_settings.IDEMPOTENCY["CACHE"]]

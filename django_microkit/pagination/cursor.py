@@ -5,25 +5,36 @@ appended when the ordering is not unique), so rows inserted or deleted between
 requests never shift a page, and no ``COUNT(*)`` ever runs. A cursor is signed
 with the service's ``SECRET_KEY`` together with a digest of the path, the
 ordering and the other query parameters: a modified cursor, or one reused with
-other filters, is a 400 problem rather than a wrong page.
+other filters, is a 400 problem rather than a wrong page. A signature proves
+only who made a cursor (a development key may be public), so every value in it
+is also checked against its ordering field before it reaches SQL.
 """
 
 from __future__ import annotations
 
 import datetime
 import hashlib
+import math
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from django.conf import settings
 from django.core import signing
-from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured
-from django.db.models import F, Model, Q, QuerySet
+from django.core.exceptions import (
+    FieldDoesNotExist,
+    ImproperlyConfigured,
+    ValidationError,
+)
+from django.db import DataError
+from django.db.models import DateTimeField, F, Field, Model, Q, QuerySet
 from django.db.models.expressions import OrderBy
+from django.utils import timezone
 from rest_framework.request import Request
 
+from django_microkit.errors.problem import Problem
 from django_microkit.pagination.base import (
     BasePagination,
     invalid_pagination,
@@ -39,6 +50,7 @@ __all__ = ["CursorPagination"]
 
 _CURSOR_SALT = "django_microkit.pagination.cursor"
 _CURSOR_FORMAT = 1
+_INVALID_CURSOR = "The cursor is not valid: use the links as given."
 
 
 @dataclass(frozen=True)
@@ -130,6 +142,38 @@ def _decode_value(value: Any) -> Any:
     return value
 
 
+def _checked_value(value: Any, field: Field[Any, Any], nullable: bool) -> Any:
+    """``value`` if it is one ``field`` can hold, else ``ValueError`` (or the
+    ``ValidationError`` of ``field.to_python()``).
+
+    The value must come back from ``to_python()`` unchanged, of the same type,
+    so a string where an integer belongs, or a date where a datetime does, is
+    refused rather than converted: a cursor this paginator issued holds the
+    column's own values.
+    """
+    if value is None:
+        if nullable:
+            return None
+        # No row holds NULL there, and the seek predicate would have no branch.
+        raise ValueError("NULL in a column without NULL")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError("not a finite number")
+    limit = field.max_length
+    if isinstance(value, str) and limit is not None and len(value) > limit:
+        raise ValueError("longer than the column")
+    if isinstance(field, DateTimeField) and not (
+        isinstance(value, datetime.datetime)
+        and timezone.is_aware(value) == settings.USE_TZ
+    ):
+        # to_python() would take a date, or the database a datetime of the
+        # wrong awareness, with a warning or an error instead of a refusal.
+        raise ValueError("not a datetime of this service")
+    python = field.to_python(value)
+    if type(python) is not type(value) or python != value:  # NaN != NaN too
+        raise ValueError("not a value of the column")
+    return value
+
+
 class CursorPagination(BasePagination):
     """Opaque cursors that seek on the ordering: ``?cursor=`` and ``?page_size=``.
 
@@ -153,8 +197,9 @@ class CursorPagination(BasePagination):
 
     A cursor is signed (``django.core.signing``, with the service's
     ``SECRET_KEY``) together with a digest of the path, the ordering and the
-    other query parameters; a modified cursor, or one sent with different
-    filters, is a 400 ``invalid_pagination`` problem.
+    other query parameters; a modified cursor, one sent with different
+    filters, or one holding a value its ordering field cannot hold (anyone
+    with the key can sign one) is a 400 ``invalid_pagination`` problem.
     """
 
     cursor_query_param = "cursor"
@@ -174,9 +219,12 @@ class CursorPagination(BasePagination):
         self.request = request
         size = self.get_page_size(request)
         terms = self._terms(queryset)
-        digest = self._digest(request, terms)
-        cursor = self._read_cursor(request, digest, len(terms))
         annotated = queryset.annotate(**{t.alias: F(t.path) for t in terms})
+        # The field of each term's values, transforms (``published__year``) and
+        # annotations included.
+        fields = [annotated.query.annotations[t.alias].output_field for t in terms]
+        digest = self._digest(request, terms)
+        cursor = self._read_cursor(request, digest, terms, fields)
 
         if cursor is not None and cursor.reverse:
             rows = self._fetch(annotated, terms, cursor, size)
@@ -264,8 +312,15 @@ class CursorPagination(BasePagination):
         reverse = cursor is not None and cursor.reverse
         if cursor is not None:
             queryset = queryset.filter(_seek_predicate(terms, cursor))
-        queryset = queryset.order_by(*(t.order_by(reverse) for t in terms))
-        return list(queryset[: size + 1])
+        rows = queryset.order_by(*(t.order_by(reverse) for t in terms))[: size + 1]
+        if cursor is None:
+            return list(rows)
+        try:
+            return list(rows)
+        except (DataError, UnicodeEncodeError):
+            # A string the database cannot compare with the column: a lone
+            # surrogate (no UTF-8), a NUL character in PostgreSQL text.
+            raise _invalid_cursor(self.cursor_query_param) from None
 
     # cursors
 
@@ -282,7 +337,11 @@ class CursorPagination(BasePagination):
         return hashlib.sha256(material).hexdigest()[:32]
 
     def _read_cursor(
-        self, request: Request, digest: str, length: int
+        self,
+        request: Request,
+        digest: str,
+        terms: list[_Term],
+        fields: list[Field[Any, Any]],
     ) -> _Cursor | None:
         name = self.cursor_query_param
         token = single_query_param(request, name)
@@ -292,23 +351,30 @@ class CursorPagination(BasePagination):
             payload = signing.loads(token, salt=_CURSOR_SALT)
             if payload["v"] != _CURSOR_FORMAT:
                 raise ValueError("unknown cursor format")
-            matches = payload["h"] == digest
-            position = tuple(_decode_value(value) for value in payload["p"])
-            cursor = _Cursor(position, bool(payload["r"]), bool(payload.get("i")))
-        except (signing.BadSignature, KeyError, TypeError, ValueError, ArithmeticError):
-            raise invalid_pagination(
-                name,
-                "The cursor is not valid: use the links as given.",
-                "invalid_cursor",
-            ) from None
-        if not matches or len(position) != length:
-            raise invalid_pagination(
-                name,
-                "The cursor belongs to another list: the path, ordering or "
-                "filters have changed since it was issued.",
-                "cursor_mismatch",
+            position = [_decode_value(value) for value in payload["p"]]
+            reverse, inclusive = bool(payload["r"]), bool(payload.get("i"))
+            if payload["h"] != digest or len(position) != len(terms):
+                raise invalid_pagination(
+                    name,
+                    "The cursor belongs to another list: the path, ordering or "
+                    "filters have changed since it was issued.",
+                    "cursor_mismatch",
+                )
+            checked = zip(position, fields, terms, strict=True)
+            return _Cursor(
+                tuple(_checked_value(v, f, t.nullable) for v, f, t in checked),
+                reverse,
+                inclusive,
             )
-        return cursor
+        except (
+            signing.BadSignature,
+            ValidationError,
+            KeyError,
+            TypeError,
+            ValueError,
+            ArithmeticError,
+        ):
+            raise _invalid_cursor(name) from None
 
     def _link(self, terms: list[_Term], row: Any, reverse: bool, digest: str) -> str:
         get = row.__getitem__ if isinstance(row, dict) else row.__getattribute__
@@ -352,6 +418,10 @@ class CursorPagination(BasePagination):
             ),
             self._page_size_parameter(),
         ]
+
+
+def _invalid_cursor(parameter: str) -> Problem:
+    return invalid_pagination(parameter, _INVALID_CURSOR, "invalid_cursor")
 
 
 def _parse_ordering_item(item: Any) -> tuple[str, bool]:

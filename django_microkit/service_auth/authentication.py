@@ -44,7 +44,8 @@ class ServiceTokenAuthentication(BaseAuthentication):
     realm="<service>", error="invalid_token", error_description="..."``.
 
     List it first in ``authentication_classes``: DRF takes the
-    ``WWW-Authenticate`` of a 401 from the first class.
+    ``WWW-Authenticate`` of a 401 from the first class, and this one names
+    every scheme the view accepts (:meth:`authenticate_header`).
     """
 
     keyword = "Bearer"
@@ -67,13 +68,22 @@ class ServiceTokenAuthentication(BaseAuthentication):
         return principal, principal.claims
 
     def authenticate_header(self, request: Request) -> str:
-        header = f'Bearer realm="{realm()}"'
+        """``Bearer``, then the challenges of the request's other classes
+        (``Basic realm="api"``): DRF asks only the first class, and a 401 names
+        every scheme the endpoint accepts (RFC 9110 §11.6.1)."""
+        bearer = f'Bearer realm="{realm()}"'
         refusal = getattr(request, _REFUSAL_ATTR, None)
-        if refusal is None:
-            # RFC 6750 §3.1: no error code when no credentials were sent.
-            return header
-        description = _NOT_IN_DESCRIPTION.sub("", str(refusal.detail))
-        return f'{header}, error="invalid_token", error_description="{description}"'
+        # RFC 6750 §3.1: no error code when no token was sent.
+        if refusal is not None:
+            description = _NOT_IN_DESCRIPTION.sub("", str(refusal.detail))
+            bearer += f', error="invalid_token", error_description="{description}"'
+        others = [
+            authenticator.authenticate_header(request)
+            for authenticator in request.authenticators or ()
+            if isinstance(authenticator, BaseAuthentication)
+            and not isinstance(authenticator, ServiceTokenAuthentication)
+        ]
+        return ", ".join([bearer, *filter(None, others)])
 
 
 class ServiceTokenScheme(OpenApiAuthenticationExtension):  # type: ignore[no-untyped-call]

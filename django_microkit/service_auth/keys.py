@@ -113,12 +113,9 @@ class ServiceAuthConfig:
     reuse_tokens_for: frozenset[str]
 
 
-class _Collector:
-    def __init__(self) -> None:
-        self.issues: list[Issue] = []
-
+class _Collector(list[Issue]):
     def add(self, check_id: str, msg: str, hint: str) -> None:
-        self.issues.append(Issue(check_id, msg, hint))
+        self.append(Issue(check_id, msg, hint))
 
 
 def build_config(
@@ -156,7 +153,7 @@ def build_config(
             a for a in section["REUSE_TOKENS_FOR"] if isinstance(a, str)
         ),
     )
-    return config, found.issues
+    return config, found
 
 
 def _allowed_algorithms(value: Iterable[Any], found: _Collector) -> frozenset[str]:
@@ -496,7 +493,7 @@ def load_key(
     found = _Collector()
     material = _parse_material(text, alg, use, f"key {kid!r}", found)
     if material is None:
-        raise ValueError(found.issues[0].msg)
+        raise ValueError(found[0].msg)
     return Key(kid=kid, alg=alg, service=service, material=material)
 
 

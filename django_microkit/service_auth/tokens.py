@@ -327,7 +327,8 @@ def verify_service_token(token: str) -> ServicePrincipal:
     subclass saying why a token is refused.
 
     Checks, in order: shape and ``typ``; ``kid`` of a known peer key and the
-    ``alg`` configured for it (before any signature work); then PyJWT checks the
+    ``alg`` configured for it (before any signature work, and without looking
+    at ``iss``, so an unsigned token learns nothing of the peers); then PyJWT checks the
     signature, ``iat``/``nbf`` not in the future and ``exp`` not past (with the
     leeway), ``iss`` the key's service and ``aud`` this service; then the times
     are JSON numbers, the lifetime (``exp - iat``) at most
@@ -380,8 +381,8 @@ def _key_for(config: ServiceAuthConfig, token: str) -> Key:
     kid = header.get("kid")
     key = config.peer_keys.get(kid) if isinstance(kid, str) else None
     if key is None:
-        if not _known_issuer(config, token):
-            raise UnknownService()
+        # The same refusal whatever ``iss`` says: a token nobody could sign
+        # must not learn which services are trusted.
         raise ServiceTokenInvalid(_("The service token names an unknown key (kid)."))
     if header.get("alg") != key.alg:
         # RFC 8725 §3.1: the key decides the algorithm, never the token.
@@ -449,7 +450,7 @@ def _json_segment(token: str, index: int) -> dict[str, Any] | None:
 
 
 def _known_issuer(config: ServiceAuthConfig, token: str) -> bool:
-    # Only to tell "unknown service" from "unknown key" in the refusal.
+    # Asked only once the signature verified: the caller holds a peer's key.
     issuer = (_json_segment(token, 1) or {}).get("iss")
     return isinstance(issuer, str) and issuer in config.peers
 

@@ -1,4 +1,4 @@
-"""System checks of ``MICROKIT["VERSIONING"]`` (E034–E037, W032–W036)."""
+"""System checks of ``MICROKIT["VERSIONING"]`` (E034–E038, W033–W037)."""
 
 from __future__ import annotations
 
@@ -109,16 +109,15 @@ def _check_deprecation(
                     did_you_mean(str(key), _DEPRECATION_KEYS),
                 )
             )
+    if "deprecated_since" not in entry:
+        issues.append(
+            _bad_deprecation(
+                f"{path} has no 'deprecated_since' date.", "deprecated_since"
+            )
+        )
     dates: dict[str, Any] = {}
     for key in ("deprecated_since", "sunset"):
         if key not in entry or (key == "sunset" and entry[key] is None):
-            if key == "deprecated_since":
-                issues.append(
-                    _bad_deprecation(
-                        f"{path} has no 'deprecated_since' date.",
-                        "deprecated_since",
-                    )
-                )
             continue
         try:
             dates[key] = parse_instant(entry[key])
@@ -138,31 +137,32 @@ def _check_deprecation(
                 f"{path}['link'] is {link!r}, not an absolute http(s) URL.", "link"
             )
         )
-    if (
-        "sunset" in dates
-        and "deprecated_since" in dates
-        and dates["sunset"] < dates["deprecated_since"]
-    ):
+    sunset = dates.get("sunset")
+    if sunset is not None and sunset < dates.get("deprecated_since", sunset):
         issues.append(
             Issue(
-                "django_microkit.W032",
+                "django_microkit.E038",
                 f"{path}: the sunset date is before the deprecation date.",
-                "RFC 9745 asks that a version be deprecated before it is "
-                "retired: move 'sunset' after 'deprecated_since'.",
+                "RFC 9745 §4: the Sunset date must not be earlier than the "
+                "Deprecation date: move 'sunset' to or after 'deprecated_since'.",
             )
         )
-    default = microkit_settings.VERSIONING["DEFAULT_VERSION"]
-    if (
-        version == default
-        and "sunset" in dates
-        and version_table().sunset_passed(version)
-    ):
+    if sunset is not None and version_table().sunset_passed(version):
+        default = microkit_settings.VERSIONING["DEFAULT_VERSION"]
         issues.append(
             Issue(
                 "django_microkit.W033",
                 f"{where}['DEFAULT_VERSION'] {default!r} is past its sunset date: "
                 "every request that names no version is answered 410.",
                 "Make a current version the default, or move the sunset date.",
+            )
+            if version == default
+            else Issue(
+                "django_microkit.W037",
+                f"{path}: version {version!r} was retired on "
+                f"{sunset.date().isoformat()}: every request for it is answered 410.",
+                "Remove it from 'VERSIONS' and 'DEPRECATED' once its clients have "
+                "moved, or move the sunset date.",
             )
         )
     return issues

@@ -57,6 +57,13 @@ def parse_instant(value: Any) -> datetime.datetime:
     return instant
 
 
+def _instant(value: Any) -> datetime.datetime | None:
+    try:
+        return parse_instant(value)
+    except (TypeError, ValueError):
+        return None
+
+
 @dataclass(frozen=True)
 class Deprecation:
     """What a deprecated version's responses say: the ``Deprecation`` and
@@ -73,23 +80,14 @@ class Deprecation:
         System checks report malformed entries; here an unreadable date or
         link is left out rather than failing every request.
         """
+        since, sunset = (_instant(entry.get(k)) for k in ("deprecated_since", "sunset"))
         headers: list[tuple[str, str]] = []
-        sunset = None
-        try:
-            since = parse_instant(entry.get("deprecated_since"))
-        except (TypeError, ValueError):
-            pass
-        else:
+        if since is not None:
             # RFC 9745: an sf-date, "@" followed by seconds since the epoch.
             headers.append(("Deprecation", f"@{int(since.timestamp())}"))
-        if entry.get("sunset") is not None:
-            try:
-                sunset = parse_instant(entry["sunset"])
-            except (TypeError, ValueError):
-                pass
-            else:
-                # RFC 8594: an HTTP-date.
-                headers.append(("Sunset", http_date(sunset.timestamp())))
+        if sunset is not None:
+            # RFC 8594: an HTTP-date.
+            headers.append(("Sunset", http_date(sunset.timestamp())))
         link = entry.get("link")
         if not (isinstance(link, str) and LINK_PATTERN.fullmatch(link)):
             link = None
@@ -111,6 +109,16 @@ class VersionTable:
         if deprecation is None or deprecation.sunset is None or not self.enforce_sunset:
             return False
         return datetime.datetime.now(datetime.timezone.utc) >= deprecation.sunset
+
+    def next_sunset(self) -> datetime.datetime | None:
+        """When the next version retires (with ``ENFORCE_SUNSET``), if one will."""
+        now = datetime.datetime.now(datetime.timezone.utc)
+        upcoming = [
+            d.sunset
+            for d in self.deprecated.values()
+            if self.enforce_sunset and d.sunset is not None and d.sunset > now
+        ]
+        return min(upcoming, default=None)
 
     def active(self, versions: Sequence[str]) -> list[str]:
         """``versions`` without the retired ones."""

@@ -18,12 +18,16 @@ _REQUEST_ATTR = "_microkit_api_version"
 
 
 def announce_version(
-    request: HttpRequest | Request, version: str, vary: tuple[str, ...] = ()
+    request: HttpRequest | Request, version: str | None, vary: tuple[str, ...] = ()
 ) -> None:
-    """Have :class:`VersionHeadersMiddleware` announce ``version`` (chosen from
-    the request headers ``vary`` names) on the response; it is left on the
-    Django request, which the middleware sees after the view."""
+    """Have :class:`VersionHeadersMiddleware` announce ``version`` (``None``
+    for a refusal, which names none) and vary the response on the headers
+    ``vary`` names, added to those named before: a cache must keep apart what
+    they chose. Left on the Django request, which the middleware sees."""
     http_request = getattr(request, "_request", request)
+    announced = http_request.__dict__.get(_REQUEST_ATTR)
+    if announced is not None:
+        vary = (*announced[1], *vary)
     setattr(http_request, _REQUEST_ATTR, (version, vary))
 
 
@@ -32,8 +36,9 @@ class VersionHeadersMiddleware(Middleware[None]):
 
     Adds ``X-API-Version`` and, for a deprecated version, ``Deprecation``,
     ``Sunset`` and a ``Link`` with ``rel="deprecation"``, to every response a
-    django-microkit versioning scheme handled, error responses included.
-    Responses that never reached one (health probes, unmatched URLs) get none.
+    django-microkit versioning scheme handled, error responses included; its
+    ``Vary`` names the headers the scheme read, refusals included. Responses
+    that never reached one (health probes, unmatched URLs) get none.
     """
 
     def after(
@@ -43,6 +48,10 @@ class VersionHeadersMiddleware(Middleware[None]):
         if announced is None:
             return response
         version, vary = announced
+        if vary:
+            patch_vary_headers(response, vary)
+        if version is None:
+            return response
         response[VERSION_HEADER] = version
         deprecation = version_table().deprecated.get(version)
         if deprecation is not None:
@@ -52,9 +61,4 @@ class VersionHeadersMiddleware(Middleware[None]):
                 link = f'<{deprecation.link}>; rel="deprecation"'
                 existing = response.get("Link")
                 response["Link"] = f"{existing}, {link}" if existing else link
-        if vary:
-            if response.has_header("Vary"):
-                patch_vary_headers(response, vary)
-            else:
-                response.headers["Vary"] = ", ".join(vary)
         return response

@@ -37,6 +37,7 @@ class SchemaView(SpectacularAPIView):
         super().initial(request, *args, **kwargs)
         requested = request.query_params.get("version")
         if requested is not None:
-            self.api_version = resolve_version(requested)
-            request.version = self.api_version
+            # The 400 for an unknown one names no version.
+            announce_version(request, None)
+            self.api_version = request.version = resolve_version(requested)
             announce_version(request, self.api_version)

@@ -93,12 +93,13 @@ class BaseVersioning(drf_versioning.BaseVersioning):
         # documents into the negotiated media type, whatever the scheme.
         documenting = bool(getattr(view, "swagger_fake_view", False))
         requested = self._requested(request, kwargs, documenting)
+        if not documenting:
+            announce_version(request, None, self.vary)
         allowed: Sequence[str] = self.allowed_versions or ()
         if not requested:
             version = str(self.default_version)
         else:
-            values = {value for value, _ in requested}
-            if len(values) > 1:
+            if len({value for value, _ in requested}) > 1:
                 raise _conflict(requested)
             version, source = requested[0]
             if version not in allowed:
@@ -107,7 +108,7 @@ class BaseVersioning(drf_versioning.BaseVersioning):
                 raise _unsupported(source, allowed)
         if documenting:
             return version
-        announce_version(request, version, self.vary)
+        announce_version(request, version)
         if version_table().sunset_passed(version):
             raise _sunset(version, allowed)
         return version

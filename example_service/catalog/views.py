@@ -87,8 +87,9 @@ class ProductViewSet(VersionedSerializerMixin, viewsets.ModelViewSet[Product]):
                 raise Problem(
                     status.HTTP_409_CONFLICT,
                     "insufficient_stock",
-                    title="Not enough stock.",
-                    detail=f"Only {product.stock} of {product.sku} left.",
+                    detail=(
+                        f"Not enough stock: only {product.stock} of {product.sku} left."
+                    ),
                     available=product.stock,
                 )
             product.stock -= quantity

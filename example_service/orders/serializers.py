@@ -101,7 +101,6 @@ class OrderSerializer(ModelSerializer[Order]):
                 raise Problem(
                     409,
                     exc.code or "conflict",
-                    title=exc.title,
                     detail=exc.detail,
                     errors=[
                         {

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.core.exceptions import BadRequest, SuspiciousOperation
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import InterfaceError, OperationalError
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponsePermanentRedirect,
+)
 from django.views import View
 from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.http import require_POST
@@ -167,6 +173,7 @@ RAISE: dict[str, Any] = {
     "problem": lambda: Problem(
         409,
         "insufficient_stock",
+        type="https://errors.example.com/insufficient_stock",
         title="Not enough stock.",
         detail="Only 2 left.",
         headers={"Retry-After": "30"},
@@ -362,3 +369,17 @@ def headered_not_allowed(request: HttpRequest) -> HttpResponse:
     response["Vary"] = "Cookie"
     response.set_cookie("seen", "1")
     return response
+
+
+def moved_elsewhere(
+    get_response: Callable[[HttpRequest], HttpResponse],
+) -> Callable[[HttpRequest], HttpResponse]:
+    """A middleware of the service's own, redirecting ``/errors/orders`` to
+    another URL than ``APPEND_SLASH`` would."""
+
+    def middleware(request: HttpRequest) -> HttpResponse:
+        if request.path == "/errors/orders":
+            return HttpResponsePermanentRedirect("/errors/elsewhere/")
+        return get_response(request)
+
+    return middleware

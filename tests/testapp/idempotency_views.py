@@ -16,6 +16,7 @@ from django.urls import path
 from rest_framework import serializers
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.exceptions import AuthenticationFailed
+from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.routers import SimpleRouter
@@ -90,7 +91,8 @@ class CounterView(IdempotentMixin, APIView):
     """Counts its executions; the body steers the outcome.
 
     ``sleep`` (seconds) before answering, ``status`` of the answer, ``fail`` to
-    raise an unhandled exception.
+    raise an unhandled exception, ``invalid`` to refuse it as invalid (a 400
+    problem).
     """
 
     authentication_classes = [HeaderAuthentication]
@@ -102,6 +104,8 @@ class CounterView(IdempotentMixin, APIView):
         time.sleep(float(data.get("sleep", 0)))
         if data.get("fail"):
             raise RuntimeError("the view failed")
+        if data.get("invalid"):
+            raise serializers.ValidationError({"counter": ["Not this one."]})
         response = Response(
             {"count": count, "echo": data},
             status=int(data.get("status", 201)),
@@ -119,6 +123,16 @@ class CounterView(IdempotentMixin, APIView):
 
     def get(self, request: Request) -> Response:
         return Response({"count": executions(request.query_params["counter"])})
+
+
+class AnyJSON(JSONParser):
+    """Reads every body as JSON, whatever its media type."""
+
+    media_type = "*/*"
+
+
+class AnyBodyView(CounterView):
+    parser_classes = [AnyJSON]
 
 
 class RequiredKeyView(CounterView):
@@ -187,6 +201,7 @@ router.register("things", ThingViewSet, basename="thing")
 
 urlpatterns = [
     path("counter/", CounterView.as_view()),
+    path("any-body/", AnyBodyView.as_view()),
     path("required/", RequiredKeyView.as_view()),
     path("put-only/", PutOnlyView.as_view()),
     path("streaming/", StreamingView.as_view()),

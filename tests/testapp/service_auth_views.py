@@ -5,7 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from django.urls import path
-from rest_framework.authentication import BasicAuthentication
+from rest_framework.authentication import (
+    BasicAuthentication,
+    SessionAuthentication,
+    TokenAuthentication,
+)
 from rest_framework.permissions import (
     SAFE_METHODS,
     AllowAny,
@@ -62,12 +66,29 @@ class ObjectView(WhoAmI):
         return super().get(request)
 
 
-def _view(permissions: list[Any], base: type[WhoAmI] = WhoAmI) -> Any:
-    return base.as_view(permission_classes=permissions)
+def _view(
+    permissions: list[Any], base: type[WhoAmI] = WhoAmI, **attributes: Any
+) -> Any:
+    return base.as_view(permission_classes=permissions, **attributes)
 
 
 urlpatterns = [
     path("service/", _view([IsService])),
+    path(
+        "token-only/",
+        _view([IsService], authentication_classes=[ServiceTokenAuthentication]),
+    ),
+    path(
+        "token-session-token/",
+        _view(
+            [IsService],
+            authentication_classes=[
+                ServiceTokenAuthentication,
+                SessionAuthentication,
+                TokenAuthentication,
+            ],
+        ),
+    ),
     path("scoped/", _view([HasServiceScope("orders:write", "orders:read")])),
     path("open/", _view([AllowAny])),
     path("service-or-admin/", _view([IsService | IsAdminUser])),

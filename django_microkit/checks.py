@@ -1,22 +1,25 @@
 """System checks: misconfiguration is reported by ``manage.py check`` at start-up,
 each with a stable ID and a hint saying what to change.
 
+Each concern's ``check_<concern>`` functions live beside it; this module lists
+them (:data:`_CONCERN_CHECKS`), registers them, and holds what they share.
+
 IDs are never reused. The list with explanations is in ``docs/checks.md``.
 """
 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import functools
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from django.apps import AppConfig
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.utils.module_loading import import_string
 
-from django_microkit.conf import _REST_FRAMEWORK_WIRING, DEFAULTS, Option
+from django_microkit.conf import DEFAULTS, REST_FRAMEWORK_WIRING, Option
 
 __all__ = [
     "Issue",
@@ -25,6 +28,7 @@ __all__ = [
     "is_number",
     "is_subclass_of",
     "is_subclass_path",
+    "register_checks",
     "rest_framework_value",
 ]
 
@@ -130,13 +134,7 @@ def _wrong_type(path: str, expected: str, value: Any) -> Error:
     )
 
 
-@register(Tags.compatibility)
-def check_settings(
-    *,
-    app_configs: Sequence[AppConfig] | None,
-    databases: Sequence[str] | None,
-    **kwargs: Any,
-) -> list[CheckMessage]:
+def check_settings(**kwargs: Any) -> list[CheckMessage]:
     """``MICROKIT`` is a dict of known keys with values of the right types."""
     value = getattr(settings, "MICROKIT", {})
     if not isinstance(value, Mapping):
@@ -160,13 +158,7 @@ def check_settings(
     return messages
 
 
-@register(Tags.compatibility)
-def check_rest_framework(
-    *,
-    app_configs: Sequence[AppConfig] | None,
-    databases: Sequence[str] | None,
-    **kwargs: Any,
-) -> list[CheckMessage]:
+def check_rest_framework(**kwargs: Any) -> list[CheckMessage]:
     """DRF is installed and wired to django-microkit."""
     if "rest_framework" not in settings.INSTALLED_APPS:
         return [
@@ -178,7 +170,7 @@ def check_rest_framework(
             )
         ]
     messages: list[CheckMessage] = []
-    for key, expected_path in _REST_FRAMEWORK_WIRING.items():
+    for key, expected_path in REST_FRAMEWORK_WIRING.items():
         actual = rest_framework_value(key)
         if not is_subclass_path(actual, expected_path):
             messages.append(
@@ -194,64 +186,46 @@ def check_rest_framework(
     return messages
 
 
-#: The checks of each concern: the dotted path of a function returning its
-#: messages, its keyword arguments, its tag, and whether it is deploy-only.
-#: Each module is imported when checks run, never at start-up.
-_CONCERN_CHECKS: tuple[tuple[str, dict[str, Any], str, bool], ...] = (
-    ("django_microkit.errors.checks.check_errors", {}, Tags.compatibility, False),
-    (
-        "django_microkit.pagination.checks.check_pagination",
-        {},
-        Tags.compatibility,
-        False,
-    ),
-    (
-        "django_microkit.versioning.checks.check_versioning",
-        {},
-        Tags.compatibility,
-        False,
-    ),
-    ("django_microkit.request_id._checks", {}, Tags.compatibility, False),
-    ("django_microkit.logging._checks", {}, Tags.compatibility, False),
-    ("django_microkit.sentry._checks", {}, Tags.compatibility, False),
-    ("django_microkit.health.checks.check_health", {}, Tags.compatibility, False),
-    ("django_microkit.service_info.check_service_info", {}, Tags.compatibility, False),
-    ("django_microkit.health.checks.check_health_deploy", {}, Tags.security, True),
-    (
-        "django_microkit.service_auth.checks.check_service_auth",
-        {},
-        Tags.security,
-        False,
-    ),
-    (
-        "django_microkit.service_auth.checks.check_service_auth_deploy",
-        {},
-        Tags.security,
-        True,
-    ),
-    ("django_microkit.idempotency.checks.check_idempotency", {}, Tags.caches, False),
-    (
-        "django_microkit.idempotency.checks.check_idempotency_deploy",
-        {},
-        Tags.caches,
-        True,
-    ),
-    ("django_microkit.client.checks.check_client", {}, Tags.compatibility, False),
+_COMPATIBILITY, _SECURITY, _CACHES = Tags.compatibility, Tags.security, Tags.caches
+
+#: Every check: the dotted path of a ``check_*`` function returning its
+#: messages, its tag, and whether it runs only under ``check --deploy``.
+_CONCERN_CHECKS: tuple[tuple[str, str, bool], ...] = (
+    ("django_microkit.checks.check_settings", _COMPATIBILITY, False),
+    ("django_microkit.checks.check_rest_framework", _COMPATIBILITY, False),
+    ("django_microkit.errors.checks.check_errors", _COMPATIBILITY, False),
+    ("django_microkit.pagination.checks.check_pagination", _COMPATIBILITY, False),
+    ("django_microkit.versioning.checks.check_versioning", _COMPATIBILITY, False),
+    ("django_microkit.request_id.check_request_id", _COMPATIBILITY, False),
+    ("django_microkit.logging.check_logging", _COMPATIBILITY, False),
+    ("django_microkit.sentry.check_sentry", _COMPATIBILITY, False),
+    ("django_microkit.service_info.check_service_info", _COMPATIBILITY, False),
+    ("django_microkit.health.checks.check_health", _COMPATIBILITY, False),
+    ("django_microkit.health.checks.check_health_deploy", _SECURITY, True),
+    ("django_microkit.service_auth.checks.check_service_auth", _SECURITY, False),
+    ("django_microkit.service_auth.checks.check_service_auth_deploy", _SECURITY, True),
+    ("django_microkit.client.checks.check_client", _COMPATIBILITY, False),
+    ("django_microkit.idempotency.checks.check_idempotency", _CACHES, False),
+    ("django_microkit.idempotency.checks.check_idempotency_deploy", _CACHES, True),
 )
 
 
-def _concern_check(path: str, arguments: dict[str, Any]) -> Callable[..., Any]:
-    def check(
-        *,
-        app_configs: Sequence[AppConfig] | None,
-        databases: Sequence[str] | None,
-        **kwargs: Any,
-    ) -> list[CheckMessage]:
-        return list(import_string(path)(**arguments))
+def register_checks() -> None:
+    """Register :data:`_CONCERN_CHECKS` (from ``MicrokitConfig.ready()``); a second
+    call adds nothing: Django keeps checks in a set, and a path has one wrapper."""
+    for path, tag, deploy in _CONCERN_CHECKS:
+        register(_lazy_check(path), tag, deploy=deploy)
 
-    check.__name__ = check.__qualname__ = "check_" + path.replace(".", "_")
+
+@functools.cache
+def _lazy_check(path: str) -> Callable[..., list[CheckMessage]]:
+    """A check named after ``path`` that imports it only when it runs (not at
+    start-up: DRF, PyJWT, cryptography...). Checks read settings only, so
+    Django's ``app_configs`` and ``databases`` are not passed on."""
+
+    def check(**kwargs: Any) -> list[CheckMessage]:
+        return list(import_string(path)())
+
+    check.__module__, _, check.__name__ = path.rpartition(".")
+    check.__qualname__ = check.__name__
     return check
-
-
-for _path, _arguments, _tag, _deploy in _CONCERN_CHECKS:
-    register(_concern_check(_path, _arguments), _tag, deploy=_deploy)

@@ -1,13 +1,10 @@
-"""Which checks each probe runs.
+"""Which checks each probe runs: ``MICROKIT["HEALTH"]`` and :func:`register_check`
+resolved into ready-to-run :class:`Check` objects.
 
-A probe's checks come from ``MICROKIT["HEALTH"]`` (built-in names such as
-``"database"`` or ``"cache:sessions"``, dotted paths, names of registered checks)
-and from :func:`register_check`. A probe's configuration is turned into a tuple
-of ready-to-run checks when the probe first runs, and again only after the
-settings or the registry change: nothing is imported or parsed per request.
-
-The built-in checks are django-health-check's own classes; this module only
-instantiates them.
+A probe resolves its checks when it first runs, and again only after the
+settings or the registry change: nothing is imported or parsed per request. The
+system checks resolve every entry the same way, so ``manage.py check`` and a
+probe never disagree about what an entry means.
 """
 
 from __future__ import annotations
@@ -16,7 +13,7 @@ import dataclasses
 import functools
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future
-from typing import Any, Literal, TypeVar, overload
+from typing import Any, Literal, NamedTuple, TypeVar, overload
 
 from asgiref.sync import iscoroutinefunction
 from django.core.exceptions import ImproperlyConfigured
@@ -25,12 +22,23 @@ from django.utils.module_loading import import_string
 from django_microkit.checks import Issue, did_you_mean
 from django_microkit.conf import Option, derived, microkit_settings
 
-__all__ = ["PROBES", "register_check"]
+__all__ = [
+    "CHECKS_DEPEND_ON",
+    "PROBES",
+    "PROBE_SETTINGS",
+    "REGISTRY",
+    "Check",
+    "Misconfigured",
+    "probe_checks",
+    "register_check",
+    "resolve",
+]
 
 #: The probes, by the name used in URLs, the command and :func:`register_check`.
 PROBES: tuple[str, ...] = ("live", "ready", "startup")
 
-_PROBE_SETTINGS: dict[
+#: Each probe's list of checks in ``MICROKIT["HEALTH"]``.
+PROBE_SETTINGS: dict[
     str, Literal["LIVENESS_CHECKS", "READINESS_CHECKS", "STARTUP_CHECKS"]
 ] = {
     "live": "LIVENESS_CHECKS",
@@ -39,13 +47,13 @@ _PROBE_SETTINGS: dict[
 }
 
 #: What the checks are built from: a change to any of these rebuilds them.
-_CHECKS_DEPEND_ON = ("MICROKIT", "DATABASES", "CACHES", "STORAGES")
+CHECKS_DEPEND_ON = ("MICROKIT", "DATABASES", "CACHES", "STORAGES")
 
 _T = TypeVar("_T")
 
 
 @dataclasses.dataclass(eq=False)
-class _Check:
+class Check:
     """One check of one probe, ready to run."""
 
     name: str
@@ -59,8 +67,8 @@ class _Check:
     running: Future[Any] | None = dataclasses.field(default=None, repr=False)
 
 
-class _Misconfigured(ImproperlyConfigured):
-    """A health check setting that cannot be resolved: the system check reports
+class Misconfigured(ImproperlyConfigured):
+    """A health check entry that cannot be resolved: the system check reports
     its :class:`~django_microkit.checks.Issue`, a probe raises it."""
 
     def __init__(self, id: str, msg: str, hint: str) -> None:
@@ -68,8 +76,7 @@ class _Misconfigured(ImproperlyConfigured):
         self.issue = Issue(id, msg, hint)
 
 
-@dataclasses.dataclass(frozen=True)
-class _Registration:
+class _Registration(NamedTuple):
     target: Any
     probes: tuple[str, ...]
     critical: bool
@@ -77,10 +84,8 @@ class _Registration:
     component_type: str
 
 
-_registry: dict[str, _Registration] = {}
-
-
-# --- built-in checks: django-health-check's classes -------------------------
+#: The checks registered with :func:`register_check`, by name.
+REGISTRY: dict[str, _Registration] = {}
 
 
 def _redis(url: str, **options: Any) -> Any:
@@ -91,32 +96,16 @@ def _redis(url: str, **options: Any) -> Any:
     return Redis(client_factory=functools.partial(RedisClient.from_url, url, **options))
 
 
-def _aliases(kind: str) -> list[str]:
-    """The configured aliases of the databases, caches or storages."""
-    from django.core.cache import caches
-    from django.core.files.storage import storages
-    from django.db import connections
-
-    handlers: dict[str, Iterable[str]] = {
-        "database": connections,
-        "cache": caches,
-        "storage": storages.backends,
-    }
-    return list(handlers[kind])
-
-
-#: Built-in check -> (factory, componentType, whether it takes an alias).
+#: Built-in check -> (django-health-check's factory, componentType, whether it
+#: takes an alias of DATABASES, CACHES or STORAGES).
 _BUILTINS: dict[str, tuple[str, str, bool]] = {
     "database": ("health_check.checks.Database", "datastore", True),
     "cache": ("health_check.checks.Cache", "datastore", True),
     "storage": ("health_check.checks.Storage", "datastore", True),
     "mail": ("health_check.checks.Mail", "component", False),
     "dns": ("health_check.checks.DNS", "system", False),
-    "redis": ("django_microkit.health.registry._redis", "datastore", False),
+    "redis": ("django_microkit.health._registry._redis", "datastore", False),
 }
-
-
-# --- registration -----------------------------------------------------------
 
 
 @overload
@@ -144,21 +133,12 @@ def register_check(
     timeout: float | None = None,
     component_type: str = "component",
 ) -> Any:
-    """Register a service's own check, by decorating it.
+    """Register a service's own check (a function, sync or ``async``, or a class
+    with a ``run`` method), by decorating it: ``@register_check`` or
+    ``@register_check("payments-api", critical=False, timeout=1)``.
 
-    The check is a function (sync or ``async``) that raises to fail, or a class
-    with a ``run`` method (a django-health-check ``HealthCheck`` subclass, for
-    example) instantiated without arguments. Raising django-health-check's
-    ``ServiceWarning`` reports ``warn``; returning ``False`` reports ``fail``.
-
-    ``probes`` are the probes that run it (``"live"``, ``"ready"``,
-    ``"startup"``; ``()`` to only name it in settings); a check that is not
-    ``critical`` turns a failure into ``warn``; ``timeout`` (seconds) overrides
-    ``MICROKIT["HEALTH"]["TIMEOUT"]``::
-
-        @register_check("payments-api", critical=False, timeout=1)
-        def payments_api() -> None:
-            requests.get(PAYMENTS_URL + "/health/live", timeout=1).raise_for_status()
+    It joins ``probes`` without a settings entry, and a settings entry may
+    name it (``probes=()``: only there).
     """
     if name is not None and not isinstance(name, str):
         return register_check()(name)
@@ -171,9 +151,7 @@ def register_check(
         key = name or _name_of(target)
         if key in _BUILTINS:
             raise ValueError(f"{key!r} is the name of a built-in check.")
-        _registry[key] = _Registration(
-            target, probes, critical, timeout, component_type
-        )
+        REGISTRY[key] = _Registration(target, probes, critical, timeout, component_type)
         _resolved.reset()
         return target
 
@@ -184,11 +162,8 @@ def _name_of(target: Any) -> str:
     return str(getattr(target, "__name__", type(target).__name__))
 
 
-# --- resolution ---------------------------------------------------------------
-
-
-@derived(settings=_CHECKS_DEPEND_ON, fork_safe=True)
-def _resolved() -> dict[str, tuple[_Check, ...]]:
+@derived(settings=CHECKS_DEPEND_ON, fork_safe=True)
+def _resolved() -> dict[str, tuple[Check, ...]]:
     """Each probe's checks, filled in as probes first run.
 
     Fork-safe: a check remembers its run under way, a future of the parent's
@@ -197,38 +172,36 @@ def _resolved() -> dict[str, tuple[_Check, ...]]:
     return {}
 
 
-def _probe_checks(probe: str) -> tuple[_Check, ...]:
-    """The checks ``probe`` runs, resolved once per configuration.
-
-    Only a round resolves its probe, and a probe's rounds overlap only across
-    a settings change, when either resolution is as good: no lock is needed. A
-    failure is raised, and tried again by the next round.
-    """
+def probe_checks(probe: str) -> tuple[Check, ...]:
+    """The checks ``probe`` runs, resolved once per configuration. No lock: a
+    probe's rounds overlap only across a settings change, when either
+    resolution is as good. A failure is raised, and tried again next round."""
     resolved = _resolved()
     if probe not in resolved:
         section = microkit_settings.HEALTH
         timeout = float(section["TIMEOUT"])
-        entries = section[_PROBE_SETTINGS[probe]]
-        checks = [check for entry in entries for check in _resolve(entry, timeout)]
+        entries = section[PROBE_SETTINGS[probe]]
+        checks = [check for entry in entries for check in resolve(entry, timeout)]
         listed = {check.name for check in checks}
-        for name, registration in _registry.items():
+        for name, registration in REGISTRY.items():
             if probe in registration.probes and name not in listed:
-                checks.extend(_resolve(name, timeout))
+                checks.extend(resolve(name, timeout))
         resolved[probe] = tuple(checks)
     return resolved[probe]
 
 
-def _resolve(entry: Any, default_timeout: float) -> list[_Check]:
-    """The checks one settings entry stands for (several: ``"database"``)."""
+def resolve(entry: Any, default_timeout: float) -> list[Check]:
+    """The checks one settings entry stands for (several: ``"database"``);
+    :class:`Misconfigured` if it stands for none."""
     spec = _entry_spec(entry)
     reference: str = spec["check"]
     options: Mapping[str, Any] = spec.get("options", {})
     timeout = float(spec.get("timeout", default_timeout))
     critical: bool = spec.get("critical", True)
     kind, _, alias = reference.partition(":")
-    registration = _registry.get(reference)
+    registration = REGISTRY.get(reference)
     if registration is not None:
-        targets = [(reference, _callable(registration.target, options, reference)[0])]
+        targets = [(reference, _callable(registration.target, options, reference)[1])]
         component_type = registration.component_type
         critical = spec.get("critical", registration.critical)
         if "timeout" not in spec and registration.timeout is not None:
@@ -237,17 +210,16 @@ def _resolve(entry: Any, default_timeout: float) -> list[_Check]:
         targets = _builtin_targets(kind, alias, options)
         component_type = _BUILTINS[kind][1]
     else:
-        call, name = _callable(_import(reference), options, reference)
-        targets = [(name, call)]
+        targets = [_callable(_import(reference), options, reference)]
         component_type = "component"
     return [
-        _Check(
-            name=spec.get("name", name),
-            component_type=component_type,
-            critical=critical,
-            timeout=timeout,
-            call=call,
-            is_async=iscoroutinefunction(call),
+        Check(
+            spec.get("name", name),
+            component_type,
+            critical,
+            timeout,
+            call,
+            iscoroutinefunction(call),
         )
         for name, call in targets
     ]
@@ -267,7 +239,7 @@ def _entry_spec(entry: Any) -> Mapping[str, Any]:
     if isinstance(entry, str):
         return {"check": entry}
     if not isinstance(entry, Mapping):
-        raise _Misconfigured(
+        raise Misconfigured(
             "django_microkit.E040",
             f"Health check entry {entry!r} is neither a string nor a dict.",
             'Give a check name ("database"), a dotted path, or a dict such as '
@@ -282,13 +254,13 @@ def _entry_spec(entry: Any) -> Mapping[str, Any]:
         if key in entry and not option.accepts(entry[key])
     ]
     if problems:
-        raise _Misconfigured(
+        raise Misconfigured(
             "django_microkit.E040",
             f"Health check entry {dict(entry)!r} is malformed: {'; '.join(problems)}.",
             f"Use the keys {list(_ENTRY_KEYS)}; only 'check' is required.",
         )
     if "timeout" in entry and entry["timeout"] <= 0:
-        raise _Misconfigured(
+        raise Misconfigured(
             "django_microkit.E043",
             f"Health check {entry['check']!r} has timeout {entry['timeout']!r}.",
             "A timeout is a number of seconds greater than 0.",
@@ -304,24 +276,30 @@ def _builtin_targets(
     factory = import_string(path)
     if not takes_alias:
         if alias:
-            raise _Misconfigured(
+            raise Misconfigured(
                 "django_microkit.E041",
                 f"Health check '{kind}:{alias}' is unknown: {kind!r} takes no alias.",
                 f"Write {kind!r}, with its arguments in 'options'.",
             )
-        return [(kind, _callable(_create(factory, options, kind), {}, kind)[0])]
-    known = _aliases(kind)
+        return [(kind, _create(factory, options, kind).run)]
+    from django.core.cache import caches
+    from django.core.files.storage import storages
+    from django.db import connections
+
+    handlers: dict[str, Iterable[str]] = {
+        "database": connections,
+        "cache": caches,
+        "storage": storages.backends,
+    }
+    known = list(handlers[kind])
     if alias and alias not in known:
-        raise _Misconfigured(
+        raise Misconfigured(
             "django_microkit.E045",
             f"Health check '{kind}:{alias}' names an alias that is not configured.",
             f"Configured aliases: {known}." + did_you_mean(alias, known),
         )
     return [
-        (
-            f"{kind}:{name}",
-            _callable(_create(factory, {**options, "alias": name}, kind), {}, kind)[0],
-        )
+        (f"{kind}:{name}", _create(factory, {**options, "alias": name}, kind).run)
         for name in ([alias] if alias else known)
     ]
 
@@ -330,12 +308,12 @@ def _import(reference: str) -> Any:
     try:
         return import_string(reference)
     except ImportError as error:
-        raise _Misconfigured(
+        raise Misconfigured(
             "django_microkit.E041",
             f"Health check {reference!r} is unknown: not a built-in check, not a "
             f"registered check and not an importable dotted path ({error}).",
             f"Built-in checks: {list(_BUILTINS)}; registered checks: "
-            f"{sorted(_registry)}." + did_you_mean(reference, [*_BUILTINS, *_registry]),
+            f"{sorted(REGISTRY)}." + did_you_mean(reference, [*_BUILTINS, *REGISTRY]),
         ) from error
 
 
@@ -343,7 +321,7 @@ def _create(factory: Callable[..., Any], options: Mapping[str, Any], ref: str) -
     try:
         return factory(**options)
     except (TypeError, ValueError, ImportError) as error:
-        raise _Misconfigured(
+        raise Misconfigured(
             "django_microkit.E042",
             f"Health check {ref!r} cannot be created with options "
             f"{dict(options)!r}: {error}",
@@ -353,9 +331,9 @@ def _create(factory: Callable[..., Any], options: Mapping[str, Any], ref: str) -
 
 def _callable(
     target: Any, options: Mapping[str, Any], reference: str
-) -> tuple[Callable[[], Any], str]:
-    """What to call to run ``target`` (a bound ``run`` or the callable itself),
-    and the name the check has when none is given."""
+) -> tuple[str, Callable[[], Any]]:
+    """The name a check of ``target`` has when none is given, and what to call
+    to run it (a bound ``run`` or the callable itself)."""
     if isinstance(target, type):
         target = _create(target, options, reference)
         options = {}
@@ -371,18 +349,11 @@ def _callable(
         call = target if hasattr(target, "__name__") else target.__call__
         name = _name_of(target)
     else:
-        raise _Misconfigured(
+        raise Misconfigured(
             "django_microkit.E042",
             f"Health check {reference!r} is {type(target).__name__}, not a check.",
             "Point it at a function, a class with a run() method or an instance "
             "of one.",
         )
-    if not options:
-        return call, name
-    if iscoroutinefunction(call):
-
-        async def call_with_options() -> Any:
-            return await call(**options)
-
-        return call_with_options, name
-    return functools.partial(call, **options), name
+    # A partial of a coroutine function is still one: it is awaited as such.
+    return name, functools.partial(call, **options) if options else call
