@@ -385,11 +385,13 @@ class MicrokitSettings:
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_") or name not in self._defaults:
             raise AttributeError(f"Unknown MICROKIT setting: {name!r}")
+        cache = self._cache
         try:
-            return self._cache[name]
+            return cache[name]
         except KeyError:
-            value = self._resolve(name)
-            self._cache[name] = value
+            # Kept in the dict this lookup began with: a reload() meanwhile
+            # replaced it, so a value read before the change is not kept.
+            value = cache[name] = self._resolve(name)
             return value
 
     def _resolve(self, name: str) -> Any:
@@ -404,7 +406,7 @@ class MicrokitSettings:
 
     def reload(self) -> None:
         """Forget cached values; the next access reads Django settings again."""
-        self._cache.clear()
+        self._cache = {}
 
 
 _MISSING: Any = object()
@@ -421,10 +423,19 @@ class Derived(Generic[T]):
     it. Every ``Derived`` is reset when Django sends ``setting_changed`` for
     one of its ``settings`` (``MICROKIT`` unless told otherwise), and, if
     ``fork_safe``, in the child after ``os.fork()`` (threads and sockets do not
-    survive a fork: a gunicorn worker builds its own).
+    survive a fork: a gunicorn worker builds its own). A value computed while a
+    reset happened is returned to its caller but not kept, so a settings change
+    is never undone by a computation that started before it.
     """
 
-    __slots__ = ("__wrapped__", "_lock", "_value", "fork_safe", "settings")
+    __slots__ = (
+        "__wrapped__",
+        "_generation",
+        "_lock",
+        "_value",
+        "fork_safe",
+        "settings",
+    )
 
     def __init__(
         self,
@@ -438,6 +449,7 @@ class Derived(Generic[T]):
         self.fork_safe = fork_safe
         self._lock = threading.Lock()
         self._value: Any = _MISSING
+        self._generation = 0
         _ALL_DERIVED.append(self)
 
     def __call__(self) -> T:
@@ -446,16 +458,23 @@ class Derived(Generic[T]):
             with self._lock:
                 value = self._value
                 if value is _MISSING:
-                    value = self._value = self.__wrapped__()
+                    generation = self._generation
+                    value = self.__wrapped__()
+                    if generation == self._generation:
+                        self._value = value
         return value  # type: ignore[no-any-return]
 
     def reset(self) -> None:
         """Forget the value: the next call computes it again."""
+        self._generation += 1
         self._value = _MISSING
 
     def _after_fork(self) -> None:  # pragma: no cover - runs in a forked child
+        # A lock some parent thread held at fork() stays held in the child:
+        # every value gets a fresh one; only fork-unsafe contents are dropped.
         self._lock = threading.Lock()
-        self._value = _MISSING
+        if self.fork_safe:
+            self.reset()
 
 
 _ALL_DERIVED: list[Derived[Any]] = []
@@ -496,8 +515,7 @@ def _reload_on_change(*, setting: str, **kwargs: Any) -> None:
 
 def _after_fork() -> None:  # pragma: no cover - runs in a forked child
     for value in _ALL_DERIVED:
-        if value.fork_safe:
-            value._after_fork()
+        value._after_fork()
 
 
 if hasattr(os, "register_at_fork"):  # pragma: no branch - absent on Windows only

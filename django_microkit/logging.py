@@ -14,23 +14,22 @@ cached, JSON is rendered by orjson when it is installed, and
 :class:`~django_microkit.request_id.RequestIDMiddleware` writes a single access
 line per request (logger ``django_microkit.access``, :func:`log_access`). That
 line and the client's ``service_call`` line, written on every request or call,
-skip structlog's round trip into ``logging`` (see :func:`log_event`).
+skip structlog's bound logger and processor chain (see :func:`log_event`).
 """
 
 from __future__ import annotations
 
-import contextvars
+import inspect
 import json
 import logging
 import logging.config
 import re
-import sys
 import time
 from collections.abc import Callable
 from datetime import date, datetime
 from datetime import time as dt_time
 from time import perf_counter
-from typing import Any, Literal, NamedTuple, cast
+from typing import Any, Literal, NamedTuple
 from urllib.parse import quote
 from uuid import UUID
 
@@ -40,7 +39,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpRequest
 from django.http.response import HttpResponseBase
 from django.utils.functional import LazyObject, empty
-from structlog.contextvars import STRUCTLOG_KEY_PREFIX, merge_contextvars
+from structlog.contextvars import merge_contextvars
 from structlog.stdlib import ProcessorFormatter
 from structlog.typing import EventDict, Processor, WrappedLogger
 
@@ -179,43 +178,51 @@ class MicrokitFormatter(ProcessorFormatter):
             foreign_pre_chain=[merge_contextvars],
             **kwargs,
         )
-        # With its own JSON processors, the formatter renders a structlog
-        # event in one step (see format()).
-        self._json: tuple[list[Processor], Callable[..., str]] | None = (
-            (processors, serializer) if serializer is not None else None
+        # The line is the JSON of the event alone unless another format was
+        # given: then log_event's events are rendered in one step (format()).
+        plain = kwargs.get("fmt", "%(message)s") == "%(message)s"
+        self._one_step: tuple[list[Processor], Callable[..., str]] | None = (
+            (processors, serializer)
+            if serializer is not None and plain and kwargs.get("style", "%") == "%"
+            else None
         )
         if configure_structlog:
             _configure_structlog(level)
 
     def format(self, record: logging.LogRecord) -> str:
-        event_dict = record.msg
-        if type(event_dict) is not dict or not hasattr(record, "_name"):
-            return super().format(record)
-        # An event from structlog (see wrap_for_formatter). The base class
-        # copies the record to leave it intact for other handlers; rendering
-        # from a copy of the event dict leaves it intact as well, for less.
-        event: Any = event_dict.copy()
-        json_path = self._json
+        """A record from :func:`log_event` carries its finished event, which
+        the JSON processors would only serialize: this serializes it, leaving
+        the record and the event intact for other handlers. Every other record,
+        and this one wherever the processors would do more (a replaced event
+        or processor list, an exception to format, the console renderer), goes
+        through :class:`~structlog.stdlib.ProcessorFormatter` unchanged."""
+        event = getattr(record, _FINISHED_EVENT, None)
+        one_step = self._one_step
         if (
-            json_path is not None
-            and self.processors is json_path[0]
-            and "exc_info" not in event
+            event is None
+            or event is not record.msg
+            or one_step is None
+            or self.processors is not one_step[0]
+            or "exc_info" in event
         ):
-            # What the JSON processors do to an event without an exception.
-            _record_fields(event, record)
-            return json_path[1](event)
-        event["_record"] = record
-        event["_from_structlog"] = True
-        logger = self.logger if self.logger is not None else record.__dict__["_logger"]
-        method_name = record.__dict__["_name"]
-        for processor in self.processors:
-            event = processor(logger, method_name, event)
-        return cast(str, event)
+            return super().format(record)
+        return one_step[1](event)
 
 
 def _check_renderer(renderer: str) -> None:
     if renderer not in _RENDERERS:
         raise ValueError(f"renderer must be one of {_RENDERERS}, not {renderer!r}.")
+
+
+class _Installed(NamedTuple):
+    """What :func:`configure_structlog` installed, as ``structlog.get_config()``
+    gave it back, and the level of its bound loggers."""
+
+    config: dict[str, Any]
+    level: int
+
+
+_installed: _Installed | None = None
 
 
 def configure_structlog(level: int | str = logging.INFO) -> None:
@@ -224,39 +231,23 @@ def configure_structlog(level: int | str = logging.INFO) -> None:
     Events below ``level`` cost one method call: the bound logger drops them
     before any processor runs. Bound loggers are cached on first use.
     """
-    _configure_structlog(level)
-
-
-_CHAIN: list[Processor] = [merge_contextvars, ProcessorFormatter.wrap_for_formatter]
-
-
-class _Installed(NamedTuple):
-    """The structlog configuration :func:`configure_structlog` installed."""
-
-    processors: list[Processor]
-    level: int
-
-    def in_force(self) -> bool:
-        # structlog's capture_logs() changes the configured list in place.
-        processors = structlog.get_config()["processors"]
-        return processors is self.processors and processors == _CHAIN
-
-
-_installed: _Installed | None = None
-
-
-def _configure_structlog(level: int | str) -> None:
     global _installed
     number = _level_number(level)
-    processors = _CHAIN.copy()
     structlog.configure(
-        processors=processors,
+        processors=[merge_contextvars, ProcessorFormatter.wrap_for_formatter],
         wrapper_class=structlog.make_filtering_bound_logger(number),
         logger_factory=structlog.stdlib.LoggerFactory(),
         context_class=dict,
         cache_logger_on_first_use=True,
     )
-    _installed = _Installed(processors, number)
+    config = structlog.get_config()
+    # A copy of the processor list: capture_logs() changes the configured list
+    # in place, and must then find the two unequal.
+    _installed = _Installed({**config, "processors": config["processors"][:]}, number)
+
+
+# MicrokitFormatter's argument of that name hides the function.
+_configure_structlog = configure_structlog
 
 
 def _level_number(level: int | str) -> int:
@@ -339,7 +330,6 @@ def milliseconds(seconds: float) -> float:
     return int(seconds * 1_000_000) / 1000
 
 
-_PREFIX_LENGTH = len(STRUCTLOG_KEY_PREFIX)
 _METHOD_NAMES = {
     logging.DEBUG: "debug",
     logging.INFO: "info",
@@ -347,51 +337,53 @@ _METHOD_NAMES = {
     logging.ERROR: "error",
     logging.CRITICAL: "critical",
 }
+# The record attribute holding the event log_event finished (see format()).
+_FINISHED_EVENT = "microkit_event"
 
 
 def log_event(logger: logging.Logger, level: int, event: str, **fields: Any) -> None:
     """Write ``event`` with ``fields`` to ``logger`` at ``level`` as a structlog
     logger of that name would, with less work: for lines written on every
-    request or call.
+    request or call. Ask ``logger.isEnabledFor(level)`` first to skip
+    gathering fields for nothing.
 
-    Under the configuration :func:`configure_structlog` installed, structlog
-    would merge the context variables, wrap the event for
-    :class:`~structlog.stdlib.ProcessorFormatter` and hand it to ``logging``,
-    which would then walk the stack to find the caller. This does the same
-    directly: the same record reaches the same filters, handlers and
-    formatters, and the caller is the function that called this one. Under any
-    other structlog configuration (one of the application's, or a test's
-    ``capture_logs``), the event goes through structlog as usual. Ask
-    ``logger.isEnabledFor(level)`` first to skip gathering fields for nothing.
+    While ``structlog.get_config()`` equals what :func:`configure_structlog`
+    left (an application's own processors or level, or a test's
+    ``capture_logs()``, make it differ, and the event then goes through
+    structlog as usual), this does the work of structlog's configured chain
+    itself, without a bound logger: structlog's level, ``merge_contextvars``,
+    the ``extra`` of ``ProcessorFormatter.wrap_for_formatter``, and a record
+    handed to ``logger.handle()``, so that filters, handlers, propagation and
+    the record factory see the record structlog would make. The caller it
+    names is the function that called this one, found without the standard
+    library's walk up the stack. The event also gets the fields
+    :class:`MicrokitFormatter`'s processors add from the record, so that the
+    formatter only has to serialize it.
     """
     if not logger.isEnabledFor(level):
         return
     installed = _installed
-    if installed is None or not installed.in_force():
+    if installed is None or structlog.get_config() != installed.config:
         structlog.get_logger(logger.name).log(level, event, **fields)
         return
     if level < installed.level:
         return
+    method_name = _METHOD_NAMES.get(level) or logging.getLevelName(level).lower()
     fields["event"] = event
-    # merge_contextvars, reading each context variable once.
-    for var, value in contextvars.copy_context().items():
-        name = var.name
-        if name.startswith(STRUCTLOG_KEY_PREFIX) and value is not Ellipsis:
-            fields.setdefault(name[_PREFIX_LENGTH:], value)
-    caller = sys._getframe(1)
-    code = caller.f_code
+    merge_contextvars(logger, method_name, fields)
+    _, kwargs = ProcessorFormatter.wrap_for_formatter(logger, method_name, fields)
+    extra = {**kwargs["extra"], _FINISHED_EVENT: fields}
+    # Not this function's frame in a variable: that would be a reference cycle.
+    caller = getattr(inspect.currentframe(), "f_back", None)
+    if caller is None:  # pragma: no cover - a Python without stack frames
+        fn, lno, func = "(unknown file)", 0, "(unknown function)"
+    else:
+        code = caller.f_code
+        fn, lno, func = code.co_filename, caller.f_lineno, code.co_name
     record = logger.makeRecord(
-        logger.name,
-        level,
-        code.co_filename,
-        caller.f_lineno,
-        fields,
-        (),
-        None,
-        code.co_name,
+        logger.name, level, fn, lno, fields, (), None, func, extra
     )
-    record._logger = logger
-    record._name = _METHOD_NAMES.get(level) or logging.getLevelName(level).lower()
+    _record_fields(fields, record)
     logger.handle(record)
 
 

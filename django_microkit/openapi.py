@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from collections.abc import Mapping
 from functools import cache
 from importlib.resources import files
 from typing import Any
 
+from django.conf import settings
+from django.core.validators import RegexValidator
 from drf_spectacular.openapi import AutoSchema as SpectacularAutoSchema
 from drf_spectacular.plumbing import (
     ComponentIdentity,
@@ -23,10 +26,14 @@ from drf_spectacular.plumbing import (
     ResolvedComponent,
 )
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
+from rest_framework import serializers
+from rest_framework.authentication import BaseAuthentication, SessionAuthentication
 from rest_framework.permissions import AllowAny
 
 from django_microkit import idempotency
+from django_microkit.checks import is_subclass_path
 from django_microkit.errors.handler import JSON, PROBLEM_JSON, reason_phrase
+from django_microkit.serializers import decimal_pattern, text_pattern
 from django_microkit.versioning.config import version_table
 from django_microkit.versioning.middleware import VERSION_HEADER
 from django_microkit.versioning.schemes import (
@@ -34,6 +41,7 @@ from django_microkit.versioning.schemes import (
     SOURCE_HEADER,
     BaseVersioning,
 )
+from django_microkit.versioning.views import VersionedSerializerMixin
 
 __all__ = ["AutoSchema", "problem_json_schema", "problem_response"]
 
@@ -297,6 +305,86 @@ class AutoSchema(SpectacularAutoSchema):
             )
             self.registry.register_on_missing(component)
 
+    def get_description(self) -> str:  # type: ignore[override]
+        return _markdown(super().get_description())
+
+    def get_auth(self) -> list[dict[str, Any]]:
+        """Security schemes of the authenticators that can authenticate here:
+        without Django's ``AuthenticationMiddleware`` no session ever logs a
+        user in, so ``SessionAuthentication`` is left out."""
+        view = self.view
+        authenticators = view.get_authenticators()
+        view.get_authenticators = lambda: [  # type: ignore[method-assign]
+            a for a in authenticators if _can_authenticate(a)
+        ]
+        try:
+            auth: list[dict[str, Any]] = super().get_auth()
+        finally:
+            del view.get_authenticators
+        return auth
+
+    def resolve_serializer(
+        self, serializer: Any, direction: Any, bypass_extensions: bool = False
+    ) -> ResolvedComponent:
+        """A versioned view's ``serializer_class`` named in ``extend_schema``
+        (an extra ``@action``'s responses) stands for the documented version's
+        serializer, as ``get_serializer()`` answers with it."""
+        view = self.view
+        named = serializer if isinstance(serializer, type) else type(serializer)
+        if (
+            isinstance(view, VersionedSerializerMixin)
+            and named is getattr(view, "serializer_class", None)
+            and getattr(serializer, "parent", None) is None
+        ):
+            serializer = view.get_serializer_class()
+        return super().resolve_serializer(serializer, direction, bypass_extensions)
+
+    def _map_serializer(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        schema: dict[str, Any] = super()._map_serializer(  # type: ignore[no-untyped-call]
+            *args, **kwargs
+        )
+        if "description" in schema:
+            schema["description"] = _markdown(schema["description"])
+        return schema
+
+    def _map_serializer_field(
+        self, field: Any, direction: str, bypass_extensions: bool = False
+    ) -> Any:
+        """drf-spectacular's field schema, with the rules DRF enforces on
+        input that it leaves out, so that a client (or a fuzzer) that follows
+        the schema is never refused: a string's
+        :func:`~django_microkit.serializers.text_pattern` and ``minLength`` 1
+        when blank is refused, a decimal string's
+        :func:`~django_microkit.serializers.decimal_pattern` (a decimal number
+        its ``multipleOf``), a list's ``minItems``/``maxItems`` from
+        ``allow_empty``, ``min_length`` and ``max_length``."""
+        schema = super()._map_serializer_field(  # type: ignore[no-untyped-call]
+            field, direction, bypass_extensions
+        )
+        if not isinstance(schema, dict) or getattr(field, "read_only", False):
+            return schema
+        kind = schema.get("type")
+        if isinstance(field, serializers.DecimalField):
+            if kind == "string":
+                schema["pattern"] = decimal_pattern(field)
+            elif field.decimal_places is not None:
+                schema["multipleOf"] = 10.0**-field.decimal_places
+        elif kind == "string" and isinstance(field, serializers.CharField):
+            if not any(isinstance(v, RegexValidator) for v in field.validators):
+                schema.setdefault("pattern", text_pattern(field))
+            if not field.allow_blank:
+                schema["minLength"] = max(schema.get("minLength", 0), 1)
+        elif kind == "array":
+            least = getattr(field, "min_length", None) or 0
+            if not getattr(field, "allow_empty", True):
+                least = max(least, 1)
+            if least:
+                schema["minItems"] = max(schema.get("minItems", 0), least)
+            most = getattr(field, "max_length", None)
+            if most is not None:
+                schema["maxItems"] = min(schema.get("maxItems", most), most)
+        return schema
+
     def get_paginated_name(self, serializer_name: str) -> str:
         # Cursor pages have no count: their envelope is a component of its own.
         paginator = self._get_paginator()  # type: ignore[no-untyped-call]
@@ -320,3 +408,22 @@ def _versioning(view: Any) -> tuple[tuple[str, ...], str | None] | None:
         return None
     version = getattr(getattr(view, "request", None), "version", None)
     return scheme.sources, None if version is None else str(version)
+
+
+_RST_LITERAL = re.compile(r"``([^`]+)``")
+
+
+def _markdown(text: str) -> str:
+    """A docstring's reStructuredText literals (double backticks) as the
+    Markdown code spans (single backticks) Swagger UI and ReDoc render."""
+    return _RST_LITERAL.sub(r"`\1`", text)
+
+
+def _can_authenticate(authenticator: BaseAuthentication) -> bool:
+    # SessionAuthentication reads the user AuthenticationMiddleware sets.
+    return not isinstance(authenticator, SessionAuthentication) or any(
+        is_subclass_path(
+            path, "django.contrib.auth.middleware.AuthenticationMiddleware"
+        )
+        for path in settings.MIDDLEWARE
+    )

@@ -3,6 +3,7 @@ from __future__ import annotations
 import ast
 import importlib
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.test import override_settings
@@ -236,3 +237,47 @@ def test_the_required_rest_framework_values_are_in_the_defaults() -> None:
 
     assert set(REST_FRAMEWORK_WIRING) == {"DEFAULT_SCHEMA_CLASS", "EXCEPTION_HANDLER"}
     assert REST_FRAMEWORK_WIRING.items() <= rest_framework_defaults().items()
+
+
+def test_a_value_computed_across_a_reset_is_not_kept() -> None:
+    from django_microkit.conf import derived
+
+    seen: list[str] = []
+
+    @derived
+    def name() -> str:
+        value = microkit_settings.SERVICE_NAME
+        if not seen:  # the settings change while the first computation runs
+            name.reset()
+        seen.append(value)
+        return value
+
+    assert name() == "tests"  # the caller still gets what was computed
+    assert name() == "tests"
+    assert seen == ["tests", "tests"]  # but it was computed again, then kept
+    assert name() == "tests"
+    assert len(seen) == 2
+
+
+def test_a_section_read_across_a_reload_is_not_kept(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from django_microkit.conf import MicrokitSettings
+
+    real = MicrokitSettings.user_settings
+    reads: list[int] = []
+
+    def reloading() -> Any:
+        if not reads:  # the settings change while the first read runs
+            microkit_settings.reload()
+        reads.append(1)
+        return real()
+
+    microkit_settings.reload()
+    monkeypatch.setattr(MicrokitSettings, "user_settings", staticmethod(reloading))
+    assert microkit_settings.SERVICE_NAME == "tests"
+    assert microkit_settings.SERVICE_NAME == "tests"
+    assert microkit_settings.SERVICE_NAME == "tests"
+    assert len(reads) == 2  # the first read was not kept, the second was
+    monkeypatch.undo()
+    microkit_settings.reload()

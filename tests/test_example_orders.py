@@ -119,7 +119,8 @@ def test_orders_checks_and_reserves_through_the_client(tmp_path: Path) -> None:
     )
 
     unknown = out["unknown"]
-    assert (unknown["status"], unknown["body"]["code"]) == (400, "validation_error")
+    # A product the catalog does not have conflicts with its current state.
+    assert (unknown["status"], unknown["body"]["code"]) == (409, "unknown_product")
     assert unknown["body"]["errors"][0]["pointer"] == "/items/0/product_id"
 
     short = out["short"]

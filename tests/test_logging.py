@@ -10,6 +10,7 @@ import re
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -519,34 +520,93 @@ def test_milliseconds_are_cut_to_the_microsecond() -> None:
     assert milliseconds(2) == 2000.0
 
 
-def test_formatter_short_cut_renders_as_its_processors() -> None:
+class _Kept(logging.Handler):
+    """Keeps the records it is given, for formatters to render afterwards."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@pytest.fixture
+def kept(log_lines: LogLines) -> Iterator[list[logging.LogRecord]]:
+    """The records written to ``tests.kept`` while structlog is configured by
+    the formatter, as a service has it."""
+    handler = _Kept()
+    logger = logging.getLogger("tests.kept")
+    logger.addHandler(handler)
+    try:
+        yield handler.records
+    finally:
+        logger.removeHandler(handler)
+
+
+def test_formatter_renders_log_event_lines_as_its_processors(
+    kept: list[logging.LogRecord], log_lines: LogLines
+) -> None:
     class EveryProcessor(MicrokitFormatter):
         """The same processors, run one by one (a list of its own)."""
 
         def __init__(self) -> None:
-            super().__init__()
+            super().__init__(configure_structlog=False)
             self.processors = list(self.processors)
 
+    logger = logging.getLogger("tests.kept")
     bind_contextvars(request_id="rid-f")
     try:
-        record = logging.getLogger("tests.app").makeRecord(
-            "tests.app", logging.INFO, __file__, 1, {"event": "e", "n": 1}, (), None
-        )
+        log_event(logger, logging.INFO, "e", n=1)
+        try:
+            raise RuntimeError("boom")
+        except RuntimeError:
+            log_event(logger, logging.ERROR, "failed", exc_info=True)
     finally:
         clear_contextvars()
-    record._logger = logging.getLogger("tests.app")
-    record._name = "info"
-    short, full = MicrokitFormatter().format(record), EveryProcessor().format(record)
-    assert short == full
-    assert json.loads(short)["event"] == "e"
+    record, failed = kept
+    one_step = MicrokitFormatter(configure_structlog=False).format(record)
+    assert one_step == EveryProcessor().format(record)
+    assert one_step == log_lines.text().splitlines()[0]
+    assert json.loads(one_step)["request_id"] == "rid-f"
     # An event with an exception takes the processors' way (traceback).
+    assert "RuntimeError: boom" in log_lines.all()[1]["exception"]
+    assert failed.msg["exc_info"] is True  # type: ignore[index]
+
+
+def test_formatter_applies_another_format(kept: list[logging.LogRecord]) -> None:
+    log_event(logging.getLogger("tests.kept"), logging.INFO, "direct")
+    structlog.get_logger("tests.kept").warning("through structlog")
+    formatter = MicrokitFormatter(fmt="%(levelname)s %(message)s")
+    direct, via_structlog = (formatter.format(record) for record in kept)
+    assert direct.startswith('INFO {"event":"direct",')
+    assert via_structlog.startswith('WARNING {"event":"through structlog",')
+
+
+def test_a_filter_replacing_the_event_is_honoured(log_lines: LogLines) -> None:
+    def redact(record: logging.LogRecord) -> bool:
+        record.msg = {**record.msg, "card": "***"}  # type: ignore[dict-item]
+        return True
+
+    logger = logging.getLogger("tests.app")
+    logger.addFilter(redact)
     try:
-        raise RuntimeError("boom")
-    except RuntimeError:
-        record.msg = {"event": "e", "exc_info": True}
-        rendered = json.loads(MicrokitFormatter().format(record))
-    assert "RuntimeError: boom" in rendered["exception"]
-    assert record.msg == {"event": "e", "exc_info": True}
+        log_event(logger, logging.INFO, "paid", card="4111")
+    finally:
+        logger.removeFilter(redact)
+    (line,) = log_lines.all()
+    assert (line["event"], line["card"]) == ("paid", "***")
+
+
+def test_log_event_follows_the_structlog_level_of_another_configuration(
+    log_lines: LogLines,
+) -> None:
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger("ERROR"))
+    logger = logging.getLogger("tests.app")
+    log_event(logger, logging.INFO, "dropped")
+    log_event(logger, logging.ERROR, "kept", n=1)
+    (line,) = log_lines.all()
+    assert (line["event"], line["n"], line["level"]) == ("kept", 1, "error")
 
 
 def test_service_name_follows_the_settings(log_lines: LogLines) -> None:

@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
 from django.core import signing
@@ -357,8 +357,20 @@ def test_a_paginator_subclass_pins_its_own_sizes(client: APIClient) -> None:
         (
             "/paging/page/?page=99999999999999999999",
             "page",
-            "not_an_integer",
-            "'page' must be a whole number.",
+            "max_value",
+            "'page' must be at most 50000000001 with page_size=20.",
+        ),
+        (
+            "/paging/page/?page=4800935059655327744",
+            "page",
+            "max_value",
+            "'page' must be at most 50000000001 with page_size=20.",
+        ),
+        (
+            "/paging/page/?page=0000000000000000000000000000007&page_size=1000",
+            "page_size",
+            "max_value",
+            "'page_size' must be at most 100.",
         ),
         (
             "/paging/page/?page=100000000000000",
@@ -1001,6 +1013,12 @@ def test_schema_documents_envelopes_and_parameters() -> None:
 
     page_params = parameters("/paging/page/")
     assert sorted(page_params) == ["Prefer", "page", "page_size"]
+    # Every page size up to MAX_PAGE_SIZE reaches this page within MAX_OFFSET.
+    assert page_params["page"]["schema"] == {
+        "type": "integer",
+        "minimum": 1,
+        "maximum": 10**12 // 50 + 1,
+    }
     assert page_params["page_size"]["schema"] == {
         "type": "integer",
         "minimum": 1,
@@ -1010,12 +1028,25 @@ def test_schema_documents_envelopes_and_parameters() -> None:
     assert sorted(parameters("/paging/limit/")) == ["Prefer", "limit", "offset"]
     assert parameters("/paging/shallow/")["offset"]["schema"]["maximum"] == 4
     assert sorted(parameters("/paging/cursor/pk/")) == ["cursor", "page_size"]
+    assert parameters("/paging/cursor/pk/")["cursor"]["schema"] == {
+        "type": "string",
+        "format": "cursor",
+        "minLength": 1,
+        "pattern": "^[A-Za-z0-9_.:-]+$",
+    }
     ordering_params = parameters("/paging/cursor/ordering-filter/")
     assert sorted(ordering_params) == ["cursor", "ordering", "page_size"]
     response = schema["paths"]["/paging/cursor/pk/"]["get"]["responses"]["200"]
     assert response["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/CursorPaginatedBookList"
     }
+
+
+def test_cursors_in_links_match_the_documented_pattern(client: APIClient) -> None:
+    make_books(3)
+    link = client.get("/paging/cursor/pk/?page_size=1").json()["next"]
+    cursor = link.split("cursor=", 1)[1]
+    assert re.fullmatch(r"[A-Za-z0-9_.:-]+", unquote(cursor))
 
 
 # --- PostgreSQL at scale ---------------------------------------------------------
@@ -1202,6 +1233,7 @@ def test_a_paginator_of_ones_own_answers_the_same_envelope() -> None:
         ("skip=1&skip=2", 400, {"code": "duplicate", "parameter": "skip"}),
         ("mode=fancy", 400, {"code": "invalid", "parameter": "mode"}),
         ("skip=9", 404, None),
+        ("skip=" + "9" * 5000, 400, {"code": "max_value", "parameter": "skip"}),
     ],
 )
 def test_a_paginator_of_ones_own_refuses_with_the_same_problems(

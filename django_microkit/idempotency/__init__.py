@@ -434,6 +434,9 @@ def openapi_parameters(view: Any, method: str) -> list[OpenApiParameter]:
             str,
             OpenApiParameter.HEADER,
             required=view._idempotency_key_required(),
+            # The language of _parse_key: a bare key, or an RFC 8941 string.
+            pattern=r'^(?:[!-~]|[!#-~][!-~]{0,254}|"[!-~]{0,253}[!#-~]'
+            r'|"(?:[!#-\[\]-~]|\\["\\]){1,255}")$',
             description=f"A unique key (1 to {_MAX_KEY_LENGTH} visible ASCII "
             "characters, for example a UUID) that makes retrying this request safe: "
             "a retry with the same key and the same request gets the first response "

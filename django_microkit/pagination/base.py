@@ -31,7 +31,7 @@ __all__ = [
     "single_query_param",
 ]
 
-_DIGITS = re.compile(r"[0-9]{1,15}")
+_DIGITS = re.compile(r"[0-9]+")
 
 
 def format_link_header(links: Sequence[tuple[str, str]]) -> str:
@@ -122,7 +122,11 @@ def int_query_param(
     maximum: int | None = None,
     maximum_reason: str = "",
 ) -> int | None:
-    """The integer value of query parameter ``name``, ``None`` when absent."""
+    """The integer value of query parameter ``name``, ``None`` when absent.
+
+    A whole number beyond ``maximum`` is refused as too large whatever its
+    length: its digits are counted before it is converted.
+    """
     raw = single_query_param(request, name)
     if raw is None:
         return None
@@ -130,12 +134,17 @@ def int_query_param(
         raise invalid_pagination(
             name, f"'{name}' must be a whole number.", "not_an_integer"
         )
-    value = int(raw)
-    if value < minimum:
+    digits = raw.lstrip("0") or "0"
+    # Past this many digits int() refuses (CPython's limit on conversions).
+    longest = len(str(maximum)) if maximum is not None else 4300
+    value = int(digits) if len(digits) <= longest else None
+    if value is not None and value < minimum:
         raise invalid_pagination(
             name, f"'{name}' must be at least {minimum}.", "min_value"
         )
-    if maximum is not None and value > maximum:
+    if value is None or (maximum is not None and value > maximum):
+        if maximum is None:
+            raise invalid_pagination(name, f"'{name}' is too large.", "max_value")
         raise invalid_pagination(
             name, f"'{name}' must be at most {maximum}{maximum_reason}.", "max_value"
         )

@@ -405,8 +405,16 @@ class CursorPagination(BasePagination):
         return [
             openapi_query_parameter(
                 self.cursor_query_param,
-                "Opaque position from a `next` or `previous` link.",
-                {"type": "string"},
+                "Opaque position from a `next` or `previous` link; no other "
+                "value is valid.",
+                # The characters of a signed token (django.core.signing). The
+                # format says what no pattern can: only a link's value is valid.
+                {
+                    "type": "string",
+                    "format": "cursor",
+                    "minLength": 1,
+                    "pattern": "^[A-Za-z0-9_.:-]+$",
+                },
             ),
             self._page_size_parameter(),
         ]

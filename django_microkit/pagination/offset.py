@@ -213,8 +213,15 @@ class PageNumberPagination(_CountingPagination):
         return [
             openapi_query_parameter(
                 self.page_query_param,
-                "Page number, from 1.",
-                {"type": "integer", "minimum": 1},
+                f"Page number, from 1, at most {self.get_max_offset()} "
+                f"/ {self.page_size_query_param} + 1.",
+                # The bound every page size allows: a smaller page size
+                # reaches further, up to the page holding the deepest offset.
+                {
+                    "type": "integer",
+                    "minimum": 1,
+                    "maximum": self.get_max_offset() // self.get_max_page_size() + 1,
+                },
             ),
             self._page_size_parameter(),
             *self._count_parameters(),

@@ -4,7 +4,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from django.db import transaction
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import status, viewsets
 from rest_framework.authentication import BasicAuthentication
 from rest_framework.decorators import action
@@ -33,6 +33,16 @@ from django_microkit.versioning import VersionedSerializerMixin
 CanWriteCatalog = HasServiceScope("catalog:write") | IsAdminUser
 
 
+_SKU_TAKEN = problem_response(
+    "Another product has this SKU.", code="sku_taken", validation=True
+)
+
+
+@extend_schema_view(
+    create=extend_schema(responses={201: ProductSerializer, 409: _SKU_TAKEN}),
+    update=extend_schema(responses={200: ProductSerializer, 409: _SKU_TAKEN}),
+    partial_update=extend_schema(responses={200: ProductSerializer, 409: _SKU_TAKEN}),
+)
 class ProductViewSet(VersionedSerializerMixin, viewsets.ModelViewSet[Product]):
     """Products of the catalog: list, create, read, update, delete, reserve.
 

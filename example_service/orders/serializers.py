@@ -11,6 +11,7 @@ from django_microkit.client import (
     ServiceUnavailableError,
 )
 from django_microkit.errors import Problem
+from django_microkit.serializers import ModelSerializer
 from orders import catalog
 from orders.models import Order, OrderItem
 
@@ -26,8 +27,29 @@ def catalog_unavailable(exc: ServiceUnavailableError) -> Problem:
     )
 
 
-class OrderItemSerializer(serializers.ModelSerializer[OrderItem]):
-    product_id = serializers.IntegerField(min_value=1)
+#: The largest product id: the catalog's ids are 64-bit.
+MAX_PRODUCT_ID = 2**63 - 1
+
+
+def unknown_products(indexes: list[int]) -> Problem:
+    """409: the order names products the catalog does not have (any more)."""
+    return Problem(
+        409,
+        "unknown_product",
+        detail="The catalog has no product with this id.",
+        errors=[
+            {
+                "code": "unknown_product",
+                "detail": "No product with this id.",
+                "pointer": f"/items/{index}/product_id",
+            }
+            for index in indexes
+        ],
+    )
+
+
+class OrderItemSerializer(ModelSerializer[OrderItem]):
+    product_id = serializers.IntegerField(min_value=1, max_value=MAX_PRODUCT_ID)
     quantity = serializers.IntegerField(min_value=1, max_value=1000)
 
     class Meta:
@@ -36,8 +58,12 @@ class OrderItemSerializer(serializers.ModelSerializer[OrderItem]):
         read_only_fields = ["unit_price"]
 
 
-class OrderSerializer(serializers.ModelSerializer[Order]):
-    items = OrderItemSerializer(many=True)
+class OrderSerializer(ModelSerializer[Order]):
+    items = OrderItemSerializer(
+        many=True,
+        allow_empty=False,
+        error_messages={"empty": "An order needs at least one item."},
+    )
     total = serializers.DecimalField(max_digits=12, decimal_places=2, read_only=True)
 
     class Meta:
@@ -46,21 +72,21 @@ class OrderSerializer(serializers.ModelSerializer[Order]):
         read_only_fields = ["id", "status", "total", "created_at"]
 
     def validate_items(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        if not items:
-            raise serializers.ValidationError("An order needs at least one item.")
-        errors: list[dict[str, Any]] = []
-        for item in items:
+        # A product missing from the catalog is a conflict with its current
+        # state (it may have been deleted since the client read it), not a
+        # malformed order: 409, like a product out of stock.
+        missing: list[int] = []
+        for index, item in enumerate(items):
             try:
                 product = catalog.get_product(item["product_id"])
             except NotFoundError:
-                errors.append({"product_id": ["No product with this id."]})
+                missing.append(index)
                 continue
             except ServiceUnavailableError as exc:
                 raise catalog_unavailable(exc) from exc
             item["unit_price"] = product["price"]
-            errors.append({})
-        if any(errors):
-            raise serializers.ValidationError(errors)
+        if missing:
+            raise unknown_products(missing)
         return items
 
     def create(self, validated_data: dict[str, Any]) -> Order:
