@@ -295,13 +295,11 @@ class AutoSchema(SpectacularAutoSchema):
         problem, validation = _components()
         for name, schema in ((PROBLEM, problem), (VALIDATION_PROBLEM, validation)):
             # drf-spectacular's plumbing has no annotations.
-            component = ResolvedComponent(  # type: ignore[no-untyped-call]
+            component = ResolvedComponent(
                 name=name,
                 type=ResolvedComponent.SCHEMA,
                 schema=schema,
-                object=ComponentIdentity(  # type: ignore[no-untyped-call]
-                    f"django_microkit.{name}"
-                ),
+                object=ComponentIdentity(f"django_microkit.{name}"),
             )
             self.registry.register_on_missing(component)
 

@@ -99,7 +99,7 @@ REST_FRAMEWORK = {
 }
 
 
-def database(service: str) -> dict[str, dict[str, object]]:
+def database(service: str) -> dict[str, dj_database_url.DBConfig]:
     """The service's database: DATABASE_URL, or a SQLite file of its own."""
     default = f"sqlite:///{BASE_DIR / f'{service}.sqlite3'}"
     config = dj_database_url.parse(os.environ.get("DATABASE_URL", default))

@@ -13,10 +13,18 @@ from rest_framework.response import Response
 
 from django_microkit.service_auth.keys import Key, generate_key, load_key
 
-TESTS_PRIVATE, TESTS_PUBLIC = generate_key("EdDSA")
-ORDERS_OLD_PRIVATE, ORDERS_OLD_PUBLIC = generate_key("EdDSA")
-ORDERS_NEW_PRIVATE, ORDERS_NEW_PUBLIC = generate_key("EdDSA")
-EVIL_PRIVATE, _EVIL_PUBLIC = generate_key("EdDSA")
+
+def key_pair(alg: str) -> tuple[str, str]:
+    """A private and a public PEM of a new asymmetric key."""
+    private, public = generate_key(alg)
+    assert public is not None, alg
+    return private, public
+
+
+TESTS_PRIVATE, TESTS_PUBLIC = key_pair("EdDSA")
+ORDERS_OLD_PRIVATE, ORDERS_OLD_PUBLIC = key_pair("EdDSA")
+ORDERS_NEW_PRIVATE, ORDERS_NEW_PUBLIC = key_pair("EdDSA")
+EVIL_PRIVATE, _EVIL_PUBLIC = key_pair("EdDSA")
 INVENTORY_SECRET = secrets.token_urlsafe(32)
 
 
@@ -42,8 +50,6 @@ def _rsa_2048() -> tuple[str, str]:
 
 
 BILLING_PRIVATE, BILLING_PUBLIC = _rsa_2048()
-
-assert TESTS_PUBLIC and ORDERS_OLD_PUBLIC and ORDERS_NEW_PUBLIC
 
 # Signers, as the calling services hold them.
 TESTS = load_key("tests-1", "EdDSA", TESTS_PRIVATE, service="tests")
@@ -121,7 +127,7 @@ def segments(token: str) -> tuple[dict[str, Any], dict[str, Any], str]:
 def code_of(response: Response) -> str:
     """The ``code`` of a problem response."""
     assert response["Content-Type"] == "application/problem+json"
-    return str(response.json()["code"])
+    return str(json.loads(response.content)["code"])
 
 
 def forge(header: dict[str, Any], payload: dict[str, Any] | bytes, key: Key) -> str:

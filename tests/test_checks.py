@@ -25,14 +25,14 @@ from django_microkit.checks import _CONCERN_CHECKS, Issue, register_checks
 def check_ids(**overrides: Any) -> list[str]:
     with override_settings(**overrides):
         return [
-            m.id for m in run_checks() if (m.id or "").startswith("django_microkit")
+            m.id for m in run_checks() if m.id and m.id.startswith("django_microkit")
         ]
 
 
 def messages(**overrides: Any) -> dict[str, Any]:
     with override_settings(**overrides):
         return {
-            m.id: m for m in run_checks() if (m.id or "").startswith("django_microkit")
+            m.id: m for m in run_checks() if m.id and m.id.startswith("django_microkit")
         }
 
 
@@ -172,10 +172,13 @@ def test_every_check_function_of_the_package_is_registered() -> None:
     assert not unregistered, f"not in _CONCERN_CHECKS: {sorted(unregistered)}"
 
 
+def _dotted(check: Any) -> str:
+    return f"{check.__module__}.{check.__name__}"
+
+
 def test_registered_checks_carry_the_name_of_their_function() -> None:
     names = {
-        f"{check.__module__}.{check.__name__}"
-        for check in registry.get_checks(include_deployment_checks=True)
+        _dotted(check) for check in registry.get_checks(include_deployment_checks=True)
     }
     assert set(_registered_paths()) <= names
 
@@ -189,7 +192,7 @@ def test_registering_again_adds_nothing() -> None:
 
 def test_deploy_checks_run_only_with_deploy() -> None:
     deploy_only = {
-        f"{check.__module__}.{check.__name__}"
+        _dotted(check)
         for check in registry.get_checks(include_deployment_checks=True)
         if check not in registry.get_checks()
         and check.__module__.startswith("django_microkit")

@@ -274,7 +274,9 @@ class _Transport(BaseAdapter):
         super().__init__()
         self.raw = raw
 
-    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> Any:
+    def send(
+        self, request: requests.PreparedRequest, *args: Any, **kwargs: Any
+    ) -> requests.Response:
         response = requests.Response()
         response.status_code = 200
         response.raw = self.raw

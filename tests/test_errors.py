@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from asgiref.sync import async_to_sync
+from django.http import HttpResponseBase
 from django.test import AsyncClient, Client, RequestFactory, override_settings
 from jsonschema import Draft202012Validator
 from rest_framework.test import APIClient
@@ -1055,6 +1056,7 @@ def test_csrf_failure_never_echoes_a_header(settings: Any) -> None:
 @pytest.mark.parametrize("mode", ["wsgi", "asgi"])
 def test_request_too_large(mode: str, settings: Any) -> None:
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 100
+    response: HttpResponseBase
     if mode == "wsgi":
         response = Client().post(
             "/errors/plain/body/", "x" * 500, content_type="text/plain"
@@ -1121,6 +1123,7 @@ def test_django_error_views(
     mode: str, url: str, expected: dict[str, Any], settings: Any
 ) -> None:
     settings.MIDDLEWARE = []
+    response: HttpResponseBase
     if mode == "wsgi":
         response = Client(raise_request_exception=False).get(url)
     else:
@@ -1132,6 +1135,7 @@ def test_django_error_views(
 def test_django_error_view_request_too_large(mode: str, settings: Any) -> None:
     settings.MIDDLEWARE = []
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 100
+    response: HttpResponseBase
     if mode == "wsgi":
         response = Client().post(
             "/errors/plain/body/", "x" * 500, content_type="text/plain"
@@ -1457,7 +1461,8 @@ def test_problem_needs_an_error_status(status: int) -> None:
 @pytest.mark.parametrize("member", ["instance", "request_id"])
 def test_problem_cannot_set_members_the_handler_owns(member: str) -> None:
     with pytest.raises(ValueError, match=member):
-        Problem(400, "nope", **{member: "x"})
+        extensions: dict[str, Any] = {member: "x"}
+        Problem(400, "nope", **extensions)
 
 
 @pytest.mark.parametrize(

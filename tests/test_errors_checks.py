@@ -19,7 +19,7 @@ OWN_CHECKS = ("django_microkit.E00", "django_microkit.E01", "django_microkit.W01
 
 def found(**overrides: Any) -> dict[str, Any]:
     with override_settings(**overrides):
-        return {m.id: m for m in run_checks() if (m.id or "").startswith(OWN_CHECKS)}
+        return {m.id: m for m in run_checks() if m.id and m.id.startswith(OWN_CHECKS)}
 
 
 class OwnMiddleware(ProblemMiddleware):

@@ -791,7 +791,7 @@ def check_ids(include_deployment_checks: bool = False, **overrides: Any) -> list
         return sorted(
             m.id
             for m in run_checks(include_deployment_checks=include_deployment_checks)
-            if (m.id or "").startswith("django_microkit")
+            if m.id is not None and m.id.startswith("django_microkit")
         )
 
 
@@ -834,6 +834,7 @@ def test_e070_suggests_the_near_alias() -> None:
         MICROKIT={"SERVICE_NAME": "x", "IDEMPOTENCY": {"CACHE": "defualt"}}
     ):
         (message,) = [m for m in run_checks() if m.id == "django_microkit.E070"]
+    assert message.hint is not None
     assert "Did you mean 'default'?" in message.hint
 
 
@@ -961,7 +962,9 @@ def test_openapi_leaves_other_operations_alone(path: str, method: str) -> None:
 def test_openapi_follows_the_settings() -> None:
     paths = openapi()["paths"]
     assert key_parameter(paths["/idempotency/counter/"]["patch"]) is None
-    assert key_parameter(paths["/idempotency/counter/"]["post"])["required"] is True
+    parameter = key_parameter(paths["/idempotency/counter/"]["post"])
+    assert parameter is not None
+    assert parameter["required"] is True
 
 
 # Processes racing on Redis ----------------------------------------------------

@@ -464,6 +464,7 @@ def test_log_event_uses_the_record_factory(log_lines: LogLines) -> None:
 
     def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
         record = default(*args, **kwargs)
+        assert isinstance(record.msg, dict)
         record.msg["from_factory"] = True
         return record
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import structlog
 from asgiref.sync import iscoroutinefunction
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.test import AsyncClient, Client, RequestFactory, override_settings
 
 from django_microkit.request_id import (
@@ -249,7 +249,7 @@ def test_new_trace() -> None:
 # --- the middleware, through the test client ---------------------------------
 
 
-def echo(client: Client, **headers: str) -> tuple[HttpResponse, dict[str, Any]]:
+def echo(client: Client, **headers: str) -> tuple[HttpResponseBase, dict[str, Any]]:
     response = client.get("/request-id/echo", headers=headers)
     return response, response.json()
 
@@ -362,7 +362,7 @@ def test_header_and_pattern_are_configurable() -> None:
     ],
 )
 def test_trust_policy(
-    trust: str, meta: dict[str, str], trusted: bool, log_lines: LogLines
+    trust: str, meta: dict[str, Any], trusted: bool, log_lines: LogLines
 ) -> None:
     config = request_id_settings(
         TRUST=trust, TRUSTED_PROXIES=["10.0.0.0/8", "2001:db8::/32"]
@@ -596,7 +596,7 @@ def test_one_class_serves_both_modes() -> None:
     assert not iscoroutinefunction(RequestIDMiddleware(sync_view))
     middleware = RequestIDMiddleware(async_view)
     assert iscoroutinefunction(middleware)
-    response = asyncio.run(middleware(RequestFactory().get("/")))  # type: ignore[arg-type]
+    response = asyncio.run(middleware(RequestFactory().get("/")))
     assert HEX32.fullmatch(response["X-Request-ID"])
 
 

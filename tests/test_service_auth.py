@@ -30,7 +30,6 @@ from django_microkit.service_auth import (
     ServiceTokenAuthentication,
     keys,
     mint_service_token,
-    tokens,
     verify_service_token,
 )
 from tests.service_auth_keys import (
@@ -246,7 +245,7 @@ def test_expired() -> None:
 @pytest.mark.parametrize("claim", ["nbf", "iat"])
 def test_not_yet_valid(claim: str) -> None:
     now = int(time.time())
-    claims = {"iat": now, "nbf": now, "exp": now + 90, claim: now + 30}
+    claims: dict[str, Any] = {"iat": now, "nbf": now, "exp": now + 90, claim: now + 30}
     assert_refused(
         call("service/", sign(ORDERS_NEW, **claims)),
         "token_invalid",
@@ -603,7 +602,7 @@ def insufficient(response: Any, scopes: str) -> None:
     ],
 )
 def test_scopes(url: str, scope: str | None, allowed: bool, required: str) -> None:
-    claims = {} if scope is None else {"scope": scope}
+    claims: dict[str, Any] = {} if scope is None else {"scope": scope}
     response = call(url, sign(ORDERS_NEW, **claims))
     if allowed:
         assert response.status_code == 200
@@ -681,7 +680,9 @@ def test_a_401_names_every_accepted_scheme(url: str, challenges: str) -> None:
     # RFC 9110 §11.6.1: a failed Basic login is not told to use Bearer alone.
     wrong = "Basic " + base64.b64encode(b"admin:wrong").decode()
     for authorization in (wrong, None):
-        headers = {"HTTP_AUTHORIZATION": authorization} if authorization else {}
+        headers: dict[str, Any] = (
+            {"HTTP_AUTHORIZATION": authorization} if authorization else {}
+        )
         response = APIClient().get(f"/service-auth/{url}", **headers)
         assert response.status_code == 401
         assert challenges == response["WWW-Authenticate"]
@@ -690,7 +691,11 @@ def test_a_401_names_every_accepted_scheme(url: str, challenges: str) -> None:
 def test_challenges_leave_out_forced_authentication() -> None:
     authentication = ServiceTokenAuthentication()
     forced = ForcedAuthentication(None, None)
-    request = Request(APIRequestFactory().get("/"), authenticators=[forced])
+    # DRF's stubs want BaseAuthentication; DRF's Request itself puts this one there.
+    request = Request(
+        APIRequestFactory().get("/"),
+        authenticators=[forced],  # type: ignore[list-item]
+    )
     assert authentication.authenticate_header(request) == 'Bearer realm="tests"'
 
 
@@ -724,8 +729,9 @@ def test_compositions_are_drf_own() -> None:
     from rest_framework.permissions import IsAdminUser, OperandHolder
 
     scope = HasServiceScope("x")
-    assert scope | IsAdminUser == OperandHolder(OR, scope, IsAdminUser)
-    assert IsAdminUser & scope == OperandHolder(AND, IsAdminUser, scope)
+    # DRF's stubs take neither operator classes nor permission instances here.
+    assert scope | IsAdminUser == OperandHolder(OR, scope, IsAdminUser)  # type: ignore[arg-type]
+    assert IsAdminUser & scope == OperandHolder(AND, IsAdminUser, scope)  # type: ignore[arg-type]
     assert isinstance((~scope)(), NOT)
 
 
@@ -952,15 +958,16 @@ def test_tokens_are_fresh_by_default() -> None:
 def test_reuse_for_listed_audiences(monkeypatch: pytest.MonkeyPatch) -> None:
     with override_settings(MICROKIT=auth_settings(REUSE_TOKENS_FOR=["billing"])):
         now = time.time()
-        monkeypatch.setattr(tokens.time, "time", lambda: now)
+        clock = "django_microkit.service_auth.tokens.time.time"
+        monkeypatch.setattr(clock, lambda: now)
         first = mint_service_token("billing", ["a"])
         assert first == mint_service_token("billing", ["a"])
         assert first != mint_service_token("billing", ["b"])
         assert first != mint_service_token("inventory", ["a"])
         # Renewed once three quarters of its 60 s are gone.
-        monkeypatch.setattr(tokens.time, "time", lambda: now + 44)
+        monkeypatch.setattr(clock, lambda: now + 44)
         assert first == mint_service_token("billing", ["a"])
-        monkeypatch.setattr(tokens.time, "time", lambda: now + 46)
+        monkeypatch.setattr(clock, lambda: now + 46)
         assert first != mint_service_token("billing", ["a"])
 
 

@@ -30,8 +30,9 @@ def found(deploy: bool = False, **overrides: Any) -> dict[str, list[Any]]:
         messages = run_checks(include_deployment_checks=deploy)
     by_id: dict[str, list[Any]] = {}
     for message in messages:
-        if (message.id or "").startswith("django_microkit.") and message.id[-2] == "5":
-            by_id.setdefault(message.id, []).append(message)
+        check_id = message.id or ""
+        if check_id.startswith("django_microkit.") and check_id[-2] == "5":
+            by_id.setdefault(check_id, []).append(message)
     return by_id
 
 

@@ -5,7 +5,7 @@ import json
 import platform
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import django
 import pytest
@@ -47,8 +47,8 @@ urlpatterns = [
 @pytest.fixture(params=["wsgi", "asgi"])
 def get(request: pytest.FixtureRequest) -> Callable[..., HttpResponse]:
     if request.param == "wsgi":
-        return Client().get
-    return async_to_sync(AsyncClient().get)  # type: ignore[return-value]
+        return cast("Callable[..., HttpResponse]", Client().get)
+    return cast("Callable[..., HttpResponse]", async_to_sync(AsyncClient().get))
 
 
 def info(get: Callable[..., HttpResponse], **section: Any) -> dict[str, Any]:

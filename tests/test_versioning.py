@@ -3,8 +3,8 @@ from __future__ import annotations
 import datetime
 import email.utils
 import re
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, cast
 
 import pytest
 import yaml
@@ -150,7 +150,7 @@ def vary(response: Any) -> set[str]:
     ],
 )
 def test_negotiation(
-    client: APIClient, url: str, headers: dict[str, str], version: str
+    client: APIClient, url: str, headers: dict[str, Any], version: str
 ) -> None:
     response = client.get(url, **headers)
     assert response.status_code == 200, response.content
@@ -171,7 +171,7 @@ def test_negotiation(
     ],
 )
 def test_responses_vary_on_the_negotiating_headers(
-    client: APIClient, url: str, headers: dict[str, str], vary_on: set[str]
+    client: APIClient, url: str, headers: dict[str, Any], vary_on: set[str]
 ) -> None:
     # DRF itself always varies on Accept.
     assert vary(client.get(url, **headers)) == vary_on
@@ -216,7 +216,7 @@ def test_responses_vary_on_the_negotiating_headers(
 def test_refusals_vary_on_the_negotiating_headers(
     client: APIClient,
     url: str,
-    headers: dict[str, str],
+    headers: dict[str, Any],
     status: int,
     vary_on: set[str],
 ) -> None:
@@ -243,7 +243,7 @@ def test_a_scheme_reading_no_header_adds_no_vary() -> None:
         announce_version(request, "2")
         return HttpResponse()
 
-    response = VersionHeadersMiddleware(view)(RequestFactory().get("/"))
+    response = _sync(VersionHeadersMiddleware(view))(RequestFactory().get("/"))
     assert response["X-API-Version"] == "2"
     assert "Vary" not in response
 
@@ -293,7 +293,7 @@ def test_a_scheme_reading_no_header_adds_no_vary() -> None:
 def test_unknown_versions_are_problems_listing_the_supported_ones(
     client: APIClient,
     url: str,
-    headers: dict[str, str],
+    headers: dict[str, Any],
     status: int,
     error: dict[str, str],
 ) -> None:
@@ -382,7 +382,7 @@ def test_middleware_announces_around_an_async_handler() -> None:
 
     middleware = VersionHeadersMiddleware(handler)
     request = RequestFactory().get("/", headers={"X-API-Version": "1"})
-    response = async_to_sync(middleware)(request)
+    response = async_to_sync(middleware)(request)  # type: ignore[arg-type]  # async-capable
     assert response["X-API-Version"] == "1"
     assert response["Sunset"] == _sunset_http_date(FUTURE_SUNSET)
 
@@ -469,7 +469,7 @@ def test_current_versions_carry_no_deprecation_headers(client: APIClient) -> Non
     ],
 )
 def test_deprecation_headers_follow_the_entry(
-    client: APIClient, entry: Any, headers: dict[str, str]
+    client: APIClient, entry: Any, headers: dict[str, Any]
 ) -> None:
     with versioning(DEPRECATED={"3": entry}):
         response = client.get("/versioning/negotiated/echo/", HTTP_X_API_VERSION="3")
@@ -537,7 +537,7 @@ def test_deprecation_link_joins_the_pagination_links(client: APIClient) -> None:
     ],
 )
 def test_serializer_follows_the_version(
-    client: APIClient, headers: dict[str, str], fields: list[str]
+    client: APIClient, headers: dict[str, Any], fields: list[str]
 ) -> None:
     Book.objects.create(
         title="b", score=1, published=datetime.datetime(2024, 1, 1, tzinfo=UTC)
@@ -638,7 +638,7 @@ def test_a_plain_view_announces_its_version() -> None:
         announce_version(request, "1", ("X-API-Version",))
         return HttpResponse()
 
-    response = VersionHeadersMiddleware(view)(RequestFactory().get("/"))
+    response = _sync(VersionHeadersMiddleware(view))(RequestFactory().get("/"))
     assert response["X-API-Version"] == "1"
     assert response["Deprecation"] == "@1738281600"
     assert response["Vary"] == "X-API-Version"
@@ -652,7 +652,7 @@ def test_a_refusal_announces_only_the_headers_it_read() -> None:
         announce_version(request, None, ("X-API-Version",))
         return HttpResponse(status=400)
 
-    response = VersionHeadersMiddleware(view)(RequestFactory().get("/"))
+    response = _sync(VersionHeadersMiddleware(view))(RequestFactory().get("/"))
     assert "X-API-Version" not in response
     assert "Deprecation" not in response
     assert response["Vary"] == "Accept, X-API-Version"
@@ -661,7 +661,7 @@ def test_a_refusal_announces_only_the_headers_it_read() -> None:
 # --- OpenAPI: one document per version ------------------------------------------------
 
 
-def schema(client: APIClient, query: str = "", **headers: str) -> dict[str, Any]:
+def schema(client: APIClient, query: str = "", **headers: Any) -> dict[str, Any]:
     # What Swagger UI sends for the schema; drf-spectacular answers YAML.
     response = client.get(
         f"/versioning/schema/{query}",
@@ -690,7 +690,7 @@ def operations(document: dict[str, Any]) -> dict[str, dict[str, Any]]:
     ],
 )
 def test_schema_describes_the_asked_version(
-    client: APIClient, query: str, headers: dict[str, str], version: str
+    client: APIClient, query: str, headers: dict[str, Any], version: str
 ) -> None:
     response = client.get(
         f"/versioning/schema/{query}", HTTP_ACCEPT="application/json", **headers
@@ -808,7 +808,7 @@ def test_swagger_ui_requests_get_the_documented_version(
     for path, operation in operations(document).items():
         if "unversioned" in path:
             continue
-        headers: dict[str, str] = {}
+        headers: dict[str, Any] = {}
         for parameter in operation.get("parameters", []):
             if parameter["in"] == "header" and "default" in parameter["schema"]:
                 headers["HTTP_" + parameter["name"].upper().replace("-", "_")] = (
@@ -834,7 +834,7 @@ def check_messages(**overrides: Any) -> dict[str, Any]:
 
     with override_settings(**overrides):
         return {
-            m.id: m for m in run_checks() if (m.id or "").startswith("django_microkit")
+            m.id: m for m in run_checks() if m.id and m.id.startswith("django_microkit")
         }
 
 
@@ -992,3 +992,10 @@ def test_w035_drf_version_settings_are_ignored(settings: Any, key: str) -> None:
     found = check_messages(REST_FRAMEWORK=rest_framework)
     assert list(found) == ["django_microkit.W035"]
     assert repr([key]) in found["django_microkit.W035"].msg
+
+
+def _sync(
+    middleware: VersionHeadersMiddleware,
+) -> Callable[[HttpRequest], HttpResponse]:
+    """The middleware as the plain call it is under WSGI (its type says both)."""
+    return cast("Callable[[HttpRequest], HttpResponse]", middleware)

@@ -150,7 +150,7 @@ def _document(view: Any, probe: str) -> None:
 
     # The schema of the TypedDict, with the required members in the draft's order.
     schema = {
-        **resolve_type_hint(HealthDocument),  # type: ignore[no-untyped-call]
+        **resolve_type_hint(HealthDocument),
         "required": ["status", "checks"],
     }
 

@@ -86,7 +86,7 @@ class ServiceTokenAuthentication(BaseAuthentication):
         return ", ".join([bearer, *filter(None, others)])
 
 
-class ServiceTokenScheme(OpenApiAuthenticationExtension):  # type: ignore[no-untyped-call]
+class ServiceTokenScheme(OpenApiAuthenticationExtension):
     """drf-spectacular: the ``ServiceToken`` HTTP bearer security scheme.
 
     Operations list the scopes their permissions require when the schema is

@@ -113,7 +113,7 @@ class OrderSerializer(ModelSerializer[Order]):
             except ServiceUnavailableError as exc:
                 raise catalog_unavailable(exc) from exc
         with transaction.atomic():
-            order = Order.objects.create(**validated_data)
+            order: Order = Order.objects.create(**validated_data)
             OrderItem.objects.bulk_create(
                 OrderItem(order=order, **item) for item in items
             )

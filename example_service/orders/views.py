@@ -49,4 +49,5 @@ class OrderViewSet(
     pagination_class = CursorPagination
 
     def get_queryset(self) -> QuerySet[Order]:
-        return Order.objects.prefetch_related("items")
+        queryset: QuerySet[Order] = Order.objects.prefetch_related("items")
+        return queryset

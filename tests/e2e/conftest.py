@@ -65,7 +65,7 @@ def assert_problem(
 
 
 def is_valid_problem(document: object) -> bool:
-    return _problem_validator.is_valid(document)
+    return bool(_problem_validator.is_valid(document))
 
 
 # --- results written to the report ------------------------------------------

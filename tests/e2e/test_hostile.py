@@ -13,6 +13,7 @@ import json
 import os
 import socket
 import time
+import urllib.parse
 from collections.abc import Callable
 from typing import Any
 
@@ -297,7 +298,7 @@ def _tampered_cursors(stack: Stack) -> list[str]:
     page = requests.get(stack.orders.url + "/api/orders/?page_size=1", timeout=10)
     next_url = page.json()["next"]
     cursor = next_url.split("cursor=")[1].split("&")[0]
-    cursor = requests.utils.unquote(cursor)
+    cursor = urllib.parse.unquote(cursor)
     middle = len(cursor) // 2
     swapped = "A" if cursor[middle] != "A" else "B"
     return [
@@ -315,7 +316,7 @@ def test_tampered_cursors_are_400(stack: Stack) -> None:
     for cursor in _tampered_cursors(stack):
         response = requests.get(
             stack.orders.url + "/api/orders/",
-            params={"cursor": cursor, "page_size": 1},
+            params={"cursor": cursor, "page_size": "1"},
             timeout=10,
         )
         assert_problem(response, 400, "invalid_pagination")

@@ -90,7 +90,7 @@ async def async_where_am_i() -> None:
 
 
 @dataclasses.dataclass
-class Pinger(HealthCheck):
+class Pinger(HealthCheck):  # type: ignore[misc]  # health_check ships no types
     """A django-health-check style check, configured through ``options``."""
 
     alias: str = "primary"
@@ -102,7 +102,7 @@ class Pinger(HealthCheck):
 
 
 @dataclasses.dataclass
-class AsyncPinger(HealthCheck):
+class AsyncPinger(HealthCheck):  # type: ignore[misc]  # health_check ships no types
     async def run(self) -> None:
         await asyncio.sleep(0)
 
@@ -132,7 +132,7 @@ async def registered_soft() -> None:
 
 
 @register_check(probes=("startup",), component_type="system")
-class Migrations(HealthCheck):
+class Migrations(HealthCheck):  # type: ignore[misc]  # health_check ships no types
     """Registered by class, for the startup probe."""
 
     def run(self) -> None:

@@ -26,6 +26,11 @@ from rest_framework.viewsets import ViewSet
 from django_microkit.idempotency import IdempotentMixin
 
 
+def _body(request: Request) -> dict[str, Any]:
+    data = request.data
+    return data if isinstance(data, dict) else {}
+
+
 class ServicePrincipal:
     """Stands in for the principal service authentication provides."""
 
@@ -99,7 +104,7 @@ class CounterView(IdempotentMixin, APIView):
     permission_classes: list[Any] = []
 
     def post(self, request: Request) -> Response:
-        data: dict[str, Any] = request.data
+        data: Any = request.data
         count = count_execution(str(data.get("counter", "default")))
         time.sleep(float(data.get("sleep", 0)))
         if data.get("fail"):
@@ -148,13 +153,13 @@ class StreamingView(IdempotentMixin, APIView):
     permission_classes: list[Any] = []
 
     def post(self, request: Request) -> StreamingHttpResponse:
-        count = count_execution(str(request.data.get("counter", "stream")))
+        count = count_execution(str(_body(request).get("counter", "stream")))
         return StreamingHttpResponse(iter([b"chunk ", str(count).encode()]))
 
 
 class NoContentView(CounterView):
     def post(self, request: Request) -> Response:
-        count_execution(str(request.data.get("counter", "no-content")))
+        count_execution(str(_body(request).get("counter", "no-content")))
         return Response(status=204)
 
 
@@ -162,7 +167,7 @@ class DjangoResponseView(CounterView):
     """Answers with a plain Django response rather than a DRF one."""
 
     def post(self, request: Request) -> Any:
-        count = count_execution(str(request.data.get("counter", "django")))
+        count = count_execution(str(_body(request).get("counter", "django")))
         return JsonResponse({"count": count}, status=201)
 
 
@@ -181,7 +186,7 @@ class ThingViewSet(IdempotentMixin, ViewSet):
         return Response([])
 
     def create(self, request: Request) -> Response:
-        count = count_execution(str(request.data.get("counter", "things")))
+        count = count_execution(str(_body(request).get("counter", "things")))
         return Response({"count": count}, status=201)
 
 
@@ -192,7 +197,7 @@ class PlainView(APIView):
     permission_classes: list[Any] = []
 
     def post(self, request: Request) -> Response:
-        count = count_execution(str(request.data.get("counter", "plain")))
+        count = count_execution(str(_body(request).get("counter", "plain")))
         return Response({"count": count}, status=201)
 
 

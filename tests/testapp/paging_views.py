@@ -35,7 +35,7 @@ class BookList(generics.ListAPIView[Book]):
     ordering_fields: list[str] | None = None
 
     def get_queryset(self) -> QuerySet[Book]:
-        queryset = Book.objects.all()
+        queryset: QuerySet[Book] = Book.objects.all()
         if "score" in self.request.query_params:
             queryset = queryset.filter(score=self.request.query_params["score"])
         if "shelf" in self.request.query_params:

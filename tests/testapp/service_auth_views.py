@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, cast
 
 from django.urls import path
 from rest_framework.authentication import (
@@ -45,13 +46,14 @@ class WhoAmI(APIView):
     permission_classes: Any = [IsService]
 
     def get(self, request: Request) -> Response:
-        user = request.user
+        user: Any = request.user
         if isinstance(user, ServicePrincipal):
             return Response(
                 {
                     "service": user.name,
                     "scopes": sorted(user.scopes),
-                    "auth": dict(request.auth),
+                    # DRF's stubs type ``auth`` as a token model; here it is the claims.
+                    "auth": dict(cast("Mapping[str, Any]", request.auth)),
                 }
             )
         return Response({"user": str(user)})
@@ -94,7 +96,10 @@ urlpatterns = [
     path("service-or-admin/", _view([IsService | IsAdminUser])),
     path("scope-or-admin/", _view([HasServiceScope("catalog:write") | IsAdminUser])),
     path("admin-or-scope/", _view([IsAdminUser | HasServiceScope("catalog:write")])),
-    path("either-scope/", _view([HasServiceScope("a") | HasServiceScope("b")])),
+    path(
+        "either-scope/",
+        _view([HasServiceScope("a") | HasServiceScope("b")]),  # type: ignore[operator]
+    ),
     path("scope-or-read/", _view([HasServiceScope("x") | ReadOnly])),
     path("service-and-scope/", _view([IsService & HasServiceScope("x")])),
     path("read-and-scope/", _view([ReadOnly & HasServiceScope("x")])),

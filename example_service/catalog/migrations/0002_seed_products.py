@@ -1,6 +1,10 @@
+from __future__ import annotations
+
 from decimal import Decimal
 
+from django.apps.registry import Apps
 from django.db import migrations
+from django.db.backends.base.schema import BaseDatabaseSchemaEditor
 
 PRODUCTS = [
     ("KB-001", "Mechanical keyboard", Decimal("89.00"), 25),
@@ -11,7 +15,7 @@ PRODUCTS = [
 ]
 
 
-def seed(apps, schema_editor):
+def seed(apps: Apps, schema_editor: BaseDatabaseSchemaEditor) -> None:
     Product = apps.get_model("catalog", "Product")
     for sku, name, price, stock in PRODUCTS:
         Product.objects.get_or_create(
@@ -19,7 +23,7 @@ def seed(apps, schema_editor):
         )
 
 
-def unseed(apps, schema_editor):
+def unseed(apps: Apps, schema_editor: BaseDatabaseSchemaEditor) -> None:
     Product = apps.get_model("catalog", "Product")
     Product.objects.filter(sku__in=[sku for sku, *_ in PRODUCTS]).delete()
 
