@@ -44,6 +44,7 @@ from rest_framework.exceptions import MethodNotAllowed, PermissionDenied
 from django_microkit._middleware import Middleware
 from django_microkit.conf import derived
 from django_microkit.errors.handler import (
+    ProblemResponse,
     get_handler,
     prefers_html,
     problem_content_type,
@@ -197,6 +198,7 @@ def convert_error_page(
     status = response.status_code
     if (
         status not in (400, 403, 404, 500)
+        or isinstance(response, ProblemResponse)  # the common case, first
         or not response.get("Content-Type", "").startswith("text/html")
         or prefers_html(request)
     ):
