@@ -40,6 +40,7 @@ STACKS = {
     "peer": "benchmarks.stacks.peer",
     "microkit": "benchmarks.stacks.microkit",
     "microkit-nolog": "benchmarks.stacks.microkit_nolog",
+    "microkit-one": "benchmarks.stacks.microkit_one",
 }
 #: The microkit stack of another checkout (``--baseline``), run beside this one.
 BASELINE = "baseline"
@@ -51,6 +52,7 @@ PAIRS = (
     ("peer", "drf"),
     (BASELINE, "drf"),
     ("microkit", BASELINE),
+    ("microkit-one", "microkit"),
 )
 Series = dict[tuple[str, str], list[float]]
 
@@ -202,7 +204,9 @@ def report(
         "stack's processes); the HTTP status is in brackets. `microkit` writes "
         "its JSON access line to /dev/null "
         "(without the client address: `ACCESS_LOG.CLIENT_ADDRESS` is off by "
-        "default); `microkit-nolog` is the same stack with the access line off. "
+        "default); `microkit-nolog` is the same stack with the access line off; "
+        "`microkit-one` has `MicrokitMiddleware` in place of the three middleware "
+        "and no error views. "
         "The readiness probe of `microkit` reuses a round of checks for "
         "`RESULT_TTL` (1 s), as deployed; `benchmarks/probes.py` measures fresh "
         "rounds.",

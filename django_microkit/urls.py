@@ -1,7 +1,8 @@
 """Every operational route of django-microkit in one include.
 
 ``path("", include("django_microkit.urls"))`` adds the health probes and
-``/.well-known/service-info``, at the paths configured in ``MICROKIT``.
+``/.well-known/service-info``, at the paths configured in ``MICROKIT``. The
+schema and Swagger UI are a second include, ``django_microkit.schema_urls``.
 """
 
 from __future__ import annotations

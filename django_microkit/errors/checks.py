@@ -20,6 +20,8 @@ from django_microkit.errors.handler import ExceptionHandler
 __all__ = ["check_errors"]
 
 _MIDDLEWARE = "django_microkit.errors.ProblemMiddleware"
+#: Does what ProblemMiddleware does, and answers Django's own error pages.
+_ONE_MIDDLEWARE = "django_microkit.middleware.MicrokitMiddleware"
 
 #: The root URLconf's error handlers and the views they should be.
 _ERROR_VIEWS: dict[int, Callable[..., Any]] = {
@@ -32,14 +34,20 @@ _ERROR_VIEWS: dict[int, Callable[..., Any]] = {
 
 def check_errors(**kwargs: Any) -> list[CheckMessage]:
     """Error handling is wired: handler class, middleware, error views."""
-    issues = (
-        _handler_class_issue(),
-        _type_base_uri_issue(),
-        _middleware_issue(),
-        _error_views_issue(),
-        _csrf_failure_view_issue(),
-    )
+    issues = [_handler_class_issue(), _type_base_uri_issue()]
+    # MicrokitMiddleware answers what the error views would: they are optional.
+    if not _installed(_ONE_MIDDLEWARE):
+        issues += [
+            _middleware_issue(),
+            _error_views_issue(),
+            _csrf_failure_view_issue(),
+        ]
     return [issue.message() for issue in issues if issue is not None]
+
+
+def _installed(middleware: str) -> bool:
+    # Django reports middleware that cannot be imported.
+    return any(is_subclass_path(path, middleware) for path in settings.MIDDLEWARE)
 
 
 def _handler_class_issue() -> Issue | None:
@@ -77,8 +85,7 @@ def _type_base_uri_issue() -> Issue | None:
 
 
 def _middleware_issue() -> Issue | None:
-    # Django reports middleware that cannot be imported.
-    if any(is_subclass_path(path, _MIDDLEWARE) for path in settings.MIDDLEWARE):
+    if _installed(_MIDDLEWARE):
         return None
     return Issue(
         "django_microkit.W010",

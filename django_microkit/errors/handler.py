@@ -170,9 +170,11 @@ def problem_content_type(request: HttpRequest | None) -> str:
 
 
 def prefers_html(request: HttpRequest) -> bool:
-    """Whether Django's own HTML error page should answer this client: only with
-    ``MICROKIT["ERRORS"]["HTML_FALLBACK"]`` and a client preferring HTML."""
-    return bool(microkit_settings.ERRORS["HTML_FALLBACK"]) and (
+    """Whether Django's own HTML error page should answer this client: a client
+    preferring HTML, with ``MICROKIT["ERRORS"]["HTML_FALLBACK"]`` or under
+    ``DEBUG`` (where the page is Django's technical one, for the developer's
+    browser); every other client gets the problem."""
+    return bool(microkit_settings.ERRORS["HTML_FALLBACK"] or settings.DEBUG) and (
         request.get_preferred_type([PROBLEM_JSON, JSON, "text/html"]) == "text/html"
     )
 

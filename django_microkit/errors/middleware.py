@@ -11,6 +11,12 @@ It also answers API clients in place of ``CommonMiddleware``'s ``APPEND_SLASH``
 redirect, a ``301`` that clients follow with a ``GET`` and no body (RFC 9110
 §15.4.2): a ``308 Permanent Redirect`` keeps the method and the body
 (§15.4.9), and its body says where to go.
+
+:func:`convert_error_page` turns the HTML pages Django answers errors with
+outside any view (an unknown URL, a CSRF refusal, an exception escaping a
+middleware, the technical pages of ``DEBUG``) into the problem the handler
+gives; :class:`~django_microkit.middleware.MicrokitMiddleware` applies it,
+placed first where it sees those pages.
 """
 
 from __future__ import annotations
@@ -18,7 +24,10 @@ from __future__ import annotations
 import json
 
 from django.conf import settings
+from django.core.exceptions import BadRequest
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.http import (
+    Http404,
     HttpRequest,
     HttpResponse,
     HttpResponseBase,
@@ -30,11 +39,12 @@ from django.utils.cache import patch_vary_headers
 from django.utils.encoding import escape_uri_path
 from django.utils.http import escape_leading_slashes
 from django.utils.module_loading import import_string
-from rest_framework.exceptions import MethodNotAllowed
+from rest_framework.exceptions import MethodNotAllowed, PermissionDenied
 
 from django_microkit._middleware import Middleware
 from django_microkit.conf import derived
 from django_microkit.errors.handler import (
+    ProblemResponse,
     get_handler,
     prefers_html,
     problem_content_type,
@@ -43,12 +53,15 @@ from django_microkit.errors.handler import (
 from django_microkit.errors.problem import ProblemDocument
 from django_microkit.request_id import get_request_id
 
-__all__ = ["ProblemMiddleware"]
+__all__ = ["ProblemMiddleware", "convert_error_page"]
 
 #: Headers that describe the body being replaced, so are not carried over.
 _BODY_HEADERS = frozenset(
     {"content-type", "content-length", "content-encoding", "etag"}
 )
+
+#: Methods ``CsrfViewMiddleware`` accepts unchecked (RFC 9110 safe methods).
+_CSRF_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 
 #: Django's own ``APPEND_SLASH`` rule (``should_redirect_with_slash``): the path
 #: resolves only with a slash, and the view does not refuse one.
@@ -100,16 +113,7 @@ class ProblemMiddleware(Middleware[None]):
         handler = get_handler(exception, request)
         problem = handler.get_problem(exception)
         problem.headers["Allow"] = response["Allow"]
-        converted = handler.get_response(problem)
-        for header, value in response.items():
-            if header.lower() not in _BODY_HEADERS and header.lower() != "vary":
-                converted.headers.setdefault(header, value)
-        if response.has_header("Vary"):
-            patch_vary_headers(
-                converted, [v.strip() for v in response["Vary"].split(",")]
-            )
-        converted.cookies = response.cookies
-        return converted
+        return _keep_headers(response, handler.get_response(problem))
 
     def redirect_with_slash(
         self, request: HttpRequest, response: HttpResponseBase
@@ -149,3 +153,71 @@ class ProblemMiddleware(Middleware[None]):
         )
         patch_vary_headers(redirect, ("Accept",))
         return redirect
+
+
+def _keep_headers(
+    response: HttpResponseBase, converted: HttpResponseBase
+) -> HttpResponseBase:
+    """``converted`` with the headers (but those describing the body) and the
+    cookies of the ``response`` it replaces: other middleware set them."""
+    for header, value in response.items():
+        if header.lower() not in _BODY_HEADERS and header.lower() != "vary":
+            converted.headers.setdefault(header, value)
+    if response.has_header("Vary"):
+        patch_vary_headers(converted, [v.strip() for v in response["Vary"].split(",")])
+    converted.cookies = response.cookies
+    return converted
+
+
+def _refused_by_csrf(request: HttpRequest) -> bool:
+    """Whether a 403 is ``CsrfViewMiddleware``'s refusal: it checks an unsafe
+    request to a view that is not exempt, and marks the request it accepts."""
+    match = request.resolver_match
+    return (
+        request.method not in _CSRF_SAFE_METHODS
+        and match is not None
+        and not getattr(match.func, "csrf_exempt", False)
+        and not getattr(request, "csrf_processing_done", False)
+    )
+
+
+def convert_error_page(
+    request: HttpRequest, response: HttpResponseBase
+) -> HttpResponseBase:
+    """An HTML 400, 403, 404 or 500 page becomes the problem the configured
+    handler gives; other responses, and clients preferring HTML, are untouched.
+
+    Django answers errors met outside a view with such pages, whatever the
+    error views: an unknown URL, a CSRF refusal (``CSRF_FAILURE_VIEW``),
+    ``SuspiciousOperation`` or an exception escaping a middleware, and under
+    ``DEBUG`` its technical 404 and 500 pages. The exception is gone by then:
+    a 400 is ``bad_request``, a 403 ``csrf_failed`` when ``CsrfViewMiddleware``
+    refused the request (else ``permission_denied``), a 404 ``not_found``, a
+    500 the generic ``server_error``. Django has already logged the error.
+    """
+    status = response.status_code
+    if (
+        status not in (400, 403, 404, 500)
+        or isinstance(response, ProblemResponse)  # the common case, first
+        or not response.get("Content-Type", "").startswith("text/html")
+        or prefers_html(request)
+    ):
+        return response
+    exception: Exception
+    if status == 400:
+        exception = BadRequest()
+    elif status == 404:
+        exception = Http404()
+    elif status == 500:
+        exception = Exception()
+    elif _refused_by_csrf(request):
+        exception = PermissionDenied("CSRF Failed: ")  # as DRF's refusal
+    else:
+        exception = DjangoPermissionDenied()
+    handler = get_handler(exception, request)
+    problem = (
+        handler.from_unhandled_exception(None)
+        if status == 500
+        else handler.get_problem(exception)
+    )
+    return _keep_headers(response, handler.get_response(problem))

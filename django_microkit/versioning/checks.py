@@ -197,9 +197,10 @@ def _check_version_wiring() -> list[Issue]:
                 "HeaderVersioning or URLPathVersioning.",
             )
         )
-    elif "django_microkit.versioning.VersionHeadersMiddleware" not in list(
-        getattr(settings, "MIDDLEWARE", None) or []
-    ):
+    elif not {
+        "django_microkit.versioning.VersionHeadersMiddleware",
+        "django_microkit.middleware.MicrokitMiddleware",  # which does its work
+    } & set(getattr(settings, "MIDDLEWARE", None) or []):
         issues.append(
             Issue(
                 "django_microkit.W034",
