@@ -242,6 +242,25 @@ def test_the_service_records_this_django_microkit(service: Path) -> None:
     assert f"-r {SOURCE_FILE} -e '.[dev]'" in (service / "Makefile").read_text()
 
 
+def test_from_an_index_the_service_records_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An install from a package index has no ``direct_url.json``: the version
+    range in pyproject.toml is all pip needs."""
+    dist_info = tmp_path / "site" / "django_microkit-0.1.0.dist-info"
+    dist_info.mkdir(parents=True)
+    (dist_info / "METADATA").write_text(
+        "Metadata-Version: 2.4\nName: django-microkit\nVersion: 0.1.0\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+
+    service = start_service(NAME, tmp_path / NAME)
+
+    recorded = (service / SOURCE_FILE).read_text()
+    assert recorded == (TEMPLATE_DIR / SOURCE_FILE).read_text()
+    assert all(line.startswith("#") for line in recorded.splitlines())
+
+
 def test_swagger_ui_comes_from_the_pinned_sidecar(service: Path) -> None:
     base = (service / NAME / "settings" / "base.py").read_text()
     assert '"drf_spectacular_sidecar",' in base
