@@ -24,20 +24,48 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
+# Running the examples needs the package and the "run" extra only; testing,
+# linting and the docs need the "dev" extra: each has its own stamp.
+$(VENV)/.run: $(BIN)/python pyproject.toml
+	$(BIN)/python -m pip install --quiet -e '.[run]'
+	touch $@
+
 $(VENV)/.installed: $(BIN)/python pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@
 
 venv: $(VENV)/.installed
 
-run: venv
+CATALOG := http://127.0.0.1:$(CATALOG_PORT)/api/products/
+ORDERS := http://127.0.0.1:$(ORDERS_PORT)/api/orders/
+# Wait until every URL given answers (any HTTP status), then print them once.
+define WAIT_FOR_URLS
+import sys, time, urllib.error, urllib.request
+deadline = time.monotonic() + 60
+for url in sys.argv[1:]:
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(url, timeout=2)
+        except urllib.error.HTTPError:
+            pass  # an answer all the same
+        except OSError:
+            time.sleep(0.2)
+            continue
+        break
+if time.monotonic() >= deadline:
+    sys.exit("the example services did not answer within 60 s")
+print("catalog:", sys.argv[1], " orders:", sys.argv[2], flush=True)
+endef
+export WAIT_FOR_URLS
+
+run: $(VENV)/.run
 	$(MANAGE) migrate --noinput -v0 --settings=catalog.settings
 	$(MANAGE) migrate --noinput -v0 --settings=orders.settings
-	@echo "catalog: http://127.0.0.1:$(CATALOG_PORT)/api/products/  orders: http://127.0.0.1:$(ORDERS_PORT)/api/orders/"
 	@trap 'kill 0' EXIT INT TERM; \
 	  ( $(MANAGE) runserver 127.0.0.1:$(CATALOG_PORT) --settings=catalog.settings ) & \
 	  ( export CATALOG_URL=http://127.0.0.1:$(CATALOG_PORT); \
 	    $(MANAGE) runserver 127.0.0.1:$(ORDERS_PORT) --settings=orders.settings ) & \
+	  $(BIN)/python -c "$$WAIT_FOR_URLS" $(CATALOG) $(ORDERS); \
 	  wait
 
 test: venv

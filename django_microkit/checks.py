@@ -136,6 +136,9 @@ def _wrong_type(path: str, expected: str, value: Any) -> Error:
 
 def check_settings(**kwargs: Any) -> list[CheckMessage]:
     """``MICROKIT`` is a dict of known keys with values of the right types."""
+    # Here, not at start-up: the module holds Django's startproject command.
+    from django_microkit.startservice import is_service_name
+
     value = getattr(settings, "MICROKIT", {})
     if not isinstance(value, Mapping):
         return [
@@ -146,7 +149,19 @@ def check_settings(**kwargs: Any) -> list[CheckMessage]:
             )
         ]
     messages = _check_options(value, DEFAULTS, "MICROKIT")
-    if not value.get("SERVICE_NAME"):
+    name = value.get("SERVICE_NAME")
+    if name and isinstance(name, str) and not is_service_name(name):
+        messages.append(
+            Error(
+                f"MICROKIT['SERVICE_NAME'] is {name!r}, which is not a valid "
+                "service name.",
+                hint="Use a lowercase Python identifier such as 'orders' or "
+                "'order_history': the name goes into service tokens, log lines "
+                "and metrics, and is the package startservice creates.",
+                id="django_microkit.E006",
+            )
+        )
+    if not name:
         messages.append(
             Warning(
                 "MICROKIT['SERVICE_NAME'] is not set.",
@@ -183,7 +198,30 @@ def check_rest_framework(**kwargs: Any) -> list[CheckMessage]:
                     id="django_microkit.E005",
                 )
             )
+    parsers = rest_framework_value("DEFAULT_PARSER_CLASSES")
+    if isinstance(parsers, list | tuple) and _drops_hardened_json(parsers):
+        messages.append(
+            Warning(
+                "REST_FRAMEWORK['DEFAULT_PARSER_CLASSES'] has DRF's JSONParser "
+                "but not django-microkit's.",
+                hint="Use 'django_microkit.parsers.JSONParser' in its place: DRF's "
+                "answers 500 to JSON nested too deeply to decode, "
+                "django-microkit's a 400 problem document.",
+                id="django_microkit.W002",
+            )
+        )
     return messages
+
+
+def _drops_hardened_json(parsers: list[Any] | tuple[Any, ...]) -> bool:
+    """DRF's JSON parser (or a subclass) is listed, django-microkit's is not."""
+    return any(
+        is_subclass_path(parser, "rest_framework.parsers.JSONParser")
+        for parser in parsers
+    ) and not any(
+        is_subclass_path(parser, "django_microkit.parsers.JSONParser")
+        for parser in parsers
+    )
 
 
 _COMPATIBILITY, _SECURITY, _CACHES = Tags.compatibility, Tags.security, Tags.caches
@@ -198,6 +236,7 @@ _CONCERN_CHECKS: tuple[tuple[str, str, bool], ...] = (
     ("django_microkit.versioning.checks.check_versioning", _COMPATIBILITY, False),
     ("django_microkit.request_id.check_request_id", _COMPATIBILITY, False),
     ("django_microkit.logging.check_logging", _COMPATIBILITY, False),
+    ("django_microkit.logging.check_logging_deploy", _COMPATIBILITY, True),
     ("django_microkit.sentry.check_sentry", _COMPATIBILITY, False),
     ("django_microkit.service_info.check_service_info", _COMPATIBILITY, False),
     ("django_microkit.health.checks.check_health", _COMPATIBILITY, False),

@@ -34,7 +34,8 @@ from urllib.parse import quote
 from uuid import UUID
 
 import structlog
-from django.core.checks import CheckMessage, Error
+from django.conf import settings
+from django.core.checks import CheckMessage, Error, Warning
 from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpRequest
 from django.http.response import HttpResponseBase
@@ -43,12 +44,14 @@ from structlog.contextvars import merge_contextvars
 from structlog.stdlib import ProcessorFormatter
 from structlog.typing import EventDict, Processor, WrappedLogger
 
+from django_microkit.checks import is_subclass_path
 from django_microkit.conf import derived, microkit_settings
 
 __all__ = [
     "ACCESS_LOGGER",
     "MicrokitFormatter",
     "check_logging",
+    "check_logging_deploy",
     "configure_logging",
     "configure_structlog",
     "log_access",
@@ -264,10 +267,19 @@ def logging_config(
     *,
     renderer: Renderer = "json",
     level: int | str = "INFO",
-    stream: str = "ext://sys.stdout",
+    stream: str | None = None,
+    filename: str | None = None,
+    handler: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """A ``LOGGING`` dict: every log line rendered by :class:`MicrokitFormatter`
-    and written to ``stream`` (standard output by default).
+    and written to one destination, standard output unless told otherwise.
+
+    ``stream`` names another stream (``"ext://sys.stderr"``); ``filename`` a
+    file, appended to by a ``WatchedFileHandler``, which reopens it when
+    logrotate moves it away; ``handler`` any ``dictConfig`` handler (``{"class":
+    "logging.handlers.SysLogHandler", "address": "/dev/log"}``), given the
+    formatter. One destination keeps one copy of each line: more handlers can
+    still be added to the returned dict.
 
     Django's ``django.request`` logger is set to ``ERROR``: its 4xx warnings
     ("Not Found: /x") repeat what the access line says, so they are dropped
@@ -278,6 +290,23 @@ def logging_config(
     """
     _check_renderer(renderer)
     name = logging.getLevelName(_level_number(level))
+    if sum(given is not None for given in (stream, filename, handler)) > 1:
+        raise ValueError(
+            "logging_config() writes to one destination: give stream, filename "
+            "or handler, not several."
+        )
+    if handler is not None:
+        destination = dict(handler)
+    elif filename is not None:
+        destination = {
+            "class": "logging.handlers.WatchedFileHandler",
+            "filename": filename,
+        }
+    else:
+        destination = {
+            "class": "logging.StreamHandler",
+            "stream": stream or "ext://sys.stdout",
+        }
     return {
         "version": 1,
         "disable_existing_loggers": False,
@@ -289,11 +318,7 @@ def logging_config(
             }
         },
         "handlers": {
-            "django_microkit": {
-                "class": "logging.StreamHandler",
-                "stream": stream,
-                "formatter": "django_microkit",
-            }
+            "django_microkit": {**destination, "formatter": "django_microkit"}
         },
         "root": {"handlers": ["django_microkit"], "level": name},
         "loggers": {
@@ -501,4 +526,34 @@ def check_logging(**kwargs: Any) -> list[CheckMessage]:
         )
         for path in paths
         if not (isinstance(path, str) and path.startswith("/"))
+    ]
+
+
+def check_logging_deploy(**kwargs: Any) -> list[CheckMessage]:
+    """``W023`` (``check --deploy``): ``LOGGING`` writes django-microkit's lines,
+    recognised by a :class:`MicrokitFormatter` among its formatters. Without it
+    Django's default logging writes plain text with no request ID, and the access
+    lines (``INFO``) are lost. A service that sets ``LOGGING_CONFIG = None``
+    configures logging itself."""
+    if not settings.LOGGING_CONFIG:
+        return []
+    configured = settings.LOGGING if isinstance(settings.LOGGING, dict) else {}
+    formatters = configured.get("formatters")
+    if isinstance(formatters, dict) and any(
+        isinstance(formatter, dict)
+        and is_subclass_path(
+            formatter.get("()", formatter.get("class")), f"{__name__}.MicrokitFormatter"
+        )
+        for formatter in formatters.values()
+    ):
+        return []
+    return [
+        Warning(
+            "LOGGING does not use django-microkit's log lines: none of its "
+            "formatters is django_microkit.logging.MicrokitFormatter.",
+            hint="Set LOGGING = django_microkit.logging_config() (and add your "
+            "loggers to it): one JSON line per record, each with the request ID "
+            "and trace ID, and one access line per request.",
+            id="django_microkit.W023",
+        )
     ]

@@ -15,11 +15,12 @@ import os
 import platform
 from collections.abc import Mapping
 from typing import Any, TypedDict
+from urllib.parse import urlsplit
 
 import django
 from django.core.checks import CheckMessage
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
-from django.urls import NoReverseMatch, URLPattern, reverse
+from django.urls import NoReverseMatch, Resolver404, URLPattern, resolve, reverse
 
 from django_microkit.checks import Issue
 from django_microkit.conf import derived, microkit_settings
@@ -185,14 +186,42 @@ def service_info_urlpatterns() -> list[URLPattern]:
 
 def check_service_info(**kwargs: Any) -> list[CheckMessage]:
     """``SERVICE_INFO["PATH"]`` is a Django route: with a leading slash it
-    never matches, and empty it takes the site's root."""
-    path = microkit_settings.SERVICE_INFO["PATH"]
+    never matches, and empty it takes the site's root. An ``OPENAPI_URL`` that
+    is a path of this service resolves: clients follow it to the schema."""
+    section = microkit_settings.SERVICE_INFO
+    path = section["PATH"]
+    issues = []
     if isinstance(path, str) and (not path or path.startswith("/")):
-        issue = Issue(
-            "django_microkit.E047",
-            f"MICROKIT['SERVICE_INFO']['PATH'] is {path!r}.",
-            "Write it as Django routes are written, without a leading "
-            "slash: '.well-known/service-info'.",
+        issues.append(
+            Issue(
+                "django_microkit.E047",
+                f"MICROKIT['SERVICE_INFO']['PATH'] is {path!r}.",
+                "Write it as Django routes are written, without a leading "
+                "slash: '.well-known/service-info'.",
+            )
         )
-        return [issue.message()]
-    return []
+    openapi_url = section["OPENAPI_URL"]
+    if isinstance(openapi_url, str) and openapi_url and _not_mounted(openapi_url):
+        issues.append(
+            Issue(
+                "django_microkit.W043",
+                f"MICROKIT['SERVICE_INFO']['OPENAPI_URL'] is {openapi_url!r}, "
+                "which no URL pattern serves.",
+                "Mount the schema view there, give the path it is mounted at "
+                "(empty: the route named 'schema'), or None to advertise none.",
+            )
+        )
+    return [issue.message() for issue in issues]
+
+
+def _not_mounted(url: str) -> bool:
+    """A path of this service (not an absolute URL elsewhere) that resolves to
+    no view of the root URLconf."""
+    parts = urlsplit(url)
+    if parts.scheme or parts.netloc:
+        return False
+    try:
+        resolve(parts.path)
+    except Resolver404:
+        return True
+    return False

@@ -237,3 +237,47 @@ def test_start_up_imports_no_concern_module() -> None:
             "django_microkit.conf",
         ]
     )
+
+
+@pytest.mark.parametrize("name", ["Orders", "order-history", "orders api", "class"])
+def test_e006_service_name_is_not_a_service_name(name: str) -> None:
+    found = messages(MICROKIT={"SERVICE_NAME": name})
+    assert list(found) == ["django_microkit.E006"]
+    assert found["django_microkit.E006"].msg == (
+        f"MICROKIT['SERVICE_NAME'] is {name!r}, which is not a valid service name."
+    )
+    assert "'order_history'" in found["django_microkit.E006"].hint
+
+
+@pytest.mark.parametrize("name", ["orders", "order_history", "x2"])
+def test_e006_valid_service_names(name: str) -> None:
+    assert check_ids(MICROKIT={"SERVICE_NAME": name}) == []
+
+
+DRF_JSON = "rest_framework.parsers.JSONParser"
+MICROKIT_JSON = "django_microkit.parsers.JSONParser"
+
+
+@pytest.mark.parametrize(
+    ("parsers", "expected"),
+    [
+        ([DRF_JSON, "rest_framework.parsers.FormParser"], ["django_microkit.W002"]),
+        ((DRF_JSON,), ["django_microkit.W002"]),
+        ([import_string(DRF_JSON)], ["django_microkit.W002"]),
+        ([MICROKIT_JSON, "rest_framework.parsers.FormParser"], []),
+        ([MICROKIT_JSON, DRF_JSON], []),
+        (["rest_framework.parsers.FormParser"], []),
+        ([], []),
+    ],
+)
+def test_w002_drf_json_parser_without_the_hardened_one(
+    parsers: Any, expected: list[str]
+) -> None:
+    rest_framework = {
+        **django_microkit.rest_framework_defaults(),
+        "DEFAULT_PARSER_CLASSES": parsers,
+    }
+    found = messages(REST_FRAMEWORK=rest_framework)
+    assert list(found) == expected
+    if expected:
+        assert MICROKIT_JSON in found["django_microkit.W002"].hint

@@ -20,7 +20,7 @@ from django.core.management import CommandError, call_command
 from django.db import connection, connections
 from django.http import HttpResponse
 from django.test import AsyncClient, Client, override_settings
-from django.urls import resolve
+from django.urls import include, path, resolve, reverse
 
 from django_microkit.health import (
     PROBES,
@@ -33,6 +33,7 @@ from django_microkit.health._registry import REGISTRY
 from django_microkit.health.checks import check_health, check_health_deploy
 from django_microkit.health.views import (
     health_urlpatterns,
+    probe_route,
     server_mode_route,
     show_details,
 )
@@ -1140,3 +1141,32 @@ def test_register_check_is_exported_at_the_top() -> None:
 
     assert django_microkit.register_check is register_check
     assert "register_check" in django_microkit.__all__
+
+
+# --- a probe at a path of your own ------------------------------------------------
+
+#: A URLconf with readiness at a load balancer's fixed path, beside the standard routes.
+urlpatterns = [
+    path("", include("django_microkit.urls")),
+    probe_route("healthz", "ready", name="healthz"),
+]
+
+
+@pytest.mark.django_db
+def test_readiness_at_an_exact_path_of_your_own(
+    get: Callable[..., HttpResponse],
+) -> None:
+    with override_settings(ROOT_URLCONF=__name__):
+        response = get("/healthz")
+        assert reverse("healthz") == "/healthz"
+        assert get("/healthz/").status_code == 404
+        standard = get("/health/ready")
+    document = json.loads(response.content)
+    assert (response.status_code, response["Content-Type"]) == (200, HEALTH_JSON)
+    assert document["status"] == "pass"
+    assert sorted(document["checks"]) == sorted(json.loads(standard.content)["checks"])
+
+
+def test_probe_route_refuses_an_unknown_probe() -> None:
+    with pytest.raises(ValueError, match="'healthy' is not a probe: use one of live"):
+        probe_route("healthz", "healthy")

@@ -29,6 +29,7 @@ from django_microkit import logging as microkit_logging
 from django_microkit.conf import MicrokitSettings, microkit_settings
 from django_microkit.logging import (
     MicrokitFormatter,
+    check_logging_deploy,
     configure_logging,
     configure_structlog,
     log_access,
@@ -792,4 +793,108 @@ def test_logging_config_can_be_built_in_a_settings_module() -> None:
     assert json.loads(result.stdout) == {
         "handlers": ["django_microkit"],
         "level": "INFO",
+    }
+
+
+@pytest.mark.parametrize(
+    ("logging_setting", "expected"),
+    [
+        ({}, ["django_microkit.W023"]),
+        ("not a dict", ["django_microkit.W023"]),
+        ({"version": 1, "formatters": "x"}, ["django_microkit.W023"]),
+        (
+            {"version": 1, "formatters": {"plain": {"format": "%(message)s"}}},
+            ["django_microkit.W023"],
+        ),
+        (logging_config(), []),
+        (logging_config(renderer="console"), []),
+        (
+            {
+                "version": 1,
+                "formatters": {
+                    "json": {"()": "django_microkit.logging.MicrokitFormatter"}
+                },
+            },
+            [],
+        ),
+        (
+            {"version": 1, "formatters": {"json": {"class": MicrokitFormatter}}},
+            [],
+        ),
+    ],
+)
+def test_w023_logging_without_microkit_lines(
+    logging_setting: Any, expected: list[str]
+) -> None:
+    with override_settings(LOGGING=logging_setting):
+        found = check_logging_deploy()
+    assert [message.id for message in found] == expected
+    if found:
+        assert "LOGGING = django_microkit.logging_config()" in (found[0].hint or "")
+
+
+def test_w023_not_raised_when_logging_is_configured_elsewhere() -> None:
+    with override_settings(LOGGING={}, LOGGING_CONFIG=None):
+        assert check_logging_deploy() == []
+
+
+def test_w023_is_a_deploy_check() -> None:
+    from django.core.checks import run_checks
+
+    with override_settings(LOGGING={}):
+        plain = [m.id for m in run_checks()]
+        deploy = [m.id for m in run_checks(include_deployment_checks=True)]
+    assert "django_microkit.W023" not in plain
+    assert "django_microkit.W023" in deploy
+
+
+def test_logging_config_to_a_file(tmp_path: Path) -> None:
+    log_file = tmp_path / "service.log"
+    config = logging_config(filename=str(log_file))
+    assert config["handlers"]["django_microkit"] == {
+        "class": "logging.handlers.WatchedFileHandler",
+        "filename": str(log_file),
+        "formatter": "django_microkit",
+    }
+    with restored_logging():
+        logging.config.dictConfig(config)
+        logging.getLogger("orders").warning("to the file")
+        (handler,) = logging.getLogger().handlers
+        handler.close()
+    line = json.loads(log_file.read_text())
+    assert (line["event"], line["level"]) == ("to the file", "warning")
+
+
+def test_logging_config_to_a_handler_of_your_own() -> None:
+    stream = io.StringIO()
+    config = logging_config(
+        handler={"class": "logging.StreamHandler", "stream": stream, "formatter": "x"}
+    )
+    # The handler always gets django-microkit's formatter.
+    assert config["handlers"]["django_microkit"]["formatter"] == "django_microkit"
+    with restored_logging():
+        logging.config.dictConfig(config)
+        logging.getLogger("orders").warning("to my handler")
+    assert json.loads(stream.getvalue())["event"] == "to my handler"
+
+
+@pytest.mark.parametrize(
+    "destinations",
+    [
+        {"stream": "ext://sys.stderr", "filename": "x.log"},
+        {"filename": "x.log", "handler": {"class": "logging.NullHandler"}},
+        {"stream": "ext://sys.stderr", "handler": {"class": "logging.NullHandler"}},
+    ],
+)
+def test_logging_config_writes_to_one_destination(destinations: Any) -> None:
+    with pytest.raises(ValueError, match="one destination"):
+        logging_config(**destinations)
+
+
+def test_logging_config_to_another_stream() -> None:
+    config = logging_config(stream="ext://sys.stderr")
+    assert config["handlers"]["django_microkit"] == {
+        "class": "logging.StreamHandler",
+        "stream": "ext://sys.stderr",
+        "formatter": "django_microkit",
     }

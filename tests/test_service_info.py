@@ -225,3 +225,29 @@ def test_check_service_info() -> None:
         "django_microkit.E047",
         "MICROKIT['SERVICE_INFO']['PATH'] is ''.",
     )
+
+
+@pytest.mark.parametrize(
+    ("openapi_url", "expected"),
+    [
+        ("/internal/schema/", []),
+        ("/internal/schema/?format=json", []),
+        ("https://api.example.com/openapi.json", []),
+        ("", []),
+        (None, []),
+        ("/api/schema/", ["django_microkit.W043"]),
+        ("internal/schema/", ["django_microkit.W043"]),
+    ],
+)
+def test_w043_openapi_url_not_mounted(openapi_url: Any, expected: list[str]) -> None:
+    section = {"OPENAPI_URL": openapi_url}
+    with override_settings(
+        ROOT_URLCONF=__name__, MICROKIT={**BASE, "SERVICE_INFO": section}
+    ):
+        found = check_service_info()
+    assert [message.id for message in found] == expected
+    if found:
+        assert found[0].msg == (
+            f"MICROKIT['SERVICE_INFO']['OPENAPI_URL'] is {openapi_url!r}, "
+            "which no URL pattern serves."
+        )

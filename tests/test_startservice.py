@@ -1,9 +1,10 @@
 """``python -m django_microkit startservice``: the generated service is complete.
 
 The fast tests generate a service and read what was written. The test marked
-``template`` (tox env ``template``) installs a generated service with this
-checkout of django-microkit into a fresh virtual environment and runs its test
-suite, its linters, its deployment checks and gunicorn.
+``template`` (tox env ``template``) generates a service with a wheel of this
+checkout, lets the service's ``make test`` install it (with that wheel) into
+its own virtual environment, and runs its linters, its deployment checks and
+gunicorn.
 """
 
 from __future__ import annotations
@@ -27,8 +28,11 @@ import yaml
 
 from django_microkit.__main__ import main
 from django_microkit.startservice import (
+    SOURCE_FILE,
     TEMPLATE_DIR,
     ServiceNameError,
+    is_service_name,
+    source_requirement,
     start_service,
     validate_service_name,
 )
@@ -47,6 +51,7 @@ EXPECTED_FILES = {
     "docker-compose.yml",
     "manage.py",
     "pyproject.toml",
+    "requirements-microkit.txt",
     f"{NAME}/__init__.py",
     f"{NAME}/asgi.py",
     f"{NAME}/wsgi.py",
@@ -117,6 +122,12 @@ def test_invalid_names_are_refused(name: str, reason: str, tmp_path: Path) -> No
 @pytest.mark.parametrize("name", ["inventory_svc", "order_history2", "x"])
 def test_valid_names(name: str) -> None:
     validate_service_name(name)
+    assert is_service_name(name)
+
+
+@pytest.mark.parametrize("name", ["", "Orders", "order-history", "class", "a b"])
+def test_is_service_name_refuses(name: str) -> None:
+    assert not is_service_name(name)
 
 
 def test_non_empty_directory_is_refused_and_left_alone(tmp_path: Path) -> None:
@@ -179,6 +190,82 @@ def test_a_directory_of_that_name_elsewhere_on_the_path_clashes(
 
     assert str(tmp_path / NAME) in str(error.value)
     assert not (tmp_path / "elsewhere").exists()
+
+
+# -- where django-microkit comes from ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("direct_url", "requirement"),
+    [
+        (None, None),
+        (
+            {"url": "file:///src/django-microkit", "dir_info": {"editable": True}},
+            "-e /src/django-microkit",
+        ),
+        (
+            {"url": "file:///src/my%20kit", "dir_info": {"editable": True}},
+            "-e /src/my kit",
+        ),
+        (
+            {"url": "file:///src/django-microkit", "dir_info": {}},
+            "django-microkit @ file:///src/django-microkit",
+        ),
+        (
+            {
+                "url": "file:///dist/django_microkit-0.1.0-py3-none-any.whl",
+                "archive_info": {"hashes": {"sha256": "0" * 64}},
+            },
+            "django-microkit @ file:///dist/django_microkit-0.1.0-py3-none-any.whl",
+        ),
+        (
+            {
+                "url": "https://github.com/django-microkit/django-microkit.git",
+                "vcs_info": {"vcs": "git", "commit_id": "4b7bd84"},
+            },
+            "django-microkit @ git+https://github.com/django-microkit/"
+            "django-microkit.git@4b7bd84",
+        ),
+    ],
+)
+def test_source_requirement(direct_url: Any, requirement: str | None) -> None:
+    assert requirement == source_requirement(direct_url)
+
+
+def test_the_service_records_this_django_microkit(service: Path) -> None:
+    """The suite runs from an editable checkout, so the service names it."""
+    recorded = (service / SOURCE_FILE).read_text().splitlines()
+
+    assert recorded[-1].startswith("-e /")
+    assert all(line.startswith("#") for line in recorded[:-1])
+    # The Makefile installs it with the service.
+    assert f"-r {SOURCE_FILE} -e '.[dev]'" in (service / "Makefile").read_text()
+
+
+def test_from_an_index_the_service_records_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An install from a package index has no ``direct_url.json``: the version
+    range in pyproject.toml is all pip needs."""
+    dist_info = tmp_path / "site" / "django_microkit-0.1.0.dist-info"
+    dist_info.mkdir(parents=True)
+    (dist_info / "METADATA").write_text(
+        "Metadata-Version: 2.4\nName: django-microkit\nVersion: 0.1.0\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+
+    service = start_service(NAME, tmp_path / NAME)
+
+    recorded = (service / SOURCE_FILE).read_text()
+    assert recorded == (TEMPLATE_DIR / SOURCE_FILE).read_text()
+    assert all(line.startswith("#") for line in recorded.splitlines())
+
+
+def test_swagger_ui_comes_from_the_pinned_sidecar(service: Path) -> None:
+    base = (service / NAME / "settings" / "base.py").read_text()
+    assert '"drf_spectacular_sidecar",' in base
+    assert '"SWAGGER_UI_DIST": "SIDECAR",' in base
+    assert "drf-spectacular-sidecar>=" in (service / "pyproject.toml").read_text()
 
 
 # -- what is generated ---------------------------------------------------------
@@ -529,9 +616,9 @@ def fetch(url: str, headers: dict[str, str] | None = None) -> tuple[int, str, st
 
 @pytest.fixture
 def installed(tmp_path: Path) -> Iterator[tuple[Path, Path, dict[str, str]]]:
-    """A service generated by this checkout installed as a wheel in a new
-    virtualenv, and installed there itself: ``(service, bin directory,
-    environment)``."""
+    """A service generated by this checkout's wheel, installed in a new
+    virtualenv, and installed by its own ``make test``: ``(service, bin
+    directory of the service's .venv, environment)``."""
     uv = pytest.importorskip("uv", reason="the template tests need uv")
     service = tmp_path / NAME
     venv = tmp_path / "venv"
@@ -555,15 +642,17 @@ def installed(tmp_path: Path) -> Iterator[tuple[Path, Path, dict[str, str]]]:
 
     uv_bin = uv.find_uv_bin()
     run(uv_bin, "venv", "--quiet", "--python", sys.executable, str(venv))
-    run(uv_bin, "pip", "install", "--quiet", "--python", python, str(ROOT))
+    dist = tmp_path / "dist"
+    run(uv_bin, "build", "--quiet", "--wheel", "--out-dir", str(dist), str(ROOT))
+    [wheel] = dist.glob("django_microkit-*.whl")
+    run(uv_bin, "pip", "install", "--quiet", "--python", python, str(wheel))
     # The template as the wheel ships it.
     run(python, "-m", "django_microkit", "startservice", NAME, str(service))
     assert files_under(service) == EXPECTED_FILES
-    run(
-        uv_bin, "pip", "install", "--quiet", "--python", python, "-e", f"{service}[dev]"
-    )
+    source = (service / SOURCE_FILE).read_text().splitlines()[-1]
+    assert source == f"django-microkit @ {wheel.as_uri()}"
     env["DATABASE_URL"] = f"sqlite:///{tmp_path / 'service.sqlite3'}"
-    yield service, venv / "bin", env
+    yield service, service / ".venv" / "bin", env
 
 
 @pytest.mark.template
@@ -585,8 +674,9 @@ def test_generated_service_installs_passes_its_checks_and_serves(
         assert result.returncode == 0, (command, result.stdout, result.stderr)
         return result.stdout + result.stderr
 
+    # The service's own make: a .venv with the wheel recorded by startservice.
+    assert "passed" in run("make", "test", PYTHON=sys.executable)
     python = str(bin_dir / "python")
-    assert "passed" in run(python, "-m", "pytest", "-q", "-p", "no:cacheprovider")
     run(str(bin_dir / "ruff"), "check", "--no-cache", ".")
     run(str(bin_dir / "ruff"), "format", "--check", "--no-cache", ".")
     assert "Success" in run(str(bin_dir / "mypy"), "--cache-dir", os.devnull)

@@ -27,7 +27,13 @@ from django_microkit.health.runner import (
     run_probe,
 )
 
-__all__ = ["HEALTH_JSON", "health_urlpatterns", "server_mode_route", "show_details"]
+__all__ = [
+    "HEALTH_JSON",
+    "health_urlpatterns",
+    "probe_route",
+    "server_mode_route",
+    "show_details",
+]
 
 #: The media type of a health document (draft-inadarei-api-health-check).
 HEALTH_JSON = "application/health+json"
@@ -42,7 +48,11 @@ class _ServerModePattern(URLPattern):
     """A route served by a sync view under WSGI and an async one under ASGI."""
 
     def __init__(
-        self, route: str, sync_view: _SyncView, async_view: _AsyncView, name: str
+        self,
+        route: str,
+        sync_view: _SyncView,
+        async_view: _AsyncView,
+        name: str | None,
     ) -> None:
         super().__init__(
             RoutePattern(route, name=name, is_endpoint=True), sync_view, name=name
@@ -62,7 +72,7 @@ class _ServerModePattern(URLPattern):
 
 
 def server_mode_route(
-    route: str, sync_view: _SyncView, async_view: _AsyncView, *, name: str
+    route: str, sync_view: _SyncView, async_view: _AsyncView, *, name: str | None
 ) -> URLPattern:
     """A route for an operational endpoint, such as a probe or service info,
     freed from what guards application views: ``LoginRequiredMiddleware`` (a
@@ -117,17 +127,35 @@ def _probe_views(probe: str) -> tuple[_SyncView, _AsyncView]:
     return health_view, async_health_view
 
 
+def probe_route(route: str, probe: str, *, name: str | None = None) -> URLPattern:
+    """A route of your own answering ``probe`` (``"live"``, ``"ready"`` or
+    ``"startup"``), for a caller with a fixed path, such as a load balancer
+    that asks ``/healthz``::
+
+        urlpatterns = [
+            path("", include("django_microkit.urls")),
+            probe_route("healthz", "ready"),
+        ]
+
+    It answers as the standard route of that probe does (the same checks and
+    document, sync or async as the server is), and is left out of the schema.
+    """
+    if probe not in PROBES:
+        raise ValueError(f"{probe!r} is not a probe: use one of {', '.join(PROBES)}.")
+    return server_mode_route(route, *_probe_views(probe), name=name)
+
+
 def health_urlpatterns() -> list[URLPattern]:
     """The probe routes, named ``microkit-health-<probe>``, under
     ``MICROKIT["HEALTH"]["URL_PREFIX"]`` as it is when the URLconf loads."""
     section = microkit_settings.HEALTH
     patterns: list[URLPattern] = []
     for probe in PROBES:
-        sync_view, async_view = _probe_views(probe)
+        route = f"{section['URL_PREFIX']}{probe}"
+        pattern = probe_route(route, probe, name=f"microkit-health-{probe}")
         if section["INCLUDE_IN_SCHEMA"]:
-            _document(sync_view, probe)
-        route, name = f"{section['URL_PREFIX']}{probe}", f"microkit-health-{probe}"
-        patterns.append(server_mode_route(route, sync_view, async_view, name=name))
+            _document(pattern.callback, probe)
+        patterns.append(pattern)
     return patterns
 
 
