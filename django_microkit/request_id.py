@@ -48,6 +48,7 @@ __all__ = [
     "check_request_id",
     "get_request_id",
     "get_trace_context",
+    "is_valid_request_id",
     "new_request_id",
     "outgoing_headers",
     "parse_traceparent",
@@ -241,8 +242,6 @@ def parse_tracestate(value: str) -> str | None:
 # Settings, derived once and dropped when MICROKIT changes
 # --------------------------------------------------------------------------
 
-# Received IDs longer than this, or not printable ASCII, are refused even if a
-# permissive PATTERN would accept them.
 _MAX_REQUEST_ID_LENGTH = 1024
 
 _TrustPolicy = Callable[[HttpRequest], bool]
@@ -282,6 +281,22 @@ class _Settings(NamedTuple):
     meta_key: str
     pattern: re.Pattern[str]
     trust: _TrustPolicy | None
+
+
+def is_valid_request_id(value: str) -> bool:
+    """Whether ``value`` is a request ID this service keeps: it matches
+    ``MICROKIT["REQUEST_ID"]["PATTERN"]`` in full, and, whatever a permissive
+    pattern allows, is printable ASCII of at most 1024 characters.
+
+    The one rule for an ID a caller sends and for one a called service answers
+    with: an ID failing it is never echoed, logged or kept on an error.
+    """
+    return (
+        len(value) <= _MAX_REQUEST_ID_LENGTH
+        and value.isascii()
+        and value.isprintable()
+        and _settings().pattern.fullmatch(value) is not None
+    )
 
 
 @derived
@@ -354,14 +369,9 @@ class RequestIDMiddleware(Middleware[_RequestState]):
 
         if received is None:
             request_id = new_request_id()
-        elif not (
-            len(received) <= _MAX_REQUEST_ID_LENGTH
-            and received.isascii()
-            and received.isprintable()
-            and config.pattern.fullmatch(received)
-        ):
-            # Never echoed nor logged as is, whatever PATTERN allows: it may
-            # hold newlines, terminal escapes or kilobytes of anything.
+        elif not is_valid_request_id(received):
+            # Never echoed nor logged as is: it may hold newlines, terminal
+            # escapes or kilobytes of anything.
             request_id = new_request_id()
             rejected = received
         elif trusted:
