@@ -48,6 +48,7 @@ from django_microkit.conf import derived, microkit_settings
 __all__ = [
     "ACCESS_LOGGER",
     "MicrokitFormatter",
+    "Renderer",
     "check_logging",
     "configure_logging",
     "configure_structlog",
@@ -60,6 +61,7 @@ __all__ = [
 #: Name of the logger that writes one line per request.
 ACCESS_LOGGER = "django_microkit.access"
 
+#: How a line is written: ``"json"`` for production, ``"console"`` for a terminal.
 Renderer = Literal["json", "console"]
 _RENDERERS = ("json", "console")
 

@@ -35,7 +35,13 @@ from django_microkit.versioning.schemes import (
     BaseVersioning,
 )
 
-__all__ = ["AutoSchema", "problem_json_schema", "problem_response"]
+__all__ = [
+    "PROBLEM",
+    "VALIDATION_PROBLEM",
+    "AutoSchema",
+    "problem_json_schema",
+    "problem_response",
+]
 
 PROBLEM = "Problem"
 VALIDATION_PROBLEM = "ValidationProblem"

@@ -29,6 +29,10 @@ from django_microkit.versioning.config import version_table
 __all__ = [
     "BUILD_COMMIT_ENV",
     "BUILD_ID_ENV",
+    "ApiVersions",
+    "BuildInfo",
+    "DeprecatedVersion",
+    "RuntimeInfo",
     "ServiceInfo",
     "async_service_info_view",
     "check_service_info",
@@ -43,17 +47,25 @@ BUILD_COMMIT_ENV = "BUILD_COMMIT"
 
 
 class BuildInfo(TypedDict):
+    """``build``: the build and commit deployed (``None`` when not known)."""
+
     id: str | None
     commit: str | None
 
 
 class DeprecatedVersion(TypedDict):
+    """One entry of ``api.deprecated``: when the version was deprecated, its
+    sunset and the link explaining the migration."""
+
     deprecated_since: str | None
     sunset: str | None
     link: str | None
 
 
 class ApiVersions(TypedDict):
+    """``api``: the API versions served, retired and deprecated, and the
+    default."""
+
     versions: list[str]
     retired: list[str]
     default_version: str | None
@@ -61,6 +73,8 @@ class ApiVersions(TypedDict):
 
 
 class RuntimeInfo(TypedDict):
+    """``runtime``: the versions of Python, Django and django-microkit."""
+
     python: str
     django: str
     django_microkit: str
