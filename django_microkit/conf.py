@@ -350,8 +350,8 @@ class ClientSettings(TypedDict):
 
 
 class ServiceSettings(ClientSettings):
-    """One ``SERVICES`` entry merged over ``CLIENT``: where the service is, and
-    the audience and scopes of the tokens sent to it."""
+    """One ``SERVICES`` entry merged over ``CLIENT``: also where it is, and the
+    token's audience and scopes."""
 
     BASE_URL: str
     AUDIENCE: str

@@ -242,8 +242,6 @@ def parse_tracestate(value: str) -> str | None:
 # Settings, derived once and dropped when MICROKIT changes
 # --------------------------------------------------------------------------
 
-_MAX_REQUEST_ID_LENGTH = 1024
-
 _TrustPolicy = Callable[[HttpRequest], bool]
 
 
@@ -284,15 +282,11 @@ class _Settings(NamedTuple):
 
 
 def is_valid_request_id(value: str) -> bool:
-    """Whether ``value`` is a request ID this service keeps: it matches
-    ``MICROKIT["REQUEST_ID"]["PATTERN"]`` in full, and, whatever a permissive
-    pattern allows, is printable ASCII of at most 1024 characters.
-
-    The one rule for an ID a caller sends and for one a called service answers
-    with: an ID failing it is never echoed, logged or kept on an error.
-    """
+    """Whether ``value`` matches ``MICROKIT["REQUEST_ID"]["PATTERN"]`` and is
+    printable ASCII of at most 1024 characters, however permissive the pattern:
+    the one rule for a caller's ID and for a called service's."""
     return (
-        len(value) <= _MAX_REQUEST_ID_LENGTH
+        len(value) <= 1024
         and value.isascii()
         and value.isprintable()
         and _settings().pattern.fullmatch(value) is not None

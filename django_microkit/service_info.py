@@ -54,8 +54,7 @@ class BuildInfo(TypedDict):
 
 
 class DeprecatedVersion(TypedDict):
-    """One entry of ``api.deprecated``: when the version was deprecated, its
-    sunset and the link explaining the migration."""
+    """One entry of ``api.deprecated``: the version's dates and its link."""
 
     deprecated_since: str | None
     sunset: str | None
@@ -63,8 +62,7 @@ class DeprecatedVersion(TypedDict):
 
 
 class ApiVersions(TypedDict):
-    """``api``: the API versions served, retired and deprecated, and the
-    default."""
+    """``api``: the API versions served, retired, deprecated and the default."""
 
     versions: list[str]
     retired: list[str]

@@ -312,10 +312,9 @@ def _mint(
 
 # --- verifying --------------------------------------------------------------
 
-# PyJWT checks the signature, then that these claims are present, then iat,
-# nbf and exp (with the leeway), iss, aud and that jti is a string: a service
-# token has one audience, a string, and no sub (RFC 7519 §4.1.2 leaves it to
-# the profile).
+# PyJWT checks the signature, these claims' presence, iat, nbf and exp (with
+# the leeway), iss, aud and that jti is a string: a service token has one
+# audience, a string, and no sub (RFC 7519 §4.1.2 leaves it to the profile).
 _DECODE_OPTIONS: Options = {
     "require": ["iss", "aud", "iat", "exp", "jti"],
     "strict_aud": True,
@@ -331,11 +330,10 @@ def verify_service_token(token: str) -> ServicePrincipal:
     ``alg`` configured for it (before any signature work, and without looking
     at ``iss``, so an unsigned token learns nothing of the peers); then PyJWT checks the
     signature, ``iat``/``nbf`` not in the future and ``exp`` not past (with the
-    leeway), ``iss`` the key's service, ``aud`` this service and ``jti`` a
-    string; then the times are JSON numbers, the lifetime (``exp - iat``) at
-    most ``MAX_TOKEN_LIFETIME``, ``jti`` of a random value's length (PyJWT
-    takes any string), ``scope`` well-formed, and ``jti`` not seen before
-    (replay protection).
+    leeway), ``iss`` the key's service, ``aud`` this service, ``jti`` a string;
+    then the times are JSON numbers, the lifetime (``exp - iat``) at most
+    ``MAX_TOKEN_LIFETIME``, ``jti`` 16-256 characters, ``scope`` well-formed,
+    and ``jti`` not seen before (replay protection).
     """
     config = get_config()
     if not config.service:
