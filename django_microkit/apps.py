@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from django.apps import AppConfig
 
+__all__ = ["MicrokitConfig"]
+
 
 class MicrokitConfig(AppConfig):
     name = "django_microkit"

@@ -23,6 +23,8 @@ from django_microkit.conf import DEFAULTS, REST_FRAMEWORK_WIRING, Option
 
 __all__ = [
     "Issue",
+    "check_rest_framework",
+    "check_settings",
     "did_you_mean",
     "is_int",
     "is_number",

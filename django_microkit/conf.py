@@ -44,6 +44,7 @@ __all__ = [
     "SentrySettings",
     "ServiceAuthSettings",
     "ServiceInfoSettings",
+    "ServiceSettings",
     "VersioningSettings",
     "derived",
     "microkit_settings",
@@ -346,6 +347,15 @@ class ClientSettings(TypedDict):
     MAX_BODY_SIZE: int
     MAX_ERROR_BODY_SIZE: int
     MAX_REDIRECTS: int
+
+
+class ServiceSettings(ClientSettings):
+    """One ``SERVICES`` entry merged over ``CLIENT``: also where it is, and the
+    token's audience and scopes."""
+
+    BASE_URL: str
+    AUDIENCE: str
+    SCOPES: Sequence[str]
 
 
 class MicrokitSettings:

@@ -50,6 +50,7 @@ from django_microkit.conf import derived, microkit_settings
 __all__ = [
     "ACCESS_LOGGER",
     "MicrokitFormatter",
+    "Renderer",
     "check_logging",
     "check_logging_deploy",
     "configure_logging",
@@ -63,6 +64,7 @@ __all__ = [
 #: Name of the logger that writes one line per request.
 ACCESS_LOGGER = "django_microkit.access"
 
+#: How a line is written: ``"json"`` for production, ``"console"`` for a terminal.
 Renderer = Literal["json", "console"]
 _RENDERERS = ("json", "console")
 

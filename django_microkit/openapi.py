@@ -43,7 +43,13 @@ from django_microkit.versioning.schemes import (
 )
 from django_microkit.versioning.views import VersionedSerializerMixin
 
-__all__ = ["AutoSchema", "problem_json_schema", "problem_response"]
+__all__ = [
+    "PROBLEM",
+    "VALIDATION_PROBLEM",
+    "AutoSchema",
+    "problem_json_schema",
+    "problem_response",
+]
 
 PROBLEM = "Problem"
 VALIDATION_PROBLEM = "ValidationProblem"

@@ -20,7 +20,7 @@ import ipaddress
 import os
 import re
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from contextvars import ContextVar
 from functools import lru_cache
 from time import perf_counter
@@ -37,7 +37,7 @@ from structlog.contextvars import bind_contextvars, clear_contextvars
 
 from django_microkit._middleware import Middleware
 from django_microkit.checks import is_subclass_path
-from django_microkit.conf import derived, microkit_settings
+from django_microkit.conf import RequestIDSettings, derived, microkit_settings
 from django_microkit.logging import log_access
 
 __all__ = [
@@ -48,6 +48,7 @@ __all__ = [
     "check_request_id",
     "get_request_id",
     "get_trace_context",
+    "is_valid_request_id",
     "new_request_id",
     "outgoing_headers",
     "parse_traceparent",
@@ -241,10 +242,6 @@ def parse_tracestate(value: str) -> str | None:
 # Settings, derived once and dropped when MICROKIT changes
 # --------------------------------------------------------------------------
 
-# Received IDs longer than this, or not printable ASCII, are refused even if a
-# permissive PATTERN would accept them.
-_MAX_REQUEST_ID_LENGTH = 1024
-
 _TrustPolicy = Callable[[HttpRequest], bool]
 
 
@@ -282,6 +279,18 @@ class _Settings(NamedTuple):
     meta_key: str
     pattern: re.Pattern[str]
     trust: _TrustPolicy | None
+
+
+def is_valid_request_id(value: str) -> bool:
+    """Whether ``value`` matches ``MICROKIT["REQUEST_ID"]["PATTERN"]`` and is
+    printable ASCII of at most 1024 characters, however permissive the pattern:
+    the one rule for a caller's ID and for a called service's."""
+    return (
+        len(value) <= 1024
+        and value.isascii()
+        and value.isprintable()
+        and _settings().pattern.fullmatch(value) is not None
+    )
 
 
 @derived
@@ -354,14 +363,9 @@ class RequestIDMiddleware(Middleware[_RequestState]):
 
         if received is None:
             request_id = new_request_id()
-        elif not (
-            len(received) <= _MAX_REQUEST_ID_LENGTH
-            and received.isascii()
-            and received.isprintable()
-            and config.pattern.fullmatch(received)
-        ):
-            # Never echoed nor logged as is, whatever PATTERN allows: it may
-            # hold newlines, terminal escapes or kilobytes of anything.
+        elif not is_valid_request_id(received):
+            # Never echoed nor logged as is: it may hold newlines, terminal
+            # escapes or kilobytes of anything.
             request_id = new_request_id()
             rejected = received
         elif trusted:
@@ -448,10 +452,12 @@ def _check_middleware(middleware: list[str]) -> list[CheckMessage]:
     return []
 
 
-def _check_settings(section: Mapping[str, Any]) -> list[CheckMessage]:
+def _check_settings(section: RequestIDSettings) -> list[CheckMessage]:
+    # The values are the service's, not yet checked (E003 reports a wrong type):
+    # each is looked at as an object until isinstance says what it is.
     where = "MICROKIT['REQUEST_ID']"
     messages: list[CheckMessage] = []
-    header = section["HEADER"]
+    header: object = section["HEADER"]
     if isinstance(header, str) and not _TOKEN.fullmatch(header):
         messages.append(
             Error(
@@ -460,7 +466,7 @@ def _check_settings(section: Mapping[str, Any]) -> list[CheckMessage]:
                 id="django_microkit.E022",
             )
         )
-    pattern = section["PATTERN"]
+    pattern: object = section["PATTERN"]
     if isinstance(pattern, str):
         try:
             re.compile(pattern)
@@ -472,7 +478,7 @@ def _check_settings(section: Mapping[str, Any]) -> list[CheckMessage]:
                     id="django_microkit.E021",
                 )
             )
-    trust = section["TRUST"]
+    trust: object = section["TRUST"]
     if isinstance(trust, str) and trust not in _TRUST_NAMES:
         problem: str | None
         try:
@@ -490,7 +496,7 @@ def _check_settings(section: Mapping[str, Any]) -> list[CheckMessage]:
                     id="django_microkit.E023",
                 )
             )
-    proxies = section["TRUSTED_PROXIES"]
+    proxies: object = section["TRUSTED_PROXIES"]
     if isinstance(proxies, list | tuple):
         for network in proxies:
             try:

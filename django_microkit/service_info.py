@@ -30,6 +30,10 @@ from django_microkit.versioning.config import version_table
 __all__ = [
     "BUILD_COMMIT_ENV",
     "BUILD_ID_ENV",
+    "ApiVersions",
+    "BuildInfo",
+    "DeprecatedVersion",
+    "RuntimeInfo",
     "ServiceInfo",
     "async_service_info_view",
     "check_service_info",
@@ -44,17 +48,23 @@ BUILD_COMMIT_ENV = "BUILD_COMMIT"
 
 
 class BuildInfo(TypedDict):
+    """``build``: the build and commit deployed (``None`` when not known)."""
+
     id: str | None
     commit: str | None
 
 
 class DeprecatedVersion(TypedDict):
+    """One entry of ``api.deprecated``: the version's dates and its link."""
+
     deprecated_since: str | None
     sunset: str | None
     link: str | None
 
 
 class ApiVersions(TypedDict):
+    """``api``: the API versions served, retired, deprecated and the default."""
+
     versions: list[str]
     retired: list[str]
     default_version: str | None
@@ -62,6 +72,8 @@ class ApiVersions(TypedDict):
 
 
 class RuntimeInfo(TypedDict):
+    """``runtime``: the versions of Python, Django and django-microkit."""
+
     python: str
     django: str
     django_microkit: str

@@ -45,8 +45,8 @@ __all__ = [
 TEMPLATE_DIR = Path(__file__).resolve().parent / "service_template"
 
 #: Files rendered with the Django template engine (all others are copied).
-TEMPLATE_EXTENSIONS = ["py", "toml", "yml", "md", "cfg", "ini", "txt", "example"]
-TEMPLATE_FILES = ["Dockerfile", "Makefile"]
+_TEMPLATE_EXTENSIONS = ["py", "toml", "yml", "md", "cfg", "ini", "txt", "example"]
+_TEMPLATE_FILES = ["Dockerfile", "Makefile"]
 
 #: The generated requirements file the service's ``Makefile`` installs with:
 #: where django-microkit comes from when it is not the package index.
@@ -139,8 +139,8 @@ def start_service(name: str, directory: str | Path | None = None) -> Path:
         name,
         str(target),
         template=str(TEMPLATE_DIR),
-        extensions=TEMPLATE_EXTENSIONS,
-        files=TEMPLATE_FILES,
+        extensions=_TEMPLATE_EXTENSIONS,
+        files=_TEMPLATE_FILES,
         # Caches that tools may leave in the template directory.
         exclude=["__pycache__", ".mypy_cache", ".pytest_cache", ".ruff_cache"],
         verbosity=0,

@@ -927,3 +927,36 @@ def test_remote_request_id_from_the_configured_header(
     with pytest.raises(NotFoundError) as caught:
         catalog.get("/p/")
     assert caught.value.request_id == "corr.1"
+
+
+@pytest.mark.parametrize(
+    ("header", "member", "request_id"),
+    [
+        ("order 42/7", None, "order 42/7"),
+        ("x", "order 42/8", "order 42/8"),
+        ("abc.123", None, None),
+        ("order\t42", None, None),
+        ("order " + "4" * 1100, None, None),
+    ],
+)
+def test_remote_request_id_follows_the_configured_pattern(
+    catalog: ServiceClient,
+    server: ScriptedServer,
+    settings: Any,
+    header: str,
+    member: str | None,
+    request_id: str | None,
+) -> None:
+    # A remote's ID is kept by the rule this service applies to its callers':
+    # the custom PATTERN, and printable ASCII of at most 1024 characters.
+    settings.MICROKIT = {
+        **settings.MICROKIT,
+        "REQUEST_ID": {"PATTERN": r"order .+|x"},
+    }
+    body: dict[str, Any] = {"title": "Not Found"}
+    if member is not None:
+        body["request_id"] = member
+    server.script("/p/", Reply(404, body, headers={"X-Request-ID": header}))
+    with pytest.raises(NotFoundError) as caught:
+        catalog.get("/p/")
+    assert caught.value.request_id == request_id

@@ -218,3 +218,43 @@ def test_the_api_page_lists_names_in_order() -> None:
     assert list(listed) == sorted(listed)
     for module, names in listed.items():
         assert names == sorted(names), module
+
+
+def _definitions(body: list[ast.stmt]) -> list[str]:
+    """The names a module body defines itself: classes, functions, and
+    assignments to constants (``ALL_CAPS``) and type aliases (``CamelCase``),
+    also under a top-level ``if`` or ``try``; not imports, and not TypeVars."""
+    names: list[str] = []
+    for node in body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            names.append(node.name)
+        elif isinstance(node, ast.Assign | ast.AnnAssign):
+            value = node.value
+            if isinstance(value, ast.Call) and getattr(value.func, "id", "") in (
+                "TypeVar",
+                "ParamSpec",
+            ):
+                continue
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names += [
+                t.id for t in targets if isinstance(t, ast.Name) and t.id[0].isupper()
+            ]
+        elif isinstance(node, ast.If | ast.Try):
+            names += _definitions(node.body) + _definitions(node.orelse)
+    return names
+
+
+def test_every_public_definition_is_in_its_modules_all() -> None:
+    # A name without an underscore is public: it is in __all__ (so on the API
+    # page, by the test above), or it is renamed with an underscore.
+    unlisted = []
+    for module in library_modules():
+        assert module.__file__ is not None
+        tree = ast.parse(Path(module.__file__).read_text())
+        exported = set(getattr(module, "__all__", ()))
+        unlisted += [
+            f"{module.__name__}.{name}"
+            for name in _definitions(tree.body)
+            if not name.startswith("_") and name not in exported
+        ]
+    assert not unlisted, f"public by name, missing from __all__: {unlisted}"

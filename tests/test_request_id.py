@@ -16,6 +16,7 @@ from django_microkit.request_id import (
     TraceContext,
     get_request_id,
     get_trace_context,
+    is_valid_request_id,
     outgoing_headers,
     parse_traceparent,
     parse_tracestate,
@@ -329,6 +330,21 @@ def test_permissive_pattern_still_refuses_unsafe_values() -> None:
             assert HEX32.fullmatch(response["X-Request-ID"])
         response, _ = echo(Client(), **{"X-Request-ID": "any printable {text}"})
         assert response["X-Request-ID"] == "any printable {text}"
+
+
+def test_is_valid_request_id_is_the_rule_the_middleware_applies() -> None:
+    hostile = ["", "has space", "line\nbreak", "caf\u00e9", "a" * 129]
+    assert is_valid_request_id("9f1c2b7e.a:b_c-d")
+    assert not any(is_valid_request_id(value) for value in hostile)
+    with override_settings(MICROKIT=request_id_settings(PATTERN=r"(?s).*")):
+        assert is_valid_request_id("has space")
+        assert is_valid_request_id("a" * 1024)
+        assert not is_valid_request_id("a" * 1025)
+        assert not is_valid_request_id("line\nbreak")
+        assert not is_valid_request_id("caf\u00e9")
+    with override_settings(MICROKIT=request_id_settings(PATTERN=r"[0-9]{4}")):
+        assert is_valid_request_id("1234")
+        assert not is_valid_request_id("9f1c2b7e")
 
 
 def test_header_and_pattern_are_configurable() -> None:

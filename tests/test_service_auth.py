@@ -425,6 +425,8 @@ def test_header_refusals(header: dict[str, Any], description: str) -> None:
     ("claims", "drop", "description"),
     [
         ({}, ("jti",), "The service token has no valid jti claim."),
+        ({"jti": None}, (), "The service token has no valid jti claim."),
+        ({"jti": ""}, (), "The service token has no valid jti claim."),
         ({"jti": "short"}, (), "The service token has no valid jti claim."),
         (
             {"jti": 12345678901234567890},

@@ -76,6 +76,7 @@ __all__ = [
     "ServiceError",
     "ServiceTimeoutError",
     "ServiceUnavailableError",
+    "Timeout",
     "set_transport",
 ]
 
@@ -95,6 +96,7 @@ _UNSET: Any = object()
 _MIN_ATTEMPT_TIME = 0.01
 # Bytes asked for per read of a body: one socket read at most (read1).
 _CHUNK = 64 * 1024
+#: A call's ``timeout``: seconds to connect and to read, or one number for both.
 Timeout = float | tuple[float, float]
 
 # Adapters standing in for the network, by service (set_transport). Not

@@ -12,7 +12,7 @@ mistake is reported at start-up and, if ignored, refused with
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit
@@ -22,7 +22,7 @@ from django.utils.module_loading import import_string
 
 from django_microkit.checks import Issue, did_you_mean, is_number
 from django_microkit.client.breaker import BreakerConfig
-from django_microkit.conf import DEFAULTS, Option, microkit_settings
+from django_microkit.conf import DEFAULTS, Option, ServiceSettings, microkit_settings
 
 if TYPE_CHECKING:
     from django_microkit.client import HeaderProvider
@@ -308,10 +308,10 @@ def _base_url_issue(value: str, where: str) -> Issue | None:
     )
 
 
-def _timeouts(value: Any) -> tuple[float, float]:
-    if isinstance(value, (list, tuple)):
-        return float(value[0]), float(value[1])
-    return float(value), float(value)
+def _timeouts(value: float | Sequence[float]) -> tuple[float, float]:
+    if isinstance(value, (int, float)):
+        return float(value), float(value)
+    return float(value[0]), float(value[1])
 
 
 def settings_issues() -> list[Issue]:
@@ -395,8 +395,11 @@ def _service_issues(name: Any, entry: Any) -> list[Issue]:
     return issues
 
 
-def _merged(name: str, entry: Mapping[str, Any]) -> dict[str, Any]:
+def _merged(name: str, entry: Mapping[str, Any]) -> ServiceSettings:
+    """The entry of service ``name`` over ``CLIENT``, once both are valid."""
     client = microkit_settings.CLIENT
-    merged: dict[str, Any] = {"AUDIENCE": name, "SCOPES": (), **client, **entry}
+    merged = cast(
+        "ServiceSettings", {"AUDIENCE": name, "SCOPES": (), **client, **entry}
+    )
     merged["BREAKER"] = {**client["BREAKER"], **entry.get("BREAKER", {})}
     return merged

@@ -23,6 +23,7 @@ from typing import Any, cast
 import requests
 
 from django_microkit.conf import DEFAULTS, Option, microkit_settings
+from django_microkit.request_id import is_valid_request_id
 
 __all__ = [
     "CircuitOpenError",
@@ -43,7 +44,6 @@ __all__ = [
 TEXT_LIMIT = 500
 # Longest title/detail/code kept from a remote problem (they end up in logs).
 _MEMBER_LIMIT = 1000
-_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 _PROBLEM_TYPES = ("application/problem+json", "application/json")
 _RETRY_AFTER_CAP = cast("dict[str, Option]", DEFAULTS["CLIENT"])["RETRY_AFTER_CAP"]
 # RFC 9110 §5.6.7: IMF-fixdate (also with RFC 5322's "-0000" for GMT), and the
@@ -198,7 +198,7 @@ def _member(problem: Mapping[str, Any], name: str) -> str | None:
 
 
 def _safe_request_id(value: Any) -> str | None:
-    return value if isinstance(value, str) and _REQUEST_ID.fullmatch(value) else None
+    return value if isinstance(value, str) and is_valid_request_id(value) else None
 
 
 def parse_retry_after(

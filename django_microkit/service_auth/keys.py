@@ -24,7 +24,13 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from django.core.exceptions import ImproperlyConfigured
 
 from django_microkit.checks import Issue
-from django_microkit.conf import DEFAULTS, Option, derived, microkit_settings
+from django_microkit.conf import (
+    DEFAULTS,
+    Option,
+    ServiceAuthSettings,
+    derived,
+    microkit_settings,
+)
 
 __all__ = [
     "KID_PATTERN",
@@ -119,20 +125,23 @@ class _Collector(list[Issue]):
 
 
 def build_config(
-    service: str, section: Mapping[str, Any]
+    service: str, merged: Mapping[str, Any]
 ) -> tuple[ServiceAuthConfig, list[Issue]]:
-    """Resolve ``section`` (the merged ``SERVICE_AUTH`` settings) into keys.
+    """Resolve ``merged`` (the merged ``SERVICE_AUTH`` settings) into keys.
 
     Entries with a problem are left out of the configuration and described in
     the returned issues.
     """
     found = _Collector()
-    # Values of the wrong type are reported by E003; fall back to the defaults.
-    section = {
-        name: value if _SPEC[name].accepts(value) else _SPEC[name].default
-        for name, value in section.items()
-        if name in _SPEC
-    }
+    # Values of the wrong type are reported by E003; fall back to the defaults,
+    # so that from here on every value has the type its key says.
+    section = cast(
+        "ServiceAuthSettings",
+        {
+            name: merged[name] if option.accepts(merged[name]) else option.default
+            for name, option in _SPEC.items()
+        },
+    )
     allowed = _allowed_algorithms(section["ALGORITHMS"], found)
     lifetime, max_lifetime, leeway = _times(section, found)
     signing = _signing_key(service, section, allowed, found)
@@ -176,7 +185,7 @@ def _describe_alg(alg: Any) -> str:
     return f"the unsupported algorithm {alg!r}"
 
 
-def _times(section: Mapping[str, Any], found: _Collector) -> tuple[int, int, int]:
+def _times(section: ServiceAuthSettings, found: _Collector) -> tuple[int, int, int]:
     max_lifetime = _bounded(
         section,
         "MAX_TOKEN_LIFETIME",
@@ -205,15 +214,15 @@ def _times(section: Mapping[str, Any], found: _Collector) -> tuple[int, int, int
 
 
 def _bounded(
-    section: Mapping[str, Any],
-    name: str,
+    section: ServiceAuthSettings,
+    name: Literal["MAX_TOKEN_LIFETIME", "TOKEN_LIFETIME", "LEEWAY"],
     bounds: tuple[int, int, str],
     hint: str,
     found: _Collector,
 ) -> int:
     """``section[name]`` brought into ``bounds`` (low, high, and a note saying
     where the bound comes from), with E052 if it was outside."""
-    value: int = section[name]
+    value = section[name]
     low, high, note = bounds
     if low <= value <= high:
         return value
@@ -227,7 +236,7 @@ def _bounded(
 
 def _signing_key(
     service: str,
-    section: Mapping[str, Any],
+    section: ServiceAuthSettings,
     allowed: frozenset[str],
     found: _Collector,
 ) -> Key | None:

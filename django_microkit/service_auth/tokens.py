@@ -312,11 +312,11 @@ def _mint(
 
 # --- verifying --------------------------------------------------------------
 
-# PyJWT checks the signature, then that these claims are present, then iat,
-# nbf and exp (with the leeway), iss and aud: a service token has one audience,
-# a string, and no sub (RFC 7519 §4.1.2 leaves it to the profile).
+# PyJWT checks the signature, these claims' presence, iat, nbf and exp (with
+# the leeway), iss, aud and that jti is a string: a service token has one
+# audience, a string, and no sub (RFC 7519 §4.1.2 leaves it to the profile).
 _DECODE_OPTIONS: Options = {
-    "require": ["iss", "aud", "iat", "exp"],
+    "require": ["iss", "aud", "iat", "exp", "jti"],
     "strict_aud": True,
     "verify_sub": False,
 }
@@ -330,10 +330,10 @@ def verify_service_token(token: str) -> ServicePrincipal:
     ``alg`` configured for it (before any signature work, and without looking
     at ``iss``, so an unsigned token learns nothing of the peers); then PyJWT checks the
     signature, ``iat``/``nbf`` not in the future and ``exp`` not past (with the
-    leeway), ``iss`` the key's service and ``aud`` this service; then the times
-    are JSON numbers, the lifetime (``exp - iat``) at most
-    ``MAX_TOKEN_LIFETIME``, ``jti`` and ``scope`` well-formed, and ``jti`` not
-    seen before (replay protection).
+    leeway), ``iss`` the key's service, ``aud`` this service, ``jti`` a string;
+    then the times are JSON numbers, the lifetime (``exp - iat``) at most
+    ``MAX_TOKEN_LIFETIME``, ``jti`` 16-256 characters, ``scope`` well-formed,
+    and ``jti`` not seen before (replay protection).
     """
     config = get_config()
     if not config.service:
@@ -358,8 +358,8 @@ def verify_service_token(token: str) -> ServicePrincipal:
         raise ServiceTokenInvalid(
             _("The service token's lifetime is longer than this service accepts.")
         )
-    jti = claims.get("jti")
-    if not isinstance(jti, str) or len(jti) not in _JTI_LENGTH:
+    jti: str = claims["jti"]
+    if len(jti) not in _JTI_LENGTH:
         raise ServiceTokenInvalid(_("The service token has no valid jti claim."))
     scopes = _scopes(claims)
     if config.replay_protection:
@@ -424,7 +424,7 @@ def _refusal(
                 _("The service token is signed with another service's key.")
             )
         return UnknownService()
-    if isinstance(exc, jwt.exceptions.InvalidJTIError):
+    if isinstance(exc, jwt.exceptions.InvalidJTIError) or missing == "jti":
         return ServiceTokenInvalid(_("The service token has no valid jti claim."))
     if not isinstance(exc, jwt.InvalidSignatureError):
         # A time claim PyJWT could not read as an integer, or a missing one.
