@@ -258,14 +258,14 @@ def encode_token(key: Key, claims: Mapping[str, Any]) -> str:
     )
 
 
-_reuse_lock = threading.Lock()
-
-
-@derived
-def _reusable() -> dict[tuple[str, tuple[str, ...]], tuple[str, float]]:
-    """(audience, scopes) -> (token, time to renew it), for ``REUSE_TOKENS_FOR``;
-    forgotten with the keys that signed the tokens."""
-    return {}
+@derived(fork_safe=True)
+def _reusable() -> tuple[
+    threading.Lock, dict[tuple[str, tuple[str, ...]], tuple[str, float]]
+]:
+    """(audience, scopes) -> (token, time to renew it), for ``REUSE_TOKENS_FOR``,
+    and the lock guarding it; forgotten with the keys that signed the tokens,
+    and in a forked child (a lock held at fork() would stay held there)."""
+    return threading.Lock(), {}
 
 
 def mint_service_token(audience: str, scopes: Iterable[str] = ()) -> str:
@@ -290,8 +290,8 @@ def mint_service_token(audience: str, scopes: Iterable[str] = ()) -> str:
     if audience not in config.reuse_tokens_for:
         return _mint(config, key, audience, wanted)
     now = time.time()
-    with _reuse_lock:
-        reusable = _reusable()
+    lock, reusable = _reusable()
+    with lock:
         cached = reusable.get((audience, wanted))
         if cached is not None and cached[1] > now:
             return cached[0]
