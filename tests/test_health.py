@@ -2,7 +2,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
+import sys
 import threading
 import time
 import warnings
@@ -28,6 +30,7 @@ from django_microkit.health import (
     arun_probe,
     register_check,
     run_probe,
+    runner,
 )
 from django_microkit.health._registry import REGISTRY
 from django_microkit.health.checks import check_health, check_health_deploy
@@ -1170,3 +1173,172 @@ def test_readiness_at_an_exact_path_of_your_own(
 def test_probe_route_refuses_an_unknown_probe() -> None:
     with pytest.raises(ValueError, match="'healthy' is not a probe: use one of live"):
         probe_route("healthz", "healthy")
+
+
+def _in_a_thread(function: Callable[[], Any], limit: float = 10.0) -> Any:
+    """``function()``'s result, failing the test rather than hanging with it."""
+    outcome: list[Any] = []
+    thread = threading.Thread(target=lambda: outcome.append(function()), daemon=True)
+    thread.start()
+    thread.join(limit)
+    assert not thread.is_alive(), "hangs"
+    return outcome[0]
+
+
+class _Refuses(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        raise ValueError("a faulty filter")
+
+
+def test_a_faulty_log_filter_neither_fails_nor_hangs_the_round() -> None:
+    logger = logging.getLogger("django_microkit.health")
+
+    async def probes() -> list[HealthReport]:
+        together = asyncio.gather(*(arun_probe("ready") for _ in range(3)))
+        return await asyncio.wait_for(together, 5)
+
+    entry = {"check": f"{P}.unavailable"}
+    logger.addFilter(refuses := _Refuses())
+    try:
+        with override_settings(
+            MICROKIT=microkit(READINESS_CHECKS=[entry], RESULT_TTL=0)
+        ):
+            assert _in_a_thread(lambda: run_probe("ready")).status == "fail"
+            reports = async_to_sync(probes)()
+    finally:
+        logger.removeFilter(refuses)
+    assert [report.status for report in reports] == ["fail"] * 3
+
+
+class _Interrupts(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        raise KeyboardInterrupt
+
+
+def test_an_interrupted_log_line_leaves_the_report_published() -> None:
+    logger = logging.getLogger("django_microkit.health")
+    config = microkit(READINESS_CHECKS=[f"{P}.fails_once"], RESULT_TTL=60)
+    with override_settings(MICROKIT=config):
+        logger.addFilter(interrupts := _Interrupts())
+        try:
+            with pytest.raises(KeyboardInterrupt):
+                run_probe("ready")
+        finally:
+            logger.removeFilter(interrupts)
+        assert run_probe("ready").status == "fail"  # reused, not run again
+    assert RUNS["fails_once"] == 1
+
+
+def test_a_round_that_cannot_be_published_does_not_stick() -> None:
+    config = microkit(READINESS_CHECKS=[f"{P}.counted"], RESULT_TTL="1")
+
+    def fails_twice() -> int:
+        for _ in range(2):
+            with pytest.raises(TypeError):
+                run_probe("ready")
+        return RUNS["counted"]
+
+    with override_settings(MICROKIT=config):
+        assert _in_a_thread(fails_twice) == 2
+        with pytest.raises(TypeError):
+            async_to_sync(arun_probe)("ready")
+
+
+def test_a_sync_probe_on_the_loop_of_a_round_waits_a_bounded_time() -> None:
+    # The round is a task of the loop the sync caller blocks: it cannot end
+    # until that caller gives up.
+    async def sync_inside_async() -> tuple[HealthReport, float, HealthReport]:
+        led = asyncio.ensure_future(arun_probe("ready"))
+        await asyncio.sleep(0)
+        start = time.perf_counter()
+        blocked = run_probe("ready")
+        waited = time.perf_counter() - start
+        await led
+        return blocked, waited, await arun_probe("ready")
+
+    entry = {"check": f"{P}.async_sleep", "options": {"seconds": 0.1}, "timeout": 0.3}
+    with override_settings(MICROKIT=microkit(READINESS_CHECKS=[entry], RESULT_TTL=0)):
+        blocked, waited, after = _in_a_thread(async_to_sync(sync_inside_async))
+    assert blocked.status == "fail"
+    assert [(r.name, r.status, r.output) for r in blocked.checks] == [
+        ("async_sleep", "fail", "timeout")
+    ]
+    assert 0.3 <= waited < 0.3 + 2.0
+    assert after.status == "pass"  # the round, once unblocked, was not stuck
+
+
+def test_an_async_check_slow_to_cancel_does_not_hold_the_round() -> None:
+    async def probe() -> tuple[HealthReport, float]:
+        start = time.perf_counter()
+        report = await arun_probe("ready")
+        return report, time.perf_counter() - start
+
+    entries = [{"check": f"{P}.slow_to_cancel", "timeout": 0.2}, f"{P}.ok"]
+    with override_settings(MICROKIT=microkit(READINESS_CHECKS=entries)):
+        report, elapsed = async_to_sync(probe)()
+    assert [(r.name, r.status, r.output) for r in report.checks] == [
+        ("slow_to_cancel", "fail", "timeout"),
+        ("ok", "pass", None),
+    ]
+    assert elapsed < 0.2 + 0.8
+
+
+@pytest.mark.parametrize("kind", ["SystemExit", "KeyboardInterrupt", "CancelledError"])
+def test_a_sync_check_raising_a_base_exception_keeps_its_thread(kind: str) -> None:
+    entry = {"check": f"{P}.interrupts", "options": {"kind": kind}, "timeout": 0.5}
+    with override_settings(MICROKIT=microkit(READINESS_CHECKS=[entry], RESULT_TTL=0)):
+        for _ in range(3):
+            (result,) = run_probe("ready").checks
+            assert (result.status, result.output) == ("fail", "error")
+            assert result.detail is not None
+            assert result.detail.startswith(kind)
+    assert RUNS[kind] == 3
+
+
+def test_a_check_whose_error_has_no_text_keeps_its_thread() -> None:
+    entry = {"check": f"{P}.unprintable", "timeout": 0.5}
+    with override_settings(MICROKIT=microkit(READINESS_CHECKS=[entry], RESULT_TTL=0)):
+        for _ in range(2):
+            (result,) = run_probe("ready").checks
+            assert (result.status, result.output) == ("fail", "error")
+
+
+@pytest.mark.usefixtures("isolated_registry")
+def test_a_check_registered_after_a_probe_ran_is_not_hidden() -> None:
+    with override_settings(MICROKIT=microkit(READINESS_CHECKS=[], RESULT_TTL=0)):
+        assert run_probe("ready").checks == ()
+        register_check("late")(health_checks.ok)
+        assert [result.name for result in run_probe("ready").checks] == ["late"]
+
+
+def test_a_caller_that_just_missed_a_report_joins_it() -> None:
+    # A caller that finds no report just before a round ends must take that
+    # round's report, not start another: a trace hook holds it on the way.
+    found_none, published = threading.Event(), threading.Event()
+
+    def late_caller() -> HealthReport:
+        previous = sys.gettrace()  # coverage's, when measuring
+
+        def hold_before_joining(frame: Any, event: Any, arg: Any) -> Any:
+            code = frame.f_code
+            if (code.co_filename, code.co_name) != (runner.__file__, "join"):
+                return None
+            sys.settrace(previous)
+            found_none.set()
+            published.wait(5)
+            return previous(frame, event, arg) if previous else None
+
+        sys.settrace(hold_before_joining)
+        return run_probe("ready")
+
+    config = microkit(READINESS_CHECKS=[f"{P}.counted"], RESULT_TTL=60)
+    with override_settings(MICROKIT=config):
+        late: list[HealthReport] = []
+        thread = threading.Thread(target=lambda: late.append(late_caller()))
+        thread.start()
+        assert found_none.wait(5)
+        report = run_probe("ready")
+        published.set()
+        thread.join(10)
+    assert late == [report]
+    assert RUNS["counted"] == 1

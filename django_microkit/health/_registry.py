@@ -50,6 +50,8 @@ PROBE_SETTINGS: dict[
 CHECKS_DEPEND_ON = ("MICROKIT", "DATABASES", "CACHES", "STORAGES")
 
 _T = TypeVar("_T")
+# A check: a function or a class with ``run`` (both callable), never a name.
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 
 @dataclasses.dataclass(eq=False)
@@ -109,7 +111,7 @@ _BUILTINS: dict[str, tuple[str, str, bool]] = {
 
 
 @overload
-def register_check(name: _T, /) -> _T: ...
+def register_check(name: _F, /) -> _F: ...
 
 
 @overload

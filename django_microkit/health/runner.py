@@ -11,17 +11,17 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import contextvars
 import dataclasses
 import datetime
 import inspect
 import json
 import logging
-import math
 import queue
 import threading
 import time
-from collections.abc import Awaitable, Sequence
+from collections.abc import Sequence
 from typing import Any, Literal, TypedDict, TypeVar
 
 from django.db import close_old_connections
@@ -156,7 +156,7 @@ def _result(
 
 
 def _ended(
-    check: Check, start: float, value: Any, error: Exception | None
+    check: Check, start: float, value: Any, error: BaseException | None
 ) -> CheckResult:
     """What ``check`` reports, having returned ``value`` or raised ``error``."""
     seconds = time.perf_counter() - start
@@ -184,6 +184,10 @@ def _close_old_connections() -> None:
 
 
 def _run_sync(check: Check) -> CheckResult:
+    """Run ``check`` in a pool thread. Even a ``BaseException`` (``SystemExit``,
+    ``CancelledError`` out of ``async_to_sync``) is the check failing: it must
+    not end the thread, else the check's run would never end and every later
+    round would report it ``timeout`` without running it again."""
     _close_old_connections()
     start = time.perf_counter()
     try:
@@ -191,7 +195,7 @@ def _run_sync(check: Check) -> CheckResult:
         if inspect.iscoroutine(value):
             value.close()
             raise TypeError("the check returned a coroutine; define it `async def`")
-    except Exception as error:
+    except BaseException as error:
         return _ended(check, start, None, error)
     finally:
         _close_old_connections()
@@ -244,8 +248,14 @@ def _work() -> None:
     waiting, idle = _pool()
     while True:
         future, check = waiting.get()
-        future.set_result(_run_sync(check))
-        del future, check
+        try:
+            result = _run_sync(check)
+        except BaseException as error:
+            # Not even a result could be made (the error's str() failed): the
+            # thread lives on all the same.
+            result = _result(check, 0.0, "fail", "error", type(error).__name__)
+        future.set_result(result)
+        del future, check, result
         idle.release()
 
 
@@ -297,13 +307,19 @@ def _round(checks: Sequence[Check]) -> list[CheckResult]:
 
 
 async def _check(check: Check) -> CheckResult:
-    awaitable: Awaitable[CheckResult] = (
+    """A check under ASGI, held to its timeout. Not ``asyncio.wait_for``: it
+    waits for the cancelled check to finish, and a check slow to wind down
+    would hold the round past its deadline."""
+    task = asyncio.ensure_future(
         _run_async(check) if check.is_async else _wait(_start_sync(check))
     )
     try:
-        return await asyncio.wait_for(awaitable, check.timeout)
-    except asyncio.TimeoutError:
-        return _result(check, check.timeout, "fail", "timeout")
+        done, _ = await asyncio.wait((task,), timeout=check.timeout)
+    finally:
+        if not task.done():
+            task.cancel()
+            _keep(task)
+    return task.result() if done else _result(check, check.timeout, "fail", "timeout")
 
 
 def _now() -> str:
@@ -335,37 +351,50 @@ class _Probe:
             return None
         return cached[0]
 
-    def join(self) -> tuple[_Round, bool]:
-        """The round a caller waits for, and whether it leads it."""
+    def join(self, fresh: bool) -> tuple[_Round, bool]:
+        """The round a caller waits for, and whether it leads it. The report is
+        looked for again under the lock: one may have been published since the
+        caller found none, and it must not start a second round."""
         with self.lock:
+            report = self.reusable(fresh)
+            if report is not None:
+                reused: _Round = concurrent.futures.Future()
+                reused.set_result(report)
+                return reused, False
             if self.round is not None:
                 return self.round, False
             self.round = concurrent.futures.Future()
             return self.round, True
 
     def publish(self, round_: _Round, started: str, results: list[CheckResult]) -> None:
-        """Give the round's report to its waiters, and keep it for RESULT_TTL."""
+        """Give the round's report to its waiters, and keep it for RESULT_TTL.
+
+        The waiters have their report before the status changes are logged: a
+        faulty log filter or handler must not keep it from them."""
         statuses = {result.status for result in results}
         status: Status = (
             "fail" if "fail" in statuses else "warn" if "warn" in statuses else "pass"
         )
         report = HealthReport(self.name, status, started, tuple(results))
-        # A probe without checks has nothing that could change: keep its report.
-        ttl = microkit_settings.HEALTH["RESULT_TTL"] if results else math.inf
+        ttl = microkit_settings.HEALTH["RESULT_TTL"]
         with self.lock:
             previous, self.last = self.last, report
             self.cached = (report, time.monotonic() + ttl) if ttl > 0 else None
             self.round = None
-        _log_changes(previous, report)
         round_.set_result(report)
+        with contextlib.suppress(Exception):
+            _log_changes(previous, report)
 
     def abandon(self, round_: _Round, error: BaseException) -> None:
-        """End the round with what interrupted it: its waiters must not hang."""
+        """End the round with what interrupted it: its waiters must not hang.
+        A round already published is left as it is."""
         with self.lock:
-            self.round = None
-        if not isinstance(error, Exception):
-            error = RuntimeError("The round of health checks was interrupted.")
-        round_.set_exception(error)
+            if self.round is round_:
+                self.round = None
+        if not round_.done():
+            if not isinstance(error, Exception):
+                error = RuntimeError("The round of health checks was interrupted.")
+            round_.set_exception(error)
 
 
 @derived(settings=CHECKS_DEPEND_ON, fork_safe=True)
@@ -381,6 +410,23 @@ def _state(probe: str) -> _Probe:
         raise ValueError(f"Unknown probe {probe!r}; the probes are {PROBES}.") from None
 
 
+def _patience(probe: str) -> float:
+    """How long a caller waits for a round another leads: the probe's deadline,
+    its largest timeout, and a margin. Past it the round is stuck (its loop
+    blocked, by this very caller perhaps): the caller must get an answer."""
+    return max((check.timeout for check in probe_checks(probe)), default=0.0) + 1.0
+
+
+def _unanswered(probe: str) -> HealthReport:
+    """What a caller whose round did not end in time answers: ``fail``, each
+    check ``timeout``."""
+    results = (
+        _result(check, check.timeout, "fail", "timeout")
+        for check in probe_checks(probe)
+    )
+    return HealthReport(probe, "fail", _now(), tuple(results))
+
+
 def run_probe(probe: str, *, fresh: bool = False) -> HealthReport:
     """Run ``probe``'s checks (``"live"``, ``"ready"`` or ``"startup"``).
 
@@ -391,20 +437,29 @@ def run_probe(probe: str, *, fresh: bool = False) -> HealthReport:
     report = state.reusable(fresh)
     if report is not None:
         return report
-    round_, leader = state.join()
-    if leader:
+    round_, leader = state.join(fresh)
+    if not leader:
         try:
-            started = _now()
-            results = _round(probe_checks(probe))
-        except BaseException as error:
-            state.abandon(round_, error)
-            raise
-        state.publish(round_, started, results)
+            return round_.result(timeout=_patience(probe))
+        except concurrent.futures.TimeoutError:
+            return _unanswered(probe)
+    try:
+        started = _now()
+        state.publish(round_, started, _round(probe_checks(probe)))
+    except BaseException as error:
+        state.abandon(round_, error)
+        raise
     return round_.result()
 
 
-# Rounds led by arun_probe, kept from the garbage collector until they end.
-_tasks: set[asyncio.Task[None]] = set()
+# Tasks kept from the garbage collector until they end: the rounds arun_probe
+# leads, and the checks cancelled at their timeout but still winding down.
+_tasks: set[asyncio.Future[Any]] = set()
+
+
+def _keep(task: asyncio.Future[Any]) -> None:
+    _tasks.add(task)
+    task.add_done_callback(_tasks.discard)
 
 
 async def arun_probe(probe: str, *, fresh: bool = False) -> HealthReport:
@@ -413,26 +468,26 @@ async def arun_probe(probe: str, *, fresh: bool = False) -> HealthReport:
     report = state.reusable(fresh)
     if report is not None:
         return report
-    round_, leader = state.join()
+    round_, leader = state.join(fresh)
     if leader:
         # The round is a task of its own: a probe whose client goes away does
         # not cancel the round others wait for.
-        task = asyncio.get_running_loop().create_task(_lead(state, round_))
-        _tasks.add(task)
-        task.add_done_callback(_tasks.discard)
-    return await _wait(round_)
+        _keep(asyncio.get_running_loop().create_task(_lead(state, round_)))
+    try:
+        return await asyncio.wait_for(_wait(round_), _patience(probe))
+    except asyncio.TimeoutError:
+        return _unanswered(probe)
 
 
 async def _lead(state: _Probe, round_: _Round) -> None:
     try:
         started = _now()
         results = await asyncio.gather(*map(_check, probe_checks(state.name)))
+        state.publish(round_, started, results)
     except BaseException as error:
         state.abandon(round_, error)
         if not isinstance(error, Exception):
             raise
-        return
-    state.publish(round_, started, results)
 
 
 def _log_changes(previous: HealthReport | None, report: HealthReport) -> None:

@@ -137,3 +137,34 @@ class Migrations(HealthCheck):  # type: ignore[misc]  # health_check ships no ty
 
     def run(self) -> None:
         RUNS["migrations"] += 1
+
+
+async def slow_to_cancel(seconds: float = 1.5) -> None:
+    """Hangs, and takes ``seconds`` to wind down once cancelled."""
+    try:
+        await asyncio.sleep(60)
+    finally:
+        await asyncio.sleep(seconds)
+
+
+_INTERRUPTIONS: dict[str, type[BaseException]] = {
+    "SystemExit": SystemExit,
+    "KeyboardInterrupt": KeyboardInterrupt,
+    "CancelledError": asyncio.CancelledError,
+}
+
+
+def interrupts(kind: str = "SystemExit") -> None:
+    """Raises a BaseException that is not an Exception, counting its runs."""
+    RUNS[kind] += 1
+    raise _INTERRUPTIONS[kind]()
+
+
+class _Unprintable(Exception):
+    def __str__(self) -> str:
+        raise ValueError("no text")
+
+
+def unprintable() -> None:
+    """Raises an error that cannot be turned into text."""
+    raise _Unprintable
