@@ -351,7 +351,9 @@ def _token_issues(services: Mapping[Any, Any]) -> list[Issue]:
         str(name)
         for name, entry in services.items()
         if isinstance(entry, Mapping)
-        and isinstance(providers := entry.get("HEADER_PROVIDERS", default), Sequence)
+        and isinstance(
+            providers := entry.get("HEADER_PROVIDERS", default), list | tuple
+        )
         and _TOKEN_PROVIDER in providers
     ]
     if not names:
