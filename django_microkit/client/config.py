@@ -351,10 +351,8 @@ def _token_issues(services: Mapping[Any, Any]) -> list[Issue]:
         str(name)
         for name, entry in services.items()
         if isinstance(entry, Mapping)
-        and isinstance(
-            providers := entry.get("HEADER_PROVIDERS", default), list | tuple
-        )
-        and _TOKEN_PROVIDER in providers
+        and isinstance(paths := entry.get("HEADER_PROVIDERS", default), list | tuple)
+        and _TOKEN_PROVIDER in paths
     ]
     if not names:
         return []
