@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import typing
+from dataclasses import fields
 from typing import Any
 
 import pytest
 from django.core.checks import ERROR, WARNING, run_checks
+from django.core.exceptions import ImproperlyConfigured
 from django.test import override_settings
 
+from django_microkit.client import ServiceClient
+from django_microkit.client.breaker import BreakerConfig
 from django_microkit.client.checks import check_client
-from django_microkit.conf import ServiceSettings
+from django_microkit.conf import ClientSettings, ServiceSettings
 from django_microkit.service_auth.keys import generate_key
 
 SECRET, _ = generate_key("HS256")
@@ -22,11 +26,25 @@ SIGNING = {
 def found(**microkit: Any) -> list[tuple[str, str, str]]:
     microkit = {"SERVICE_NAME": "orders", "SERVICE_AUTH": SIGNING, **microkit}
     with override_settings(MICROKIT=microkit):
-        return [
-            (m.id or "", m.msg, m.hint or "")
-            for m in run_checks()
-            if (m.id or "").startswith("django_microkit")
-        ]
+        return _found()
+
+
+def _found() -> list[tuple[str, str, str]]:
+    return [
+        (m.id or "", m.msg, m.hint or "")
+        for m in run_checks()
+        if (m.id or "").startswith("django_microkit")
+    ]
+
+
+def found_and_refused(**microkit: Any) -> tuple[list[tuple[str, str, str]], str]:
+    """The messages of the checks, and why a call to catalog is refused."""
+    microkit = {"SERVICE_NAME": "orders", "SERVICE_AUTH": SIGNING, **microkit}
+    with override_settings(MICROKIT=microkit):
+        messages = _found()
+        with pytest.raises(ImproperlyConfigured) as refused:
+            ServiceClient("catalog").get("/")
+    return messages, str(refused.value)
 
 
 def ids(**microkit: Any) -> list[str]:
@@ -285,3 +303,107 @@ def test_check_client_gives_each_message_the_level_of_its_id() -> None:
         ("django_microkit.W060", WARNING),
         ("django_microkit.E061", ERROR),
     ]
+
+
+# A bad value of every CLIENT key, and the ID it gets in CLIENT (where wrong
+# types are check_settings' E003) and in a SERVICES entry.
+BAD_VALUES: list[tuple[str, Any, str, str]] = [
+    ("TIMEOUT", [1], "E064", "E064"),
+    ("TIMEOUT", "abc", "E003", "E064"),
+    ("TIMEOUT", None, "E003", "E064"),
+    ("TIMEOUT", (1, 10**400), "E064", "E064"),
+    ("RETRIES", "3", "E003", "E063"),
+    ("RETRIES", -1, "E065", "E065"),
+    ("BACKOFF", None, "E003", "E063"),
+    ("BACKOFF", -0.5, "E065", "E065"),
+    ("BACKOFF_MAX", "2", "E003", "E063"),
+    ("BACKOFF_MAX", float("nan"), "E065", "E065"),
+    ("RETRY_AFTER_MAX", [5], "E003", "E063"),
+    ("RETRY_AFTER_MAX", -1, "E065", "E065"),
+    ("RETRY_AFTER_CAP", True, "E003", "E063"),
+    ("RETRY_AFTER_CAP", 10**400, "E065", "E065"),
+    ("DEADLINE", "10", "E003", "E063"),
+    ("DEADLINE", 0, "E065", "E065"),
+    ("BREAKER", 3, "E003", "E063"),
+    ("BREAKER", {"COOLDOWN": 3}, "E062", "E062"),
+    ("BREAKER", {"FAILURES": "5"}, "E063", "E063"),
+    ("BREAKER", {"FAILURES": 0}, "E065", "E065"),
+    ("BREAKER", {"RATIO": "half"}, "E063", "E063"),
+    ("BREAKER", {"RATIO": 2}, "E065", "E065"),
+    ("BREAKER", {"WINDOW": 2.5}, "E063", "E063"),
+    ("BREAKER", {"WINDOW": 0}, "E065", "E065"),
+    ("BREAKER", {"COOL_DOWN": None}, "E063", "E063"),
+    ("BREAKER", {"COOL_DOWN": 10**400}, "E065", "E065"),
+    ("POOL_SIZE", 2.0, "E003", "E063"),
+    ("POOL_SIZE", 0, "E065", "E065"),
+    ("VERIFY", None, "E003", "E063"),
+    ("VERIFY", 1, "E003", "E063"),
+    (
+        "HEADER_PROVIDERS",
+        "django_microkit.client.headers.trace_headers",
+        "E003",
+        "E063",
+    ),
+    ("HEADER_PROVIDERS", 5, "E003", "E063"),
+    ("HEADER_PROVIDERS", ["no.such.provider"], "E066", "E066"),
+    ("MAX_BODY_SIZE", 1.5, "E003", "E063"),
+    ("MAX_BODY_SIZE", -1, "E065", "E065"),
+    ("MAX_ERROR_BODY_SIZE", "1", "E003", "E063"),
+    ("MAX_ERROR_BODY_SIZE", -1, "E065", "E065"),
+    ("MAX_REDIRECTS", None, "E003", "E063"),
+    ("MAX_REDIRECTS", -1, "E065", "E065"),
+]
+
+
+def test_bad_values_cover_every_client_key() -> None:
+    keys = {key for key, _, _, _ in BAD_VALUES}
+    breaker_keys = {
+        key for _, value, _, _ in BAD_VALUES if isinstance(value, dict) for key in value
+    }
+    assert keys == set(typing.get_type_hints(ClientSettings))
+    assert breaker_keys >= {field.name.upper() for field in fields(BreakerConfig)}
+
+
+@pytest.mark.parametrize(("key", "value", "expected", "_"), BAD_VALUES)
+def test_a_bad_client_value_is_an_error_and_refused(
+    key: str, value: Any, expected: str, _: str
+) -> None:
+    messages, refused = found_and_refused(CLIENT={key: value}, **service())
+    ((found_id, msg, hint),) = messages
+    assert (found_id, refused) == (f"django_microkit.{expected}", f"{msg} {hint}")
+    assert msg.startswith("MICROKIT['CLIENT']")
+
+
+@pytest.mark.parametrize(("key", "value", "_", "expected"), BAD_VALUES)
+def test_a_bad_service_value_is_an_error_and_refused(
+    key: str, value: Any, _: str, expected: str
+) -> None:
+    messages, refused = found_and_refused(**service(**{key: value}))
+    ((found_id, msg, hint),) = messages
+    assert (found_id, refused) == (f"django_microkit.{expected}", f"{msg} {hint}")
+    assert msg.startswith("MICROKIT['SERVICES']['catalog']")
+
+
+def test_a_client_section_that_is_not_a_dict_is_refused() -> None:
+    messages, refused = found_and_refused(CLIENT=[("TIMEOUT", 1)], **service())
+    assert messages == [
+        (
+            "django_microkit.E003",
+            "MICROKIT['CLIENT'] must be dict, not list.",
+            "Set MICROKIT['CLIENT'] to a value of type dict.",
+        )
+    ]
+    assert refused == f"{messages[0][1]} {messages[0][2]}"
+
+
+@pytest.mark.parametrize(
+    "microkit",
+    [
+        service(HEADER_PROVIDERS=5),
+        {"CLIENT": {"HEADER_PROVIDERS": 5}, **service()},
+        service(HEADER_PROVIDERS="django_microkit.client.headers.service_token_header"),
+    ],
+)
+def test_no_w061_from_header_providers_that_are_not_a_list(microkit: Any) -> None:
+    # The wrong type is the error; no list of providers, no token to miss.
+    assert "django_microkit.W061" not in ids(**microkit, SERVICE_AUTH={})

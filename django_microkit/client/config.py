@@ -12,6 +12,7 @@ mistake is reported at start-up and, if ignored, refused with
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
@@ -87,9 +88,10 @@ class ServiceConfig:
                 f"MICROKIT['SERVICES'] has no entry {name!r}: add one with its "
                 "BASE_URL."
             )
+        client = _client_issues()
         errors = [
             issue
-            for issue in _client_issues() + _service_issues(name, services[name])
+            for issue in client + _service_issues(name, services[name], client)
             if issue.is_error
         ]
         if errors:
@@ -161,7 +163,7 @@ def _under(
 
 def _timeout_issue(value: Any, where: str) -> Issue | None:
     parts = value if isinstance(value, (list, tuple)) else (value, value)
-    if len(parts) == 2 and all(is_number(p) and p > 0 for p in parts):
+    if len(parts) == 2 and all(is_number(p) and _float(p) > 0 for p in parts):
         return None
     return Issue(
         "django_microkit.E064",
@@ -169,6 +171,15 @@ def _timeout_issue(value: Any, where: str) -> Issue | None:
         f"them, not {value!r}.",
         "Every call needs a connect and a read timeout; there is no 'no timeout'.",
     )
+
+
+def _float(value: float) -> float:
+    """``value`` as the float a call uses, NaN (in no range) for an int too
+    large to be one."""
+    try:
+        return float(value)
+    except OverflowError:
+        return math.nan
 
 
 def _range_issue(where: str, value: Any, expected: str) -> Issue:
@@ -182,20 +193,20 @@ def _range_issue(where: str, value: Any, expected: str) -> Issue:
 # key -> (test, what the value must be)
 _RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "RETRIES": (lambda v: v >= 0, "an int >= 0"),
-    "BACKOFF": (lambda v: v >= 0, "a number of seconds >= 0"),
-    "BACKOFF_MAX": (lambda v: v >= 0, "a number of seconds >= 0"),
-    "RETRY_AFTER_MAX": (lambda v: v >= 0, "a number of seconds >= 0"),
-    "RETRY_AFTER_CAP": (lambda v: v >= 0, "a number of seconds >= 0"),
+    "BACKOFF": (lambda v: _float(v) >= 0, "a number of seconds >= 0"),
+    "BACKOFF_MAX": (lambda v: _float(v) >= 0, "a number of seconds >= 0"),
+    "RETRY_AFTER_MAX": (lambda v: _float(v) >= 0, "a number of seconds >= 0"),
+    "RETRY_AFTER_CAP": (lambda v: _float(v) >= 0, "a number of seconds >= 0"),
     "MAX_BODY_SIZE": (lambda v: v >= 0, "a number of bytes >= 0"),
     "MAX_ERROR_BODY_SIZE": (lambda v: v >= 0, "a number of bytes >= 0"),
     "MAX_REDIRECTS": (lambda v: v >= 0, "an int >= 0"),
-    "DEADLINE": (lambda v: v > 0, "a number of seconds > 0"),
+    "DEADLINE": (lambda v: _float(v) > 0, "a number of seconds > 0"),
     "POOL_SIZE": (lambda v: v >= 1, "an int >= 1"),
     "AUDIENCE": (lambda v: v != "", "a non-empty service name"),
     "FAILURES": (lambda v: v >= 1, "an int >= 1"),
     "RATIO": (lambda v: v is None or 0 < v <= 1, "None or a number in (0, 1]"),
     "WINDOW": (lambda v: v >= 1, "an int >= 1"),
-    "COOL_DOWN": (lambda v: v > 0, "a number of seconds > 0"),
+    "COOL_DOWN": (lambda v: _float(v) > 0, "a number of seconds > 0"),
 }
 
 
@@ -222,8 +233,10 @@ def _entry_issues(
     values: Mapping[Any, Any], spec: Mapping[str, Option], where: str, *, own: bool
 ) -> list[Issue]:
     """Issues in one dict of settings. ``own``: the dict is not covered by the
-    generic E002/E003 checks, so unknown keys and wrong types are reported here
-    (a SERVICES entry, a BREAKER dict); otherwise they are skipped."""
+    generic checks, so unknown keys are reported here and wrong types are E063
+    (a SERVICES entry, a BREAKER dict); otherwise unknown keys are left to E002
+    and wrong types are E003, the generic check's ID and words, so that the
+    first call refuses what ``check_settings`` reported."""
     issues: list[Issue] = []
     for key, value in values.items():
         path = f"{where}[{key!r}]"
@@ -238,24 +251,22 @@ def _entry_issues(
                         + did_you_mean(str(key), spec),
                     )
                 )
-            continue
-        if key == "TIMEOUT" and own:
-            # None, True...: reported as a timeout problem, not as a type.
+        elif (key == "TIMEOUT" and own) or option.accepts(value):
+            # An entry's None, True...: reported as a timeout problem.
             issues.extend(_value_issues(key, value, path))
-            continue
-        if not option.accepts(value):
-            if own:
-                issues.append(
-                    Issue(
-                        "django_microkit.E063",
-                        f"{path} must be {option.describe()}, "
-                        f"not {type(value).__name__}.",
-                        f"Set {path} to a value of type {option.describe()}.",
-                    )
-                )
-            continue
-        issues.extend(_value_issues(key, value, path))
+        else:
+            issues.append(
+                _type_issue(path, option.describe(), value, "E063" if own else "E003")
+            )
     return issues
+
+
+def _type_issue(path: str, expected: str, value: Any, number: str) -> Issue:
+    return Issue(
+        f"django_microkit.{number}",
+        f"{path} must be {expected}, not {type(value).__name__}.",
+        f"Set {path} to a value of type {expected}.",
+    )
 
 
 def _value_issues(key: str, value: Any, path: str) -> list[Issue]:
@@ -315,12 +326,15 @@ def _timeouts(value: float | Sequence[float]) -> tuple[float, float]:
 
 
 def settings_issues() -> list[Issue]:
-    """Every mistake in ``MICROKIT["CLIENT"]`` and ``MICROKIT["SERVICES"]``."""
-    issues = _client_issues()
+    """Every mistake in ``MICROKIT["CLIENT"]`` and ``MICROKIT["SERVICES"]``,
+    but for the wrong types in ``CLIENT``: ``check_settings`` reports those
+    (E003) for every section."""
+    client = _client_issues()
+    issues = [issue for issue in client if issue.id != "django_microkit.E003"]
     services = microkit_settings.user_settings().get("SERVICES")
     if isinstance(services, Mapping):
         for name, entry in services.items():
-            issues.extend(_service_issues(name, entry))
+            issues.extend(_service_issues(name, entry, client))
         issues.extend(_token_issues(services))
     return issues
 
@@ -337,7 +351,8 @@ def _token_issues(services: Mapping[Any, Any]) -> list[Issue]:
         str(name)
         for name, entry in services.items()
         if isinstance(entry, Mapping)
-        and _TOKEN_PROVIDER in entry.get("HEADER_PROVIDERS", default)
+        and isinstance(paths := entry.get("HEADER_PROVIDERS", default), list | tuple)
+        and _TOKEN_PROVIDER in paths
     ]
     if not names:
         return []
@@ -354,13 +369,17 @@ def _token_issues(services: Mapping[Any, Any]) -> list[Issue]:
 
 
 def _client_issues() -> list[Issue]:
-    client = microkit_settings.user_settings().get("CLIENT")
+    where = "MICROKIT['CLIENT']"
+    client = microkit_settings.user_settings().get("CLIENT", {})
     if not isinstance(client, Mapping):
-        return []  # E003 says so
-    return _entry_issues(client, _CLIENT_SPEC, "MICROKIT['CLIENT']", own=False)
+        return [_type_issue(where, "dict", client, "E003")]
+    return _entry_issues(client, _CLIENT_SPEC, where, own=False)
 
 
-def _service_issues(name: Any, entry: Any) -> list[Issue]:
+def _service_issues(name: Any, entry: Any, client: list[Issue]) -> list[Issue]:
+    """The issues of one SERVICES entry, and W060 when neither it nor
+    ``CLIENT`` (whose issues are ``client``) has an error: only then can the
+    two be merged."""
     where = f"MICROKIT['SERVICES'][{name!r}]"
     if not isinstance(name, str) or not name or not isinstance(entry, Mapping):
         return [
@@ -379,7 +398,7 @@ def _service_issues(name: Any, entry: Any) -> list[Issue]:
                 "Say where the service answers, for example 'http://catalog:8000'.",
             )
         )
-    if not any(issue.is_error for issue in issues):
+    if not any(issue.is_error for issue in client + issues):
         merged = _merged(name, entry)
         connect, read = _timeouts(merged["TIMEOUT"])
         if merged["DEADLINE"] < connect + read:
