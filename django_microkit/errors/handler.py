@@ -368,9 +368,12 @@ class ExceptionHandler:
         return f"{base}{problem.code}" if base else "about:blank"
 
     def get_title(self, problem: Problem) -> str:
+        """The problem's own title, else the built-in one of its code, both
+        only beside a type URI: under ``about:blank`` the title is the reason
+        phrase (RFC 9457 §4.2.1)."""
         if problem.title is not None:
             return str(problem.title)
-        if problem.type is not None or microkit_settings.ERRORS["TYPE_BASE_URI"]:
+        if self.get_type(problem) != "about:blank":
             title = self.titles.get(problem.code)
             if title is not None:
                 return str(title)
