@@ -198,6 +198,31 @@ def test_a_browser_gets_djangos_technical_pages_under_debug(
     assert response.has_header("X-Request-ID")
 
 
+@pytest.mark.parametrize("mode", ["wsgi", "asgi"])
+def test_a_browser_gets_the_technical_page_of_a_drf_views_crash(
+    mode: str, settings: Any
+) -> None:
+    """Under ``DEBUG`` only, as for a plain view; a deliberate error stays a
+    problem, and an API client gets the problem with ``debug``."""
+    settings.DEBUG = True
+    response = send(mode, "get", "/errors/raise/crash/", headers=BROWSER)
+    assert (response.status_code, response["Content-Type"].partition(";")[0]) == (
+        500,
+        "text/html",
+    )
+    assert response.has_header("X-Request-ID")
+    body = problem_of(send(mode, "get", "/errors/raise/not-found/", headers=BROWSER))
+    assert body["code"] == "not_found"
+    body = problem_of(
+        send(mode, "get", "/errors/raise/crash/", headers=API_CLIENTS[1][0]),
+        API_CLIENTS[1][1],
+    )
+    assert body["debug"]["exception"] == "RuntimeError: password=hunter2"
+    settings.DEBUG = False
+    body = problem_of(send(mode, "get", "/errors/raise/crash/", headers=BROWSER))
+    assert (body["code"], "debug" in body) == ("server_error", False)
+
+
 @pytest.mark.parametrize(("method", "url", "expected"), CASES)
 def test_a_browser_gets_problems_without_debug(
     method: str, url: str, expected: Any

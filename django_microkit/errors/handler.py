@@ -459,7 +459,26 @@ def get_handler(exc: Exception, request: HttpRequest) -> ExceptionHandler:
     return get_handler_class()(exc, {"request": request, "view": None})
 
 
-def exception_handler(exc: Exception, context: Mapping[str, Any]) -> HttpResponse:
+def exception_handler(
+    exc: Exception, context: Mapping[str, Any]
+) -> HttpResponse | None:
     """DRF's ``EXCEPTION_HANDLER``: every exception a view raises becomes a
-    problem response (an unexpected one, a generic 500)."""
-    return get_handler_class()(exc, context).run()
+    problem response (an unexpected one, a generic 500).
+
+    Under ``DEBUG`` a browser (:func:`prefers_html`) meets an unexpected
+    exception on Django's technical 500 page, as in a plain view: ``None`` has
+    DRF re-raise it. Deliberate errors (a ``Problem``, DRF's and Django's
+    exceptions) stay problems, the answer the developer is building.
+    """
+    handler = get_handler_class()(exc, context)
+    request = handler.request
+    if (
+        settings.DEBUG
+        and request is not None
+        and prefers_html(request)
+        and not isinstance(
+            handler.convert_known_exceptions(exc), exceptions.APIException
+        )
+    ):
+        return None
+    return handler.run()
