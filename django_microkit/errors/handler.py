@@ -368,9 +368,7 @@ class ExceptionHandler:
         return f"{base}{problem.code}" if base else "about:blank"
 
     def get_title(self, problem: Problem) -> str:
-        """The problem's own title, else the built-in one of its code, both
-        only beside a type URI: under ``about:blank`` the title is the reason
-        phrase (RFC 9457 §4.2.1)."""
+        """Under ``about:blank``, the reason phrase (RFC 9457 §4.2.1)."""
         if problem.title is not None:
             return str(problem.title)
         if self.get_type(problem) != "about:blank":
@@ -463,19 +461,14 @@ def exception_handler(
     exc: Exception, context: Mapping[str, Any]
 ) -> HttpResponse | None:
     """DRF's ``EXCEPTION_HANDLER``: every exception a view raises becomes a
-    problem response (an unexpected one, a generic 500).
-
-    Under ``DEBUG`` a browser (:func:`prefers_html`) meets an unexpected
-    exception on Django's technical 500 page, as in a plain view: ``None`` has
-    DRF re-raise it. Deliberate errors (a ``Problem``, DRF's and Django's
-    exceptions) stay problems, the answer the developer is building.
-    """
+    problem response (an unexpected one, a generic 500). Under ``DEBUG`` a
+    browser (:func:`prefers_html`) sees an unexpected one on Django's technical
+    page, as in a plain view: ``None`` has DRF re-raise it."""
     handler = get_handler_class()(exc, context)
-    request = handler.request
     if (
         settings.DEBUG
-        and request is not None
-        and prefers_html(request)
+        and handler.request is not None
+        and prefers_html(handler.request)
         and not isinstance(
             handler.convert_known_exceptions(exc), exceptions.APIException
         )

@@ -60,9 +60,8 @@ _BODY_HEADERS = frozenset(
     {"content-type", "content-length", "content-encoding", "etag"}
 )
 
-#: The media types of Django's error pages: HTML, and the text its technical
-#: 500 page (``technical_500_response``) is for a client that does not accept
-#: HTML (``Accept: application/json``).
+#: Django's error pages: HTML, or text where ``DEBUG``'s technical 500 page
+#: answers a client that does not accept HTML (``Accept: application/json``).
 _ERROR_PAGES = frozenset({"text/html", "text/plain"})
 
 #: Methods ``CsrfViewMiddleware`` accepts unchecked (RFC 9110 safe methods).
