@@ -29,6 +29,7 @@ from requests.structures import CaseInsensitiveDict
 from rest_framework.test import APIClient
 
 from django_microkit.conf import microkit_settings
+from django_microkit.errors.handler import reason_phrase
 from django_microkit.service_auth.keys import (
     SUPPORTED_ALGORITHMS,
     Key,
@@ -238,12 +239,10 @@ class FakeService(BaseAdapter):
         reply_headers = dict(headers or {})
         body = b""
         if problem is not None:
-            document = {
-                "type": "about:blank",
-                "title": HTTPStatus(status).phrase,
-                "status": status,
-                **problem,
-            }
+            document = {"type": "about:blank", "status": status, **problem}
+            if document["type"] == "about:blank" or "title" not in document:
+                # Titled as the handler titles: RFC 9457 §4.2.1.
+                document["title"] = reason_phrase(status)
             body = jsonlib.dumps(document).encode()
             reply_headers.setdefault("Content-Type", "application/problem+json")
         elif json is not _UNSET:

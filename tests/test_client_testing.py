@@ -93,6 +93,27 @@ def test_problem_and_text_answers() -> None:
 
 
 @pytest.mark.parametrize(
+    ("problem", "title"),
+    [
+        ({"code": "stale", "title": "Stale."}, "Conflict"),
+        ({"code": "stale", "title": "Stale.", "type": "about:blank"}, "Conflict"),
+        ({"code": "stale", "title": "Stale.", "type": "urn:shop:stale"}, "Stale."),
+        ({"code": "stale", "type": "urn:shop:stale"}, "Conflict"),
+    ],
+)
+def test_a_faked_problem_is_titled_as_the_handler_titles(
+    problem: dict[str, str], title: str
+) -> None:
+    """Under ``about:blank`` the title is the reason phrase (RFC 9457 §4.2.1),
+    as the library's own problems are: a title needs a type URI."""
+    with fake_service("catalog") as catalog:
+        catalog.put("/p/", status=409, problem=problem)
+        with pytest.raises(ConflictError) as conflict:
+            ServiceClient("catalog").put("/p/", {})
+    assert conflict.value.title == title
+
+
+@pytest.mark.parametrize(
     ("raises", "error"),
     [
         (requests.ConnectionError(), ServiceConnectionError),

@@ -1452,6 +1452,17 @@ def test_a_titled_problem_needs_a_type_uri() -> None:
             Problem(409, "stock", title="Not enough stock.", type="about:blank")
 
 
+@pytest.mark.parametrize("base", ["", "https://errors.example.com/"])
+def test_an_about_blank_problem_is_titled_with_the_reason_phrase(base: str) -> None:
+    """RFC 9457 §4.2.1: ``type="about:blank"`` given outright titles as the
+    derived one does, ``TYPE_BASE_URI`` or not."""
+    request = RequestFactory().get("/orders/7/")
+    with override_settings(MICROKIT={"ERRORS": {"TYPE_BASE_URI": base}}):
+        exc = Problem(404, "not_found", type="about:blank")
+        document = get_handler(exc, request).get_document(exc)
+    assert (document["type"], document["title"]) == ("about:blank", "Not Found")
+
+
 @pytest.mark.parametrize("status", [200, 302, 600])
 def test_problem_needs_an_error_status(status: int) -> None:
     with pytest.raises(ValueError, match=str(status)):

@@ -23,6 +23,14 @@ CSRF = "django.middleware.csrf.CsrfViewMiddleware"
 COMMON = "django.middleware.common.CommonMiddleware"
 RAISING = "tests.test_middleware.RaisingMiddleware"
 BROWSER = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+#: API clients, with the media type of the problem each gets: no ``Accept``, a
+#: JSON client (Django's technical pages answer it in ``text/plain``), curl's
+#: ``*/*`` (which prefers no type, so not HTML either).
+API_CLIENTS = [
+    ({}, "application/problem+json"),
+    ({"Accept": "application/json"}, "application/json"),
+    ({"Accept": "*/*"}, "application/problem+json"),
+]
 SERVER_ERROR_DETAIL = (
     "The server could not complete the request. "
     "Quote the request ID when reporting the problem."
@@ -67,8 +75,8 @@ def send(mode: str, method: str, url: str, **kwargs: Any) -> Any:
     return async_to_sync(getattr(aclient, method))(url, **kwargs)
 
 
-def problem_of(response: Any) -> dict[str, Any]:
-    assert response["Content-Type"] == "application/problem+json"
+def problem_of(response: Any, media_type: str = "application/problem+json") -> Any:
+    assert response["Content-Type"] == media_type
     assert "Accept" in response["Vary"]
     body: dict[str, Any] = json.loads(response.content)
     assert body.pop("request_id") == response["X-Request-ID"]
@@ -150,20 +158,30 @@ CASES = [
 ]
 
 
+@pytest.mark.parametrize(("headers", "media_type"), API_CLIENTS)
 @pytest.mark.parametrize("debug", [False, True])
 @pytest.mark.parametrize("mode", ["wsgi", "asgi"])
 @pytest.mark.parametrize(("method", "url", "expected"), CASES)
 def test_djangos_own_errors_are_problems(
-    method: str, url: str, expected: Any, mode: str, debug: bool, settings: Any
+    method: str,
+    url: str,
+    expected: Any,
+    mode: str,
+    debug: bool,
+    headers: dict[str, str],
+    media_type: str,
+    settings: Any,
 ) -> None:
     settings.DEBUG = debug
-    body = problem_of(send(mode, method, url))
+    response = send(mode, method, url, headers=headers)
+    body = problem_of(response, media_type)
     debug_member = body.pop("debug", None)
     assert expected == body
     if debug and url == "/errors/plain/raise/crash/":
         assert debug_member["exception"] == "RuntimeError: password=hunter2"
     else:
         assert debug_member is None
+        assert "hunter2" not in response.content.decode()
 
 
 @pytest.mark.parametrize("mode", ["wsgi", "asgi"])
@@ -178,6 +196,31 @@ def test_a_browser_gets_djangos_technical_pages_under_debug(
         response["Content-Type"].partition(";")[0],
     )
     assert response.has_header("X-Request-ID")
+
+
+@pytest.mark.parametrize("mode", ["wsgi", "asgi"])
+def test_a_browser_gets_the_technical_page_of_a_drf_views_crash(
+    mode: str, settings: Any
+) -> None:
+    """Under ``DEBUG`` only, as for a plain view; a deliberate error stays a
+    problem, and an API client gets the problem with ``debug``."""
+    settings.DEBUG = True
+    response = send(mode, "get", "/errors/raise/crash/", headers=BROWSER)
+    assert (response.status_code, response["Content-Type"].partition(";")[0]) == (
+        500,
+        "text/html",
+    )
+    assert response.has_header("X-Request-ID")
+    body = problem_of(send(mode, "get", "/errors/raise/not-found/", headers=BROWSER))
+    assert body["code"] == "not_found"
+    body = problem_of(
+        send(mode, "get", "/errors/raise/crash/", headers=API_CLIENTS[1][0]),
+        API_CLIENTS[1][1],
+    )
+    assert body["debug"]["exception"] == "RuntimeError: password=hunter2"
+    settings.DEBUG = False
+    body = problem_of(send(mode, "get", "/errors/raise/crash/", headers=BROWSER))
+    assert (body["code"], "debug" in body) == ("server_error", False)
 
 
 @pytest.mark.parametrize(("method", "url", "expected"), CASES)
@@ -218,6 +261,32 @@ def test_it_does_what_the_three_middleware_do(mode: str) -> None:
     assert problem_of(response)["code"] == "method_not_allowed"
     response = send(mode, "post", "/errors/orders", content_type="application/json")
     assert (response.status_code, response["Location"]) == (308, "/errors/orders/")
+
+
+@pytest.mark.parametrize("debug", [False, True])
+@pytest.mark.parametrize("method", ["get", "post"])
+@pytest.mark.parametrize(("headers", "media_type"), API_CLIENTS)
+def test_a_url_without_its_slash_is_a_308(
+    method: str, debug: bool, headers: dict[str, str], media_type: str, settings: Any
+) -> None:
+    """Under ``DEBUG`` ``CommonMiddleware`` raises rather than redirect a
+    ``POST``; the 308 keeps the body, so it answers that too."""
+    settings.DEBUG = debug
+    response = send("wsgi", method, "/errors/orders", headers=headers)
+    assert (response.status_code, response["Location"]) == (308, "/errors/orders/")
+    assert problem_of(response, media_type)["code"] == "append_slash"
+
+
+def test_a_browser_keeps_djangos_answer_to_a_url_without_its_slash(
+    settings: Any,
+) -> None:
+    settings.DEBUG = True
+    assert send("wsgi", "get", "/errors/orders", headers=BROWSER).status_code == 301
+    response = send("wsgi", "post", "/errors/orders", headers=BROWSER)
+    assert (response.status_code, response["Content-Type"].partition(";")[0]) == (
+        500,
+        "text/html",
+    )
 
 
 def test_other_responses_pass_untouched() -> None:

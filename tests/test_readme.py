@@ -1,5 +1,6 @@
 """The README's quickstart, executed: its settings and urls snippets, added to a
-fresh ``django-admin startproject``, give a service that answers as it says."""
+fresh ``django-admin startproject``, give a service that answers as it says,
+with the required lines alone and with the optional ones too."""
 
 from __future__ import annotations
 
@@ -27,15 +28,26 @@ from django.test.utils import setup_test_environment
 
 setup_test_environment()
 BROWSER = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+JSON = {"Accept": "application/json"}
 answers = {}
 for debug in (False, True):
     with override_settings(DEBUG=debug):
         client = Client(raise_request_exception=False, enforce_csrf_checks=True)
         for name, method, url, headers in [
             ("unknown", "get", "/nowhere/", {}),
+            ("unknown-json", "get", "/nowhere/", JSON),
             ("unknown-browser", "get", "/nowhere/", BROWSER),
             ("crash", "get", "/crash/", {}),
+            ("crash-json", "get", "/crash/", JSON),
+            ("crash-browser", "get", "/crash/", BROWSER),
+            ("api-crash", "get", "/api-crash/", {}),
+            ("api-crash-json", "get", "/api-crash/", JSON),
+            ("api-crash-browser", "get", "/api-crash/", BROWSER),
             ("csrf", "post", "/admin/login/", {}),
+            ("csrf-json", "post", "/admin/login/", JSON),
+            ("slash", "post", "/admin", JSON),
+            ("host", "get", "/admin/", {"Host": "evil.example"}),
+            ("host-json", "get", "/admin/", {**JSON, "Host": "evil.example"}),
             ("live", "get", "/health/live", {"X-Request-ID": "req-1"}),
             ("schema", "get", "/api/schema/", {}),
             ("docs", "get", "/api/docs/", BROWSER),
@@ -50,23 +62,37 @@ for debug in (False, True):
 print("ANSWERS " + json.dumps(answers))
 """
 
-#: A view of the test's own, beside the README's lines: an unhandled exception.
+#: Views of the test's own, beside the README's lines: an unhandled exception
+#: in a plain view and in a DRF view.
 CRASH = """
+
+from rest_framework.decorators import api_view, permission_classes
+
 
 def crash(request):
     raise RuntimeError("password=hunter2")
 
 
-urlpatterns += [path("crash/", crash)]
+@api_view(["GET"])
+@permission_classes([])
+def api_crash(request):
+    raise RuntimeError("password=hunter2")
+
+
+urlpatterns += [path("crash/", crash), path("api-crash/", api_crash)]
 """
 
+#: The projects made: the README's required lines alone, and with the optional.
+PROJECTS = ["required", "full"]
 
-def snippets(file: str) -> str:
-    """The README's python blocks for ``file``, optional ones included."""
+
+def snippets(file: str, *, optional: bool) -> str:
+    """The README's python blocks for ``file``, optional ones too if asked."""
     blocks = [
         block
         for block in FENCED.findall(README.read_text())
-        if block.startswith(f"# {file}")
+        if block.partition("\n")[0] == f"# {file}"
+        or (optional and block.startswith(f"# {file} (optional)"))
     ]
     assert blocks, f"the README has no {file} snippet"
     return "\n".join(blocks)
@@ -92,15 +118,18 @@ def run(project: Path, *args: str) -> str:
     return done.stdout + done.stderr
 
 
-@pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("readme")
+@pytest.fixture(scope="module", params=PROJECTS)
+def project(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    optional = request.param == "full"
+    root = tmp_path_factory.mktemp(request.param)
     management.call_command("startproject", "shop", str(root), verbosity=0)
     package = root / "shop"
     with (package / "settings.py").open("a") as settings:
-        settings.write("\n" + snippets("settings.py"))
+        settings.write("\n" + snippets("settings.py", optional=optional))
     with (package / "urls.py").open("a") as urls:
-        urls.write("\n" + snippets("urls.py") + CRASH)
+        urls.write("\n" + snippets("urls.py", optional=optional) + CRASH)
     return root
 
 
@@ -109,17 +138,33 @@ def answers(project: Path) -> dict[str, Any]:
     output = run(project, "shell", "-c", SCRIPT)
     line = next(line for line in output.splitlines() if line.startswith("ANSWERS "))
     result: dict[str, Any] = json.loads(line.removeprefix("ANSWERS "))
+    result["optional"] = not project.name.startswith("required")
     return result
+
+
+def test_the_required_lines_are_apart_from_the_optional() -> None:
+    required = snippets("settings.py", optional=False)
+    assert "MicrokitMiddleware" in required
+    assert "logging_config" not in required
+    assert "schema_urls" not in snippets("urls.py", optional=False)
+    assert "schema_urls" in snippets("urls.py", optional=True)
 
 
 def test_the_project_checks_clean(project: Path) -> None:
     assert "System check identified no issues" in run(project, "check")
 
 
+#: The clients of the API tests: the name suffix, and the problem's media type.
+API_CLIENTS = [("", "application/problem+json"), ("-json", "application/json")]
+
+
+@pytest.mark.parametrize(("client", "media_type"), API_CLIENTS)
 @pytest.mark.parametrize("debug", [False, True])
-def test_an_unknown_url_is_a_problem(answers: dict[str, Any], debug: bool) -> None:
-    answer = answers[f"unknown {debug}"]
-    assert (answer["status"], answer["type"]) == (404, "application/problem+json")
+def test_an_unknown_url_is_a_problem(
+    answers: dict[str, Any], debug: bool, client: str, media_type: str
+) -> None:
+    answer = answers[f"unknown{client} {debug}"]
+    assert (answer["status"], answer["type"]) == (404, media_type)
     body = json.loads(answer["body"])
     assert (body["code"], body["request_id"]) == ("not_found", answer["request_id"])
 
@@ -129,12 +174,14 @@ def test_a_browser_gets_djangos_page_under_debug_only(answers: dict[str, Any]) -
     assert answers["unknown-browser False"]["type"] == "application/problem+json"
 
 
+@pytest.mark.parametrize("view", ["crash", "api-crash"])
+@pytest.mark.parametrize(("client", "media_type"), API_CLIENTS)
 @pytest.mark.parametrize("debug", [False, True])
 def test_an_unhandled_exception_is_a_problem(
-    answers: dict[str, Any], debug: bool
+    answers: dict[str, Any], debug: bool, client: str, media_type: str, view: str
 ) -> None:
-    answer = answers[f"crash {debug}"]
-    assert (answer["status"], answer["type"]) == (500, "application/problem+json")
+    answer = answers[f"{view}{client} {debug}"]
+    assert (answer["status"], answer["type"]) == (500, media_type)
     body = json.loads(answer["body"])
     assert body["code"] == "server_error"
     if debug:
@@ -144,11 +191,48 @@ def test_an_unhandled_exception_is_a_problem(
         assert "hunter2" not in answer["body"]
 
 
+@pytest.mark.parametrize("view", ["crash", "api-crash"])
+def test_a_browser_gets_the_technical_500_page_under_debug_only(
+    answers: dict[str, Any], view: str
+) -> None:
+    page = answers[f"{view}-browser True"]
+    assert (page["status"], page["type"]) == (500, "text/html; charset=utf-8")
+    assert "RuntimeError" in page["body"]
+    answer = answers[f"{view}-browser False"]
+    assert (answer["status"], answer["type"]) == (500, "application/problem+json")
+    assert "hunter2" not in answer["body"]
+
+
+@pytest.mark.parametrize(("client", "media_type"), API_CLIENTS)
 @pytest.mark.parametrize("debug", [False, True])
-def test_a_csrf_failure_is_a_403_problem(answers: dict[str, Any], debug: bool) -> None:
-    answer = answers[f"csrf {debug}"]
-    assert (answer["status"], answer["type"]) == (403, "application/problem+json")
+def test_a_csrf_failure_is_a_403_problem(
+    answers: dict[str, Any], debug: bool, client: str, media_type: str
+) -> None:
+    answer = answers[f"csrf{client} {debug}"]
+    assert (answer["status"], answer["type"]) == (403, media_type)
     assert json.loads(answer["body"])["code"] == "csrf_failed"
+
+
+@pytest.mark.parametrize(("client", "media_type"), API_CLIENTS)
+@pytest.mark.parametrize("debug", [False, True])
+def test_a_bad_host_is_a_400_problem(
+    answers: dict[str, Any], debug: bool, client: str, media_type: str
+) -> None:
+    """Refused outside any view (``CommonMiddleware`` reads the host), where
+    ``DEBUG``'s page for a JSON client is plain text."""
+    answer = answers[f"host{client} {debug}"]
+    assert (answer["status"], answer["type"]) == (400, media_type)
+    assert json.loads(answer["body"])["code"] == "bad_request"
+    assert "evil" not in answer["body"]
+
+
+@pytest.mark.parametrize("debug", [False, True])
+def test_a_post_without_its_slash_is_a_308(
+    answers: dict[str, Any], debug: bool
+) -> None:
+    answer = answers[f"slash {debug}"]
+    assert (answer["status"], answer["type"]) == (308, "application/json")
+    assert json.loads(answer["body"])["code"] == "append_slash"
 
 
 def test_the_probe_echoes_the_request_id(answers: dict[str, Any]) -> None:
@@ -158,6 +242,12 @@ def test_the_probe_echoes_the_request_id(answers: dict[str, Any]) -> None:
 
 def test_the_schema_and_swagger_routes(answers: dict[str, Any]) -> None:
     schema = answers["schema False"]
+    if not answers["optional"]:  # the optional urls line adds them
+        assert (schema["status"], json.loads(schema["body"])["code"]) == (
+            404,
+            "not_found",
+        )
+        return
     assert (schema["status"], schema["type"]) == (
         200,
         "application/vnd.oai.openapi; charset=utf-8",

@@ -368,9 +368,10 @@ class ExceptionHandler:
         return f"{base}{problem.code}" if base else "about:blank"
 
     def get_title(self, problem: Problem) -> str:
+        """Under ``about:blank``, the reason phrase (RFC 9457 §4.2.1)."""
         if problem.title is not None:
             return str(problem.title)
-        if problem.type is not None or microkit_settings.ERRORS["TYPE_BASE_URI"]:
+        if self.get_type(problem) != "about:blank":
             title = self.titles.get(problem.code)
             if title is not None:
                 return str(title)
@@ -456,7 +457,21 @@ def get_handler(exc: Exception, request: HttpRequest) -> ExceptionHandler:
     return get_handler_class()(exc, {"request": request, "view": None})
 
 
-def exception_handler(exc: Exception, context: Mapping[str, Any]) -> HttpResponse:
+def exception_handler(
+    exc: Exception, context: Mapping[str, Any]
+) -> HttpResponse | None:
     """DRF's ``EXCEPTION_HANDLER``: every exception a view raises becomes a
-    problem response (an unexpected one, a generic 500)."""
-    return get_handler_class()(exc, context).run()
+    problem response (an unexpected one, a generic 500). Under ``DEBUG`` a
+    browser (:func:`prefers_html`) sees an unexpected one on Django's technical
+    page, as in a plain view: ``None`` has DRF re-raise it."""
+    handler = get_handler_class()(exc, context)
+    if (
+        settings.DEBUG
+        and handler.request is not None
+        and prefers_html(handler.request)
+        and not isinstance(
+            handler.convert_known_exceptions(exc), exceptions.APIException
+        )
+    ):
+        return None
+    return handler.run()

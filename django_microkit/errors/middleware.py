@@ -60,8 +60,16 @@ _BODY_HEADERS = frozenset(
     {"content-type", "content-length", "content-encoding", "etag"}
 )
 
+#: Django's error pages: HTML, or text where ``DEBUG``'s technical 500 page
+#: answers a client that does not accept HTML (``Accept: application/json``).
+_ERROR_PAGES = frozenset({"text/html", "text/plain"})
+
 #: Methods ``CsrfViewMiddleware`` accepts unchecked (RFC 9110 safe methods).
 _CSRF_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
+
+#: Methods ``CommonMiddleware`` refuses to redirect under ``DEBUG`` (its
+#: ``get_full_path_with_slash``), as the redirect would lose the body.
+_SLASH_REFUSED_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 #: Django's own ``APPEND_SLASH`` rule (``should_redirect_with_slash``): the path
 #: resolves only with a slash, and the view does not refuse one.
@@ -105,7 +113,7 @@ class ProblemMiddleware(Middleware[None]):
     ) -> HttpResponseBase:
         """Django's bare 405 becomes a problem and the ``APPEND_SLASH``
         redirect a 308; other responses pass untouched."""
-        if response.status_code in (301, 404):
+        if response.status_code in (301, 404, 500):
             return self.redirect_with_slash(request, response)
         if not isinstance(response, HttpResponseNotAllowed) or prefers_html(request):
             return response
@@ -119,11 +127,17 @@ class ProblemMiddleware(Middleware[None]):
         self, request: HttpRequest, response: HttpResponseBase
     ) -> HttpResponseBase:
         """A 404 that ``CommonMiddleware`` would turn into its slash redirect
-        (this middleware placed after it), or that redirect itself (placed
-        before it), becomes a 308 to the URL with the slash, with an
-        ``append_slash`` body of the problem document's shape; a client
-        preferring HTML keeps Django's redirect."""
-        if response.status_code == 404 and not _appends_slash():
+        (this middleware placed after it), that redirect itself, or the 500 of
+        the ``RuntimeError`` it raises instead for a ``POST``, ``PUT`` or
+        ``PATCH`` under ``DEBUG`` (placed before it), becomes a 308 to the URL
+        with the slash, with an ``append_slash`` body of the problem
+        document's shape; a client preferring HTML keeps Django's answer."""
+        status = response.status_code
+        if status == 500 and not (
+            settings.DEBUG and request.method in _SLASH_REFUSED_METHODS
+        ):
+            return response
+        if status != 301 and not _appends_slash():
             return response
         if not _COMMON.should_redirect_with_slash(request):
             return response
@@ -184,8 +198,9 @@ def _refused_by_csrf(request: HttpRequest) -> bool:
 def convert_error_page(
     request: HttpRequest, response: HttpResponseBase
 ) -> HttpResponseBase:
-    """An HTML 400, 403, 404 or 500 page becomes the problem the configured
-    handler gives; other responses, and clients preferring HTML, are untouched.
+    """An HTML or plain-text 400, 403, 404 or 500 page becomes the problem the
+    configured handler gives; other responses, and clients preferring HTML,
+    are untouched.
 
     Django answers errors met outside a view with such pages, whatever the
     error views: an unknown URL, a CSRF refusal (``CSRF_FAILURE_VIEW``),
@@ -199,7 +214,7 @@ def convert_error_page(
     if (
         status not in (400, 403, 404, 500)
         or isinstance(response, ProblemResponse)  # the common case, first
-        or not response.get("Content-Type", "").startswith("text/html")
+        or response.get("Content-Type", "").partition(";")[0] not in _ERROR_PAGES
         or prefers_html(request)
     ):
         return response
