@@ -209,34 +209,27 @@ def check_rest_framework(**kwargs: Any) -> list[CheckMessage]:
 def _check_json_parser(parsers: list[Any] | tuple[Any, ...]) -> list[CheckMessage]:
     """W002: django-microkit's JSON parser must come before any of DRF's, since
     DRF parses a request with the first parser that accepts its media type."""
-    hardened = [
-        index
-        for index, parser in enumerate(parsers)
-        if is_subclass_path(parser, "django_microkit.parsers.JSONParser")
+    ours = [is_subclass_path(p, "django_microkit.parsers.JSONParser") for p in parsers]
+    drf = [
+        not hardened and is_subclass_path(parser, "rest_framework.parsers.JSONParser")
+        for parser, hardened in zip(parsers, ours, strict=True)
     ]
-    plain = [
-        index
-        for index, parser in enumerate(parsers)
-        if index not in hardened
-        and is_subclass_path(parser, "rest_framework.parsers.JSONParser")
-    ]
-    if not plain:
+    if True not in drf or (True in ours and ours.index(True) < drf.index(True)):
         return []
-    if not hardened:
+    if True not in ours:
         msg = (
             "REST_FRAMEWORK['DEFAULT_PARSER_CLASSES'] has DRF's JSONParser "
             "but not django-microkit's."
         )
         hint = "Use 'django_microkit.parsers.JSONParser' in its place: DRF's "
-    elif plain[0] < hardened[0]:
-        first, ours = _dotted(parsers[plain[0]]), _dotted(parsers[hardened[0]])
+    else:
+        first = _dotted(parsers[drf.index(True)])
+        hardened = _dotted(parsers[ours.index(True)])
         msg = (
             f"REST_FRAMEWORK['DEFAULT_PARSER_CLASSES'] lists DRF's {first!r} "
-            f"before django-microkit's {ours!r}, so DRF's parses JSON."
+            f"before django-microkit's {hardened!r}, so DRF's parses JSON."
         )
-        hint = f"Move {ours!r} before {first!r}: DRF's "
-    else:
-        return []
+        hint = f"Move {hardened!r} before {first!r}: DRF's "
     hint += (
         "answers 500 to JSON nested too deeply to decode, "
         "django-microkit's a 400 problem document."
