@@ -201,29 +201,47 @@ def check_rest_framework(**kwargs: Any) -> list[CheckMessage]:
                 )
             )
     parsers = rest_framework_value("DEFAULT_PARSER_CLASSES")
-    if isinstance(parsers, list | tuple) and _drops_hardened_json(parsers):
-        messages.append(
-            Warning(
-                "REST_FRAMEWORK['DEFAULT_PARSER_CLASSES'] has DRF's JSONParser "
-                "but not django-microkit's.",
-                hint="Use 'django_microkit.parsers.JSONParser' in its place: DRF's "
-                "answers 500 to JSON nested too deeply to decode, "
-                "django-microkit's a 400 problem document.",
-                id="django_microkit.W002",
-            )
-        )
+    if isinstance(parsers, list | tuple):
+        messages.extend(_check_json_parser(parsers))
     return messages
 
 
-def _drops_hardened_json(parsers: list[Any] | tuple[Any, ...]) -> bool:
-    """DRF's JSON parser (or a subclass) is listed, django-microkit's is not."""
-    return any(
-        is_subclass_path(parser, "rest_framework.parsers.JSONParser")
-        for parser in parsers
-    ) and not any(
-        is_subclass_path(parser, "django_microkit.parsers.JSONParser")
-        for parser in parsers
+def _check_json_parser(parsers: list[Any] | tuple[Any, ...]) -> list[CheckMessage]:
+    """W002: django-microkit's JSON parser must come before any of DRF's, since
+    DRF parses a request with the first parser that accepts its media type."""
+    ours = [is_subclass_path(p, "django_microkit.parsers.JSONParser") for p in parsers]
+    drf = [
+        not hardened and is_subclass_path(parser, "rest_framework.parsers.JSONParser")
+        for parser, hardened in zip(parsers, ours, strict=True)
+    ]
+    if True not in drf or (True in ours and ours.index(True) < drf.index(True)):
+        return []
+    if True not in ours:
+        msg = (
+            "REST_FRAMEWORK['DEFAULT_PARSER_CLASSES'] has DRF's JSONParser "
+            "but not django-microkit's."
+        )
+        hint = "Use 'django_microkit.parsers.JSONParser' in its place: DRF's "
+    else:
+        first = _dotted(parsers[drf.index(True)])
+        hardened = _dotted(parsers[ours.index(True)])
+        msg = (
+            f"REST_FRAMEWORK['DEFAULT_PARSER_CLASSES'] lists DRF's {first!r} "
+            f"before django-microkit's {hardened!r}, so DRF's parses JSON."
+        )
+        hint = f"Move {hardened!r} before {first!r}: DRF's "
+    hint += (
+        "answers 500 to JSON nested too deeply to decode, "
+        "django-microkit's a 400 problem document."
     )
+    return [Warning(msg, hint=hint, id="django_microkit.W002")]
+
+
+def _dotted(parser: Any) -> str:
+    """A parser setting's entry as its dotted path, whether path or class."""
+    if isinstance(parser, type):
+        return f"{parser.__module__}.{parser.__qualname__}"
+    return str(parser)
 
 
 _COMPATIBILITY, _SECURITY, _CACHES = Tags.compatibility, Tags.security, Tags.caches

@@ -29,7 +29,7 @@ from collections.abc import Callable
 from datetime import date, datetime
 from datetime import time as dt_time
 from time import perf_counter
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple, TypeVar
 from urllib.parse import quote
 from uuid import UUID
 
@@ -51,6 +51,7 @@ __all__ = [
     "ACCESS_LOGGER",
     "MicrokitFormatter",
     "Renderer",
+    "access_log_at_debug",
     "check_logging",
     "check_logging_deploy",
     "configure_logging",
@@ -456,6 +457,22 @@ def _access_settings() -> _AccessSettings:
     )
 
 
+_View = TypeVar("_View", bound=Callable[..., Any])
+_AT_DEBUG = "microkit_access_log_at_debug"
+
+
+def access_log_at_debug(view: _View) -> _View:
+    """Mark ``view`` so that the access lines of the requests it answers are
+    logged at DEBUG, as those under ``ACCESS_LOG["HEALTH_PATHS"]`` are.
+
+    For a probe at a path of its own (``/healthz``): a load balancer asks it
+    every few seconds, wherever it is mounted. ``probe_route`` marks its views;
+    the mark is read from the view the URL resolved to.
+    """
+    setattr(view, _AT_DEBUG, True)
+    return view
+
+
 def _peer_service(request: HttpRequest) -> str | None:
     """The calling service's name once authentication has run, without ever
     running it (a lazy ``request.user`` is not evaluated)."""
@@ -486,7 +503,9 @@ def log_access(
     if not settings.enabled:
         return
     path = request.path
-    level = logging.DEBUG if path.startswith(settings.health_paths) else logging.INFO
+    view = getattr(request.resolver_match, "func", None)
+    quiet = path.startswith(settings.health_paths) or getattr(view, _AT_DEBUG, False)
+    level = logging.DEBUG if quiet else logging.INFO
     if not _access_logger.isEnabledFor(level):
         return
     method = request.method or ""

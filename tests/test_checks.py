@@ -266,11 +266,23 @@ MICROKIT_JSON = "django_microkit.parsers.JSONParser"
         ([import_string(DRF_JSON)], ["django_microkit.W002"]),
         ([MICROKIT_JSON, "rest_framework.parsers.FormParser"], []),
         ([MICROKIT_JSON, DRF_JSON], []),
+        # DRF parses with the first parser that accepts the media type.
+        ([DRF_JSON, MICROKIT_JSON], ["django_microkit.W002"]),
+        (
+            ["rest_framework.parsers.FormParser", DRF_JSON, MICROKIT_JSON],
+            ["django_microkit.W002"],
+        ),
+        (
+            [import_string(DRF_JSON), import_string(MICROKIT_JSON)],
+            ["django_microkit.W002"],
+        ),
+        ([MICROKIT_JSON, DRF_JSON, MICROKIT_JSON], []),
+        ([import_string(MICROKIT_JSON), DRF_JSON], []),
         (["rest_framework.parsers.FormParser"], []),
         ([], []),
     ],
 )
-def test_w002_drf_json_parser_without_the_hardened_one(
+def test_w002_drf_json_parser_without_the_hardened_one_first(
     parsers: Any, expected: list[str]
 ) -> None:
     rest_framework = {
@@ -281,3 +293,20 @@ def test_w002_drf_json_parser_without_the_hardened_one(
     assert list(found) == expected
     if expected:
         assert MICROKIT_JSON in found["django_microkit.W002"].hint
+
+
+def test_w002_says_which_parser_to_move() -> None:
+    rest_framework = {
+        **django_microkit.rest_framework_defaults(),
+        "DEFAULT_PARSER_CLASSES": [import_string(DRF_JSON), MICROKIT_JSON],
+    }
+    warning = messages(REST_FRAMEWORK=rest_framework)["django_microkit.W002"]
+    assert warning.msg == (
+        "REST_FRAMEWORK['DEFAULT_PARSER_CLASSES'] lists DRF's "
+        f"{DRF_JSON!r} before django-microkit's {MICROKIT_JSON!r}, so DRF's "
+        "parses JSON."
+    )
+    assert warning.hint == (
+        f"Move {MICROKIT_JSON!r} before {DRF_JSON!r}: DRF's answers 500 to JSON "
+        "nested too deeply to decode, django-microkit's a 400 problem document."
+    )

@@ -20,7 +20,7 @@ from django.core.checks import run_checks
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management import CommandError, call_command
 from django.db import connection, connections
-from django.http import HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.test import AsyncClient, Client, override_settings
 from django.urls import include, path, resolve, reverse
 
@@ -40,6 +40,8 @@ from django_microkit.health.views import (
     server_mode_route,
     show_details,
 )
+from django_microkit.logging import access_log_at_debug
+from tests.conftest import LogLines
 from tests.testapp import health_checks
 from tests.testapp.health_checks import RUNS, SEEN
 
@@ -1148,10 +1150,18 @@ def test_register_check_is_exported_at_the_top() -> None:
 
 # --- a probe at a path of your own ------------------------------------------------
 
+
+@access_log_at_debug
+def _ping(request: HttpRequest) -> HttpResponse:
+    """A check of the caller's own, logged as quietly as a probe."""
+    return HttpResponse("pong")
+
+
 #: A URLconf with readiness at a load balancer's fixed path, beside the standard routes.
 urlpatterns = [
     path("", include("django_microkit.urls")),
     probe_route("healthz", "ready", name="healthz"),
+    path("ping", _ping),
 ]
 
 
@@ -1168,6 +1178,33 @@ def test_readiness_at_an_exact_path_of_your_own(
     assert (response.status_code, response["Content-Type"]) == (200, HEALTH_JSON)
     assert document["status"] == "pass"
     assert sorted(document["checks"]) == sorted(json.loads(standard.content)["checks"])
+
+
+@pytest.mark.django_db
+def test_a_probe_of_your_own_is_logged_at_debug(
+    get: Callable[..., HttpResponse], log_lines: LogLines
+) -> None:
+    """Outside ``ACCESS_LOG["HEALTH_PATHS"]`` too: a load balancer asks often."""
+    with override_settings(ROOT_URLCONF=__name__):
+        get("/healthz")
+        get("/.well-known/service-info")
+    levels = [
+        (line["path"], line["level"]) for line in log_lines.of("django_microkit.access")
+    ]
+    assert levels == [("/healthz", "debug"), ("/.well-known/service-info", "info")]
+
+
+@pytest.mark.django_db
+def test_a_view_marked_access_log_at_debug_is_logged_at_debug(
+    log_lines: LogLines,
+) -> None:
+    with override_settings(ROOT_URLCONF=__name__):
+        Client().get("/ping")
+        Client().get("/no-such-path")
+    levels = [
+        (line["path"], line["level"]) for line in log_lines.of("django_microkit.access")
+    ]
+    assert levels == [("/ping", "debug"), ("/no-such-path", "info")]
 
 
 def test_probe_route_refuses_an_unknown_probe() -> None:

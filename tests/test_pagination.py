@@ -868,8 +868,14 @@ def _forged(link: str, index: int, value: str) -> str:
         ("code", 0, '{"u": "00000000-0000-0000-0000-000000000001", "x": 1}'),
         ("day-at", 0, '{"dt": "2024-01-01T00:00:00+00:00"}'),
         ("day-at", 1, '{"d": "2024-01-01"}'),
+        # An aware time: SQLite and MySQL cannot compare one with the column.
+        ("day-at", 1, '{"t": "10:00:00+05:00"}'),
         ("length", 0, "5"),
         ("length", 0, '{"td": [1e309, 0, 0]}'),
+        # Durations timedelta holds, too long for 64-bit microseconds.
+        ("length", 0, '{"td": [999999999, 0, 0]}'),
+        ("length", 0, '{"td": [-999999999, 0, 0]}'),
+        ("length", 0, '{"td": [106751992, 0, 0]}'),
         ("score", 1, '{"td": [1, 0, 0]}'),
     ],
 )

@@ -20,17 +20,20 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from importlib.metadata import distribution
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from django_microkit import __version__
 from django_microkit.__main__ import main
 from django_microkit.startservice import (
     SOURCE_FILE,
     TEMPLATE_DIR,
     ServiceNameError,
+    compatible_range,
     is_service_name,
     source_requirement,
     start_service,
@@ -233,10 +236,16 @@ def test_source_requirement(direct_url: Any, requirement: str | None) -> None:
 
 
 def test_the_service_records_this_django_microkit(service: Path) -> None:
-    """The suite runs from an editable checkout, so the service names it."""
+    """The line names where the running django-microkit was installed from: an
+    editable checkout for a plain run, a wheel under tox."""
+    direct_url = distribution("django-microkit").read_text("direct_url.json")
+    expected = source_requirement(
+        None if direct_url is None else json.loads(direct_url)
+    )
     recorded = (service / SOURCE_FILE).read_text().splitlines()
 
-    assert recorded[-1].startswith("-e /")
+    assert expected is not None
+    assert recorded[-1] == expected
     assert all(line.startswith("#") for line in recorded[:-1])
     # The Makefile installs it with the service.
     assert f"-r {SOURCE_FILE} -e '.[dev]'" in (service / "Makefile").read_text()
@@ -330,7 +339,7 @@ def test_pyproject(service: Path) -> None:
 
     assert project["project"]["name"] == NAME
     dependencies = project["project"]["dependencies"]
-    assert "django-microkit>=0.1,<0.2" in dependencies
+    assert f"django-microkit{compatible_range(__version__)}" in dependencies
     # Every dependency has a range: a lower and an upper bound.
     for requirement in (
         dependencies + project["project"]["optional-dependencies"]["dev"]
@@ -345,6 +354,20 @@ def test_pyproject(service: Path) -> None:
         "mypy_django_plugin.main",
         "mypy_drf_plugin.main",
     ]
+
+
+@pytest.mark.parametrize(
+    ("version", "expected"),
+    [
+        ("0.1.0", ">=0.1,<0.2"),
+        ("0.12.3rc1", ">=0.12,<0.13"),
+        ("1.4.0", ">=1.4,<2"),
+        ("2.0", ">=2.0,<3"),
+        ("0+unknown", ""),
+    ],
+)
+def test_compatible_range(version: str, expected: str) -> None:
+    assert expected == compatible_range(version)
 
 
 def test_makefile_targets(service: Path) -> None:
@@ -565,6 +588,25 @@ def test_python_dash_m_startservice(tmp_path: Path) -> None:
     usage = run_module(cwd=tmp_path)
     assert usage.returncode == 2
     assert "startservice" in usage.stderr
+
+
+def test_the_image_installs_django_microkit_as_make_does(service: Path) -> None:
+    """The Dockerfile, and so CI's image build, installs from the same
+    requirements file as the Makefile."""
+    instructions = dockerfile_instructions((service / "Dockerfile").read_text())
+    build_stage = instructions[: [k for k, _ in instructions].index("FROM", 1)]
+
+    copied = [
+        arguments.split() for keyword, arguments in build_stage if keyword == "COPY"
+    ]
+    assert any(SOURCE_FILE in sources[:-1] for sources in copied)
+    installs = [
+        command_words(arguments)
+        for keyword, arguments in build_stage
+        if keyword == "RUN" and "install" in arguments
+    ]
+    assert installs == [["/venv/bin/pip", "install", "-r", SOURCE_FILE, "."]]
+    assert SOURCE_FILE not in (service / ".dockerignore").read_text()
 
 
 def test_django_admin_startproject_alternative(tmp_path: Path) -> None:

@@ -26,6 +26,7 @@ from django_microkit.health.runner import (
     arun_probe,
     run_probe,
 )
+from django_microkit.logging import access_log_at_debug
 
 __all__ = [
     "HEALTH_JSON",
@@ -139,10 +140,17 @@ def probe_route(route: str, probe: str, *, name: str | None = None) -> URLPatter
 
     It answers as the standard route of that probe does (the same checks and
     document, sync or async as the server is), and is left out of the schema.
+    Its access line is logged at DEBUG, as under ``ACCESS_LOG["HEALTH_PATHS"]``.
     """
     if probe not in PROBES:
         raise ValueError(f"{probe!r} is not a probe: use one of {', '.join(PROBES)}.")
-    return server_mode_route(route, *_probe_views(probe), name=name)
+    sync_view, async_view = _probe_views(probe)
+    return server_mode_route(
+        route,
+        access_log_at_debug(sync_view),
+        access_log_at_debug(async_view),
+        name=name,
+    )
 
 
 def health_urlpatterns() -> list[URLPattern]:

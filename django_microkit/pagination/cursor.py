@@ -51,6 +51,9 @@ __all__ = ["CursorPagination"]
 _CURSOR_SALT = "django_microkit.pagination.cursor"
 _CURSOR_FORMAT = 1
 _INVALID_CURSOR = "The cursor is not valid: use the links as given."
+#: The longest duration every database stores: Django keeps a ``DurationField``
+#: as a signed 64-bit count of microseconds where there is no interval type.
+_LONGEST = datetime.timedelta(microseconds=2**63 - 1)
 
 
 @dataclass(frozen=True)
@@ -161,6 +164,12 @@ def _checked_value(value: Any, field: Field[Any, Any], nullable: bool) -> Any:
     limit = field.max_length
     if isinstance(value, str) and limit is not None and len(value) > limit:
         raise ValueError("longer than the column")
+    if isinstance(value, datetime.timedelta) and not -_LONGEST <= value <= _LONGEST:
+        raise ValueError("longer than a database stores")
+    if isinstance(value, datetime.time) and value.tzinfo is not None:
+        # Django stores and reads times naive; SQLite and MySQL refuse an
+        # aware one with a ValueError.
+        raise ValueError("an aware time")
     if isinstance(field, DateTimeField) and not (
         isinstance(value, datetime.datetime)
         and timezone.is_aware(value) == settings.USE_TZ
@@ -317,9 +326,10 @@ class CursorPagination(BasePagination):
             return list(rows)
         try:
             return list(rows)
-        except (DataError, UnicodeEncodeError):
-            # A string the database cannot compare with the column: a lone
-            # surrogate (no UTF-8), a NUL character in PostgreSQL text.
+        except (DataError, UnicodeEncodeError, OverflowError, ValueError):
+            # A value the database cannot compare with the column, past the
+            # checks of _checked_value: a lone surrogate (no UTF-8), a NUL
+            # character in PostgreSQL text, a number or time its driver refuses.
             raise _invalid_cursor(self.cursor_query_param) from None
 
     # cursors
