@@ -347,7 +347,8 @@ def measure_minting(base_url: str, count: int) -> list[str]:
 def work(root: Path, base_url: str) -> None:
     """A worker process for ``--baseline``: ``client`` with the
     ``django_microkit`` of ``root``; for each line ``N`` read, times N calls
-    and writes back their median wall time and mean CPU time, in µs."""
+    and writes back their median wall time and mean CPU time, in µs; for a
+    line ``calls``, the Python calls per call (cProfile)."""
     sys.path.insert(0, str(root))
     _setup()
     import django_microkit
@@ -356,8 +357,12 @@ def work(root: Path, base_url: str) -> None:
     applied, call = _callers(base_url)["client"]
     with applied("client"):
         for line in sys.stdin:
-            wall, cpu = _batch(call, int(line))
-            sys.stdout.write(json.dumps({"wall": wall, "cpu": cpu}) + "\n")
+            if line.strip() == "calls":
+                answer = {"calls": _calls(call)}
+            else:
+                wall, cpu = _batch(call, int(line))
+                answer = {"wall": wall, "cpu": cpu}
+            sys.stdout.write(json.dumps(answer) + "\n")
             sys.stdout.flush()
 
 
@@ -378,15 +383,16 @@ def measure_baseline(
             for _ in range(processes)
         ]
 
-        def ask(process: subprocess.Popen[str]) -> dict[str, float]:
+        def ask(process: subprocess.Popen[str], line: Any = batch) -> dict[str, float]:
             assert process.stdin is not None and process.stdout is not None
-            process.stdin.write(f"{batch}\n")
+            process.stdin.write(f"{line}\n")
             process.stdin.flush()
             answer: dict[str, float] = json.loads(process.stdout.readline())
             return answer
 
         for _, process in workers:  # warm up
             ask(process)
+        calls = {name: ask(process, "calls")["calls"] for name, process in workers}
         for _ in range(rounds):
             order = workers.copy()
             random.shuffle(order)
@@ -397,19 +403,24 @@ def measure_baseline(
                         statistics.fmean(a[kind] for n, a in answers if n == name)
                     )
     lines = [
-        "| checkout | wall µs per call | CPU µs per call |",
-        "|---|---|---|",
+        "| checkout | wall µs per call | CPU µs per call | Python calls per call |",
+        "|---|---|---|---|",
     ]
     for name, root in roots.items():
         lines.append(
             f"| {name} (`{root}`) | {summary(times['wall'][name])} "
-            f"| {summary(times['cpu'][name])} |"
+            f"| {summary(times['cpu'][name])} | {calls[name]:.0f} |"
         )
-    for kind in ("wall", "cpu"):
-        ratios = [
-            a / b for a, b in zip(times[kind]["new"], times[kind]["old"], strict=True)
-        ]
-        lines.append(f"| {kind} ratio new / old | {summary(ratios)} | |")
+    ratios = {
+        kind: summary(
+            [a / b for a, b in zip(series["new"], series["old"], strict=True)]
+        )
+        for kind, series in times.items()
+    }
+    lines.append(
+        f"| ratio new / old | {ratios['wall']} | {ratios['cpu']} "
+        f"| {calls['new'] / calls['old']:.3f} |"
+    )
     return lines
 
 

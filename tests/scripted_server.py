@@ -1,8 +1,8 @@
 """A real HTTP server on 127.0.0.1 for the service client tests.
 
 Each path answers from a script of replies (the last one repeats): statuses,
-bodies, headers, a delay before answering, a body sent in parts with a pause
-before each, or a dropped connection. Every request is recorded with its
+bodies, headers, a delay before answering, headers or a body sent in parts
+with a pause before each, or a dropped connection. Every request is recorded with its
 headers, body, arrival time and the client's port (one per connection); the
 bytes of body written are counted per path.
 
@@ -37,6 +37,8 @@ class Reply:
     #: The body in parts (instead of ``body``), each after ``pause`` seconds.
     parts: tuple[bytes, ...] = ()
     pause: float = 0.0
+    #: Seconds before each header line after the status line (0: all at once).
+    header_pause: float = 0.0
 
     def encoded(self) -> tuple[tuple[bytes, ...], dict[str, str]]:
         headers = dict(self.headers)
@@ -134,6 +136,9 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             self.send_response(reply.status)
             for name, value in headers.items():
+                if reply.header_pause:
+                    self.flush_headers()
+                    time.sleep(reply.header_pause)
                 self.send_header(name, value)
             if "Content-Length" not in headers:  # a wrong one: a body cut short
                 self.send_header("Content-Length", str(sum(map(len, parts))))

@@ -240,7 +240,7 @@ def test_raw_gives_the_body_read(
 
 
 # --------------------------------------------------------------------------
-# The deadline covers the body
+# The deadline covers the whole answer
 # --------------------------------------------------------------------------
 
 
@@ -249,9 +249,12 @@ def test_raw_gives_the_body_read(
     [
         (Reply(parts=(b"x",) * 100, pause=0.3), 1.9),  # a byte each 0.3 s
         (Reply(parts=(b"x", b"y"), pause=3.0), 1.5),  # headers, then silence
+        # The status line, then a header line each 0.3 s: 6 s in all.
+        (Reply(headers={f"X-{n}": "x" for n in range(20)}, header_pause=0.3), 1.5),
+        (Reply(delay=3.0), 1.5),  # silence before the status line
     ],
 )
-def test_the_deadline_covers_reading_the_body(
+def test_the_deadline_covers_the_whole_answer(
     configure: Any, server: ScriptedServer, reply: Reply, limit: float
 ) -> None:
     catalog = configure(
@@ -265,6 +268,41 @@ def test_the_deadline_covers_reading_the_body(
     assert caught.value.code == "deadline_exceeded"
     assert catalog.breaker.state == "open"
     assert len(server.hits()) == 1
+
+
+def slow_provider(call: Any) -> dict[str, str]:
+    """A header provider taking longer than the deadline."""
+    time.sleep(0.3)
+    return {}
+
+
+def test_an_answer_not_started_by_the_deadline_is_not_waited_for(
+    configure: Any, server: ScriptedServer
+) -> None:
+    catalog = configure(
+        DEADLINE=0.2, HEADER_PROVIDERS=["tests.test_client_hostile.slow_provider"]
+    )
+    server.script("/ok/", Reply(json={"ok": True}))
+    started = time.monotonic()
+    with pytest.raises(ServiceTimeoutError, match="deadline_exceeded"):
+        catalog.get("/ok/")
+    # The answer came at once, but after the deadline: it is not read.
+    assert 0.3 <= time.monotonic() - started < 0.5
+
+
+def test_a_connection_cut_by_the_deadline_is_not_reused(
+    configure: Any, server: ScriptedServer
+) -> None:
+    catalog = configure(TIMEOUT=(0.5, 2.0), DEADLINE=0.5, RETRIES=0)
+    server.script("/ok/", Reply(json={"ok": True}))
+    slow = Reply(headers={f"X-Pad-{n}": "x" for n in range(5)}, header_pause=0.3)
+    server.script("/slow/", slow)
+    assert catalog.get("/ok/") == {"ok": True}
+    with pytest.raises(ServiceTimeoutError):
+        catalog.get("/slow/")
+    assert catalog.get("/ok/", deadline=5) == {"ok": True}
+    ports = [received.port for received in server.hits()]
+    assert ports[0] == ports[1] != ports[2]
 
 
 class _Transport(BaseAdapter):
@@ -344,13 +382,14 @@ def test_redirects_are_not_followed_by_default(
 ) -> None:
     server.script("/moved/", Reply(307, headers={"Location": f"{other_server.url}/x/"}))
     server.script("/here/", Reply(302, headers={"Location": "/there/"}))
-    for path in ("/moved/", "/here/"):
+    server.script("/bad/", Reply(302, headers={"Location": "http://[bad/x"}))
+    for path in ("/moved/", "/here/", "/bad/"):
         with pytest.raises(InvalidResponseError) as caught:
             catalog.get(path, raw=True)
         assert caught.value.code == "redirect"
         assert caught.value.status in (302, 307)
     assert other_server.hits() == []
-    assert [r.path for r in server.hits()] == ["/moved/", "/here/"]
+    assert [r.path for r in server.hits()] == ["/moved/", "/here/", "/bad/"]
 
 
 def test_a_not_modified_answer_is_returned(
@@ -378,9 +417,7 @@ def test_redirects_under_base_url_are_followed_without_the_callers_credentials(
     assert hop.header("traceparent") is not None
 
 
-def test_a_redirect_hop_gets_a_token_of_its_own(
-    server: ScriptedServer, settings: Any
-) -> None:
+def test_a_redirect_hop_carries_no_token(server: ScriptedServer, settings: Any) -> None:
     key = {"kid": "orders-1", "alg": "HS256", "key": {"value": "k" * 32}}
     settings.MICROKIT = {
         "SERVICE_NAME": "orders",
@@ -390,9 +427,10 @@ def test_a_redirect_hop_gets_a_token_of_its_own(
     server.script("/old/", Reply(302, headers={"Location": "/new/"}))
     server.script("/new/", Reply(json={"moved": True}))
     assert ServiceClient("catalog").get("/old/") == {"moved": True}
-    tokens = [r.header("Authorization") for r in server.hits()]
-    assert all(token and token.startswith("Bearer ") for token in tokens)
-    assert tokens[0] != tokens[1]
+    first, hop = server.hits()
+    assert (first.header("Authorization") or "").startswith("Bearer ")
+    assert hop.header("Authorization") is None
+    assert hop.header("traceparent") is not None
 
 
 @pytest.mark.parametrize(
@@ -414,12 +452,66 @@ def test_a_redirect_elsewhere_is_never_followed(
     configure: Any, server: ScriptedServer, other_server: ScriptedServer
 ) -> None:
     catalog = configure(BASE_URL=f"{server.url}/api", MAX_REDIRECTS=5)
-    for location in (f"{other_server.url}/api/x/", "/admin/"):
+    for location in (
+        f"{other_server.url}/api/x/",
+        "/admin/",
+        # Dot segments are resolved (RFC 3986 §5.2.4) before the comparison.
+        f"{server.url}/api/../admin/",
+        "/api/./../admin/",
+        "/api/%2E%2e/admin/",
+        # No URL at all: urljoin would raise ValueError.
+        "http://[bad/x",
+    ):
         server.script("/api/moved/", Reply(307, headers={"Location": location}))
         with pytest.raises(InvalidResponseError, match="redirect"):
             catalog.get("/moved/")
     assert other_server.hits() == []
-    assert server.hits("/admin/") == []
+    assert [r.path for r in server.hits()] == ["/api/moved/"] * 6
+
+
+@pytest.mark.parametrize(
+    ("path", "owned"),
+    [
+        ("/api/../admin/", False),
+        ("/api/%2e%2E/admin/", False),
+        ("/api/..", False),
+        ("/api/./x/", True),
+        ("/api/x/..", True),
+        ("/api/.", True),
+        ("/../api/x/", True),  # no segment above the root
+    ],
+)
+def test_owns_resolves_dot_segments(
+    configure: Any, server: ScriptedServer, path: str, owned: bool
+) -> None:
+    catalog = configure(BASE_URL=f"{server.url}/api")
+    assert catalog.config.owns(f"{server.url}{path}") is owned
+
+
+def test_a_redirect_with_dot_segments_under_base_url_is_followed(
+    configure: Any, server: ScriptedServer
+) -> None:
+    catalog = configure(BASE_URL=f"{server.url}/api", MAX_REDIRECTS=1)
+    server.script("/api/old/", Reply(302, headers={"Location": "/api/x/../new/"}))
+    server.script("/api/new/", Reply(json={"moved": True}))
+    assert catalog.get("/old/") == {"moved": True}
+
+
+@pytest.mark.parametrize(
+    "link", ["{url}/api/../admin/", "/api/./../admin/", "http://[bad/x"]
+)
+def test_paginate_refuses_a_link_out_of_the_base_path(
+    configure: Any, server: ScriptedServer, link: str
+) -> None:
+    catalog = configure(BASE_URL=f"{server.url}/api")
+    next_link = link.format(url=server.url)
+    server.script("/api/products/", Reply(json={"results": [1], "next": next_link}))
+    items: list[Any] = []
+    with pytest.raises(InvalidResponseError, match="next page link") as caught:
+        items.extend(catalog.paginate("/products/"))
+    assert caught.value.code == "invalid_response"
+    assert items == [1]
+    assert [r.path for r in server.hits()] == ["/api/products/"]
 
 
 def test_redirects_stop_at_max_redirects(
@@ -431,3 +523,12 @@ def test_redirects_stop_at_max_redirects(
         catalog.get("/loop/")
     assert caught.value.code == "redirect"
     assert len(server.hits()) == 3
+
+
+def test_the_session_used_directly_reads_as_requests_does(
+    catalog: ServiceClient, server: ScriptedServer
+) -> None:
+    server.script("/moved/", Reply(302, headers={"Location": "/new/"}))
+    response = catalog.session.get(f"{server.url}/moved/", timeout=1)
+    # No deadline to read within, and no redirect followed by requests.
+    assert (response.status_code, response.next) == (302, None)

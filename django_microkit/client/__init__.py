@@ -13,9 +13,10 @@ JSON body. Every call
 - carries the headers of the configured header providers (request ID, trace
   context, service token) and a ``User-Agent`` naming this service;
 - turns an error answer into a typed exception (:mod:`.errors`);
-- reads at most ``MAX_BODY_SIZE`` (``MAX_ERROR_BODY_SIZE`` for an error) bytes
-  of a body, within the deadline, and follows no redirect unless
-  ``MAX_REDIRECTS`` allows it, and then only under ``BASE_URL``;
+- reads the status line, headers and at most ``MAX_BODY_SIZE``
+  (``MAX_ERROR_BODY_SIZE`` for an error) bytes of a body within the deadline,
+  and follows no redirect unless ``MAX_REDIRECTS`` allows it, and then only
+  under ``BASE_URL``, without credentials;
 - writes one log line (logger ``django_microkit.client``).
 
 The retry loop is this module's own rather than urllib3's ``Retry``: urllib3
@@ -29,11 +30,15 @@ itself.
 
 from __future__ import annotations
 
+import http.client
+import io
 import logging
 import random
+import socket
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
+from contextvars import ContextVar
 from http.cookiejar import DefaultCookiePolicy
 from typing import Any, Literal, overload
 from urllib.parse import urljoin, urlsplit
@@ -41,6 +46,8 @@ from urllib.parse import urljoin, urlsplit
 import requests
 import urllib3
 from requests.adapters import BaseAdapter, HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from django_microkit.client.breaker import CircuitBreaker
 from django_microkit.client.config import ServiceConfig
@@ -104,6 +111,86 @@ Timeout = float | tuple[float, float]
 _transports: dict[str, BaseAdapter] = {}
 
 
+# When the attempt being sent must end (time.monotonic()); None: no call's.
+_deadline_at: ContextVar[float | None] = ContextVar("deadline_at", default=None)
+
+
+class _UntilDeadline(io.RawIOBase):
+    """A socket's reads, each waiting at most for the time left.
+
+    A socket timeout bounds one read, not the answer: a peer sending a header
+    line, or a byte of body, just within it each time would hold a call for
+    ever. Cutting each read's timeout to the time left bounds them all; the
+    normal path pays one comparison a read."""
+
+    def __init__(self, raw: io.RawIOBase, sock: socket.socket, at: float) -> None:
+        super().__init__()
+        self._raw, self._sock, self._at = raw, sock, at
+        self._timeout = sock.gettimeout() or float("inf")
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int | None:
+        remaining = self._at - time.monotonic()
+        if remaining < self._timeout:
+            if remaining <= 0:
+                raise TimeoutError("The deadline ran out.")
+            self._sock.settimeout(remaining)
+        return self._raw.readinto(buffer)
+
+    def close(self) -> None:
+        super().close()
+        self._raw.close()
+
+
+class _Answer(http.client.HTTPResponse):
+    """An answer whose status line, headers and body are read until the
+    deadline of the attempt sending it (:class:`_UntilDeadline`)."""
+
+    def __init__(self, sock: socket.socket, *args: Any, **kwargs: Any) -> None:
+        super().__init__(sock, *args, **kwargs)
+        at = _deadline_at.get()
+        if at is not None:  # else the session is used without ServiceClient
+            reads = _UntilDeadline(self.fp.detach(), sock, at)
+            self.fp = io.BufferedReader(reads)
+
+
+class _Connection(HTTPConnection):
+    response_class = _Answer
+
+
+class _TLSConnection(HTTPSConnection):
+    response_class = _Answer
+
+
+class _Pool(HTTPConnectionPool):
+    ConnectionCls = _Connection
+
+
+class _TLSPool(HTTPSConnectionPool):
+    ConnectionCls = _TLSConnection
+
+
+class _Adapter(HTTPAdapter):
+    """requests' adapter, its connections reading within the deadline."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _Pool, "https": _TLSPool}
+
+
+class _Session(requests.Session):
+    """requests' session, leaving redirects to :meth:`_Call._attempt`.
+
+    Even with ``allow_redirects=False`` a session parses the ``Location`` of
+    a redirect to prepare the next request, and raises ValueError for one
+    that is no URL (``http://[bad/``)."""
+
+    def get_redirect_target(self, resp: requests.Response) -> None:
+        return None
+
+
 class _Target:
     """A service this process calls: its settings, its connection pool and its
     circuit breaker, shared by every client of it."""
@@ -113,7 +200,7 @@ class _Target:
     def __init__(self, name: str) -> None:
         config = self.config = ServiceConfig.from_settings(name)
         self.breaker = CircuitBreaker(name, config.breaker)
-        session = self.session = requests.Session()
+        session = self.session = _Session()
         # No proxies or credentials from the environment or ~/.netrc: service
         # calls go where BASE_URL says, with the headers this module sets. TLS
         # roots come from VERIFY.
@@ -122,7 +209,7 @@ class _Target:
         # Service calls carry no cookies; a jar shared by threads would also be
         # the one piece of a Session that is not safe to share.
         session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
-        adapter = HTTPAdapter(pool_maxsize=config.pool_size, max_retries=0)
+        adapter = _Adapter(pool_maxsize=config.pool_size, max_retries=0)
         session.mount("http://", adapter)
         session.mount("https://", adapter)
         transport = _transports.get(name)
@@ -341,7 +428,8 @@ class ServiceClient:
         envelope until it is null. A ``next`` outside the service's
         ``BASE_URL`` (another host, scheme or base path) is refused with
         :class:`InvalidResponseError`: the service token is never sent
-        elsewhere. A plain JSON list is taken as a single page.
+        elsewhere. So is a link that is no URL (``http://[bad/``). A plain
+        JSON list is taken as a single page.
         """
         url = self.config.url(path)
         seen = {url}
@@ -362,7 +450,7 @@ class ServiceClient:
             link = page.get("next")
             if not link:
                 return
-            next_url = urljoin(url, link) if isinstance(link, str) else ""
+            next_url = _join(url, link)
             if not self.config.owns(next_url) or next_url in seen:
                 raise InvalidResponseError(
                     self.name,
@@ -373,6 +461,15 @@ class ServiceClient:
                 )
             seen.add(next_url)
             url = next_url
+
+
+def _join(url: str, link: object) -> str:
+    """``link`` resolved against ``url``; ``""`` (owned by no service) for a
+    link that is no URL, which ``urljoin`` refuses with ValueError."""
+    try:
+        return urljoin(url, link) if isinstance(link, str) else ""
+    except ValueError:
+        return ""
 
 
 def _timeout(value: Timeout) -> tuple[float, float]:
@@ -515,50 +612,53 @@ class _Call:
         """One attempt: the request, its redirects if allowed, each body read.
 
         requests would follow any redirect, to any host, with the headers of
-        the first request; a hop here goes only under ``BASE_URL``, gets fresh
-        provider headers (a new token, as a retry does) and not the call's own
-        ``Authorization``. RFC 9110 §15.4: 303, and 301/302 after a POST, turn
+        the first request; a hop here goes only under ``BASE_URL`` and carries
+        no credentials: no ``Authorization``, the providers' (a service token)
+        or the call's own. RFC 9110 §15.4: 303, and 301/302 after a POST, turn
         into a GET without a body."""
         config, method = target.config, self.method
-        base_headers, call_headers = headers
         hops = 0
-        while True:
-            response = target.session.request(
-                method,
-                url,
-                headers=self._headers(config, method, url, base_headers, call_headers),
-                timeout=timeout,
-                stream=True,
-                allow_redirects=False,
-                **send,
-            )
-            self._read_body(response, config, deadline_at, timeout[1])
-            if not response.is_redirect or hops == config.max_redirects:
-                return response
-            url = urljoin(url, response.headers["Location"])
-            if not config.owns(url):
-                return response
-            hops += 1
-            status = response.status_code
-            if status == 303 and method != "HEAD" or status < 303 and method == "POST":
-                method, send = "GET", {}
-            send = {key: value for key, value in send.items() if key != "params"}
-            call_headers = {
-                name: field
-                for name, field in call_headers.items()
-                if name != "authorization"
-            }
+        until = _deadline_at.set(deadline_at)
+        try:
+            while True:
+                response = target.session.request(
+                    method,
+                    url,
+                    headers=self._headers(config, method, url, headers, hops),
+                    timeout=timeout,
+                    stream=True,
+                    allow_redirects=False,
+                    **send,
+                )
+                self._read_body(response, config, deadline_at)
+                if not response.is_redirect or hops == config.max_redirects:
+                    return response
+                url = _join(url, response.headers["Location"])
+                if not config.owns(url):
+                    return response
+                hops += 1
+                status = response.status_code
+                if (
+                    status == 303
+                    and method != "HEAD"
+                    or status < 303
+                    and method == "POST"
+                ):
+                    method, send = "GET", {}
+                send = {key: value for key, value in send.items() if key != "params"}
+        finally:
+            _deadline_at.reset(until)
 
     def _read_body(
         self,
         response: requests.Response,
         config: ServiceConfig,
         deadline_at: float,
-        read_timeout: float,
     ) -> None:
         """Read the body into ``response.content``, decompressed, within the
-        deadline (each socket read waits at most for the time left) and at most
-        the configured size; otherwise close the connection and raise.
+        deadline (:class:`_UntilDeadline` for a socket; between reads for any
+        other transport) and at most the configured size; otherwise close the
+        connection and raise.
 
         ``requests`` would read the whole body into memory however long it
         is, inflate any gzip into it, and give a trickling peer the read
@@ -570,7 +670,6 @@ class _Call:
         )
         raw = response.raw  # None: an adapter that built the content itself
         from_urllib3 = isinstance(raw, urllib3.BaseHTTPResponse)
-        sock = getattr(raw.connection, "sock", None) if from_urllib3 else None
         chunks: list[bytes] = []
         size = 0
         try:
@@ -578,8 +677,6 @@ class _Call:
                 remaining = deadline_at - time.monotonic()
                 if remaining <= 0:
                     raise requests.ReadTimeout("The deadline ran out in the body.")
-                if sock is not None and remaining < read_timeout:
-                    sock.settimeout(remaining)
                 try:
                     chunk = (
                         raw.read1(_CHUNK, decode_content=True)
@@ -629,12 +726,13 @@ class _Call:
         config: ServiceConfig,
         method: str,
         url: str,
-        base_headers: _Headers,
-        call_headers: _Headers,
+        given: tuple[_Headers, _Headers],
+        hop: int,
     ) -> dict[str, str]:
         """Every header of the attempt; a name given again, in any case,
         replaces the earlier field: the providers' over the defaults, the
-        call's own over all."""
+        call's own over all. A redirect ``hop`` carries no ``Authorization``."""
+        base_headers, call_headers = given
         headers = base_headers.copy()
         outgoing = OutgoingCall(
             self.service,
@@ -647,6 +745,8 @@ class _Call:
         for provider in config.header_providers:
             headers.update(_by_name(provider(outgoing).items()))
         headers.update(call_headers)
+        if hop:
+            headers.pop("authorization", None)
         return dict(headers.values())
 
     def _retry_delay(

@@ -153,7 +153,25 @@ def _under(
     if url is None or base is None or url[:3] != base[:3]:
         return False
     base_path = base[3].rstrip("/")
-    return url[3] == base_path or url[3].startswith(base_path + "/")
+    path = _without_dot_segments(url[3])
+    return path == base_path or path.startswith(base_path + "/")
+
+
+def _without_dot_segments(path: str) -> str:
+    """``path`` with its ``.`` and ``..`` segments resolved (RFC 3986 §5.2.4),
+    ``%2E`` taken as a dot: as the peer or a proxy on the way resolves them,
+    so ``/api/../admin/`` is not under ``/api``."""
+    kept: list[str] = []
+    segments = path.replace("%2E", ".").replace("%2e", ".").split("/")
+    for segment in segments:
+        if segment == "..":
+            if len(kept) > 1:
+                kept.pop()
+        elif segment != ".":
+            kept.append(segment)
+    if segments[-1] in (".", ".."):
+        kept.append("")
+    return "/".join(kept)
 
 
 # --------------------------------------------------------------------------
