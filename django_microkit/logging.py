@@ -256,8 +256,25 @@ def configure_structlog(level: int | str = logging.INFO) -> None:
 _configure_structlog = configure_structlog
 
 
+#: The levels structlog's filtering loggers know (and ``logging`` names).
+_LEVELS = (
+    logging.NOTSET,
+    logging.DEBUG,
+    logging.INFO,
+    logging.WARNING,
+    logging.ERROR,
+    logging.CRITICAL,
+)
+
+
 def _level_number(level: int | str) -> int:
     if isinstance(level, int):
+        if level not in _LEVELS:
+            raise ValueError(
+                f"Unknown log level: {level!r}; use one of "
+                + ", ".join(logging.getLevelName(known) for known in _LEVELS)
+                + "."
+            )
         return level
     # getLevelName maps a registered level name to its number.
     number = logging.getLevelName(level.upper())

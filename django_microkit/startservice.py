@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import keyword
 import re
+import shlex
 from collections.abc import Mapping
 from importlib.metadata import distributions
 from importlib.util import find_spec
@@ -190,7 +191,8 @@ def source_requirement(direct_url: Mapping[str, Any] | None) -> str | None:
         return None
     url = str(direct_url["url"])
     if direct_url.get("dir_info", {}).get("editable"):
-        return f"-e {unquote(urlsplit(url).path)}"
+        # Quoted: pip splits an option's value on white space.
+        return f"-e {shlex.quote(unquote(urlsplit(url).path))}"
     vcs = direct_url.get("vcs_info")
     if vcs is not None:
         url = f"{vcs['vcs']}+{url}@{vcs['commit_id']}"

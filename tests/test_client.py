@@ -253,6 +253,9 @@ def test_no_timeout_is_refused(catalog: ServiceClient, timeout: Any) -> None:
         ({"timeout": 0}, "Timeouts must be > 0"),
         ({"timeout": (1, -1)}, "Timeouts must be > 0"),
         ({"deadline": 0}, "deadline must be > 0"),
+        ({"deadline": float("inf")}, "deadline must be > 0"),
+        ({"deadline": float("nan")}, "deadline must be > 0"),
+        ({"timeout": (1, float("inf"))}, "Timeouts must be > 0"),
         ({"retries": -1}, "retries must be >= 0"),
     ],
 )

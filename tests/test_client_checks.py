@@ -324,6 +324,8 @@ BAD_VALUES: list[tuple[str, Any, str, str]] = [
     ("RETRY_AFTER_CAP", 10**400, "E065", "E065"),
     ("DEADLINE", "10", "E003", "E063"),
     ("DEADLINE", 0, "E065", "E065"),
+    ("DEADLINE", float("inf"), "E065", "E065"),
+    ("TIMEOUT", (1, float("inf")), "E064", "E064"),
     ("BREAKER", 3, "E003", "E063"),
     ("BREAKER", {"COOLDOWN": 3}, "E062", "E062"),
     ("BREAKER", {"FAILURES": "5"}, "E063", "E063"),

@@ -417,6 +417,27 @@ def test_redirects_under_base_url_are_followed_without_the_callers_credentials(
     assert hop.header("traceparent") is not None
 
 
+def test_a_redirect_hop_drops_the_callers_credentials(
+    configure: Any, server: ScriptedServer
+) -> None:
+    catalog = configure(MAX_REDIRECTS=1)
+    server.script("/old/", Reply(302, headers={"Location": "/new/"}))
+    server.script("/new/", Reply(json={"moved": True}))
+    credentials = {
+        "Authorization": "Basic c2VjcmV0",
+        "Proxy-Authorization": "Basic c2VjcmV0",
+        "Cookie": "session=secret",
+    }
+    assert catalog.get("/old/", headers={**credentials, "X-Kept": "1"}) == {
+        "moved": True
+    }
+    first, hop = server.hits()
+    for name in credentials:
+        assert first.header(name) is not None
+        assert hop.header(name) is None, name
+    assert hop.header("X-Kept") == "1"
+
+
 def test_a_redirect_hop_carries_no_token(server: ScriptedServer, settings: Any) -> None:
     key = {"kid": "orders-1", "alg": "HS256", "key": {"value": "k" * 32}}
     settings.MICROKIT = {
@@ -532,3 +553,21 @@ def test_the_session_used_directly_reads_as_requests_does(
     response = catalog.session.get(f"{server.url}/moved/", timeout=1)
     # No deadline to read within, and no redirect followed by requests.
     assert (response.status_code, response.next) == (302, None)
+
+
+@pytest.mark.parametrize("path", ["../admin/", "/x/../../admin/", "%2E%2E/admin/"])
+def test_a_relative_path_out_of_the_base_path_is_refused(
+    configure: Any, server: ScriptedServer, path: str
+) -> None:
+    catalog = configure(BASE_URL=f"{server.url}/api")
+    with pytest.raises(ValueError, match="is not under"):
+        catalog.get(path)
+    assert server.hits() == []
+
+
+def test_a_path_whose_query_holds_a_url_is_relative(
+    configure: Any, server: ScriptedServer
+) -> None:
+    catalog = configure(BASE_URL=f"{server.url}/api")
+    server.script("/api/search", Reply(json={"ok": True}))
+    assert catalog.get("/search?next=http://elsewhere/") == {"ok": True}

@@ -898,3 +898,22 @@ def test_logging_config_to_another_stream() -> None:
         "stream": "ext://sys.stderr",
         "formatter": "django_microkit",
     }
+
+
+@pytest.mark.parametrize("level", ["WARNING", logging.ERROR, 0])
+def test_logging_config_takes_a_level_by_name_or_number(level: int | str) -> None:
+    import logging.config
+
+    config = microkit_logging.logging_config(level=level)
+    logging.config.dictConfig(config)
+    try:
+        expected = level if isinstance(level, int) else logging.WARNING
+        assert logging.getLogger().level == expected
+    finally:
+        logging.config.dictConfig(microkit_logging.logging_config())
+
+
+@pytest.mark.parametrize("level", [25, 5, "LOUD"])
+def test_logging_config_refuses_an_unknown_level(level: int | str) -> None:
+    with pytest.raises(ValueError, match="Unknown log level"):
+        microkit_logging.logging_config(level=level)

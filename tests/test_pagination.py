@@ -866,6 +866,13 @@ def _forged(link: str, index: int, value: str) -> str:
         ("year", 0, '"2024"'),
         ("code", 0, '"abc"'),
         ("code", 0, '{"u": "00000000-0000-0000-0000-000000000001", "x": 1}'),
+        # A tagged value that is no string where its tag wraps one.
+        ("code", 0, '{"u": 5}'),
+        ("code", 0, '{"u": [1]}'),
+        ("code", 0, '{"u": {"a": 1}}'),
+        ("desc-multi", 0, '{"dt": 5}'),
+        ("price", 0, '{"n": [1]}'),
+        ("length", 0, '{"td": "1"}'),
         ("day-at", 0, '{"dt": "2024-01-01T00:00:00+00:00"}'),
         ("day-at", 1, '{"d": "2024-01-01"}'),
         # An aware time: SQLite and MySQL cannot compare one with the column.

@@ -447,6 +447,16 @@ def test_header_refusals(header: dict[str, Any], description: str) -> None:
         ),
         ({"nbf": "0"}, (), "The service token's nbf claim is missing or not a number."),
         (
+            {"exp": 10**400},
+            (),
+            "The service token's exp claim is missing or not a number.",
+        ),
+        (
+            {"nbf": -(10**400)},
+            (),
+            "The service token's nbf claim is missing or not a number.",
+        ),
+        (
             {"exp": "soon"},
             (),
             "The service token's exp claim is missing or not a number.",

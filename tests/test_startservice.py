@@ -208,7 +208,7 @@ def test_a_directory_of_that_name_elsewhere_on_the_path_clashes(
         ),
         (
             {"url": "file:///src/my%20kit", "dir_info": {"editable": True}},
-            "-e /src/my kit",
+            "-e '/src/my kit'",
         ),
         (
             {"url": "file:///src/django-microkit", "dir_info": {}},

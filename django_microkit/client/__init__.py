@@ -33,6 +33,7 @@ from __future__ import annotations
 import http.client
 import io
 import logging
+import math
 import random
 import socket
 import time
@@ -372,7 +373,7 @@ class ServiceClient:
         url = config.url(path)
         connect, read = _timeout(config.timeout if timeout is _UNSET else timeout)
         budget = config.deadline if deadline is None else deadline
-        if budget <= 0:
+        if not 0 < budget < math.inf:  # NaN fails too
             raise ValueError(f"deadline must be > 0 seconds, not {budget!r}")
         if retries is not None and retries < 0:
             raise ValueError(f"retries must be >= 0, not {retries!r}")
@@ -476,10 +477,13 @@ def _timeout(value: Timeout) -> tuple[float, float]:
     if value is None:
         raise TypeError("A service call needs a timeout; None is not allowed.")
     connect, read = value if isinstance(value, tuple) else (value, value)
-    if not connect > 0 or not read > 0:
+    if not 0 < connect < math.inf or not 0 < read < math.inf:  # NaN fails too
         raise ValueError(f"Timeouts must be > 0 seconds, not {value!r}.")
     return float(connect), float(read)
 
+
+#: Header fields that carry credentials: never sent on a redirect hop.
+_CREDENTIALS = ("authorization", "proxy-authorization", "cookie")
 
 _Headers = dict[str, tuple[str, str]]
 """Header fields by lowercase name: (name as given, value)."""
@@ -746,7 +750,8 @@ class _Call:
             headers.update(_by_name(provider(outgoing).items()))
         headers.update(call_headers)
         if hop:
-            headers.pop("authorization", None)
+            for name in _CREDENTIALS:
+                headers.pop(name, None)
         return dict(headers.values())
 
     def _retry_delay(

@@ -122,12 +122,12 @@ class ServiceConfig:
 
     def url(self, path: str) -> str:
         """The absolute URL of ``path`` (relative to ``base_url``), or ``path``
-        itself when it is already an absolute URL under ``base_url``."""
-        if "://" not in path:
-            return f"{self.base_url}/{path.lstrip('/')}"
-        if not self.owns(path):
+        itself when it is already an absolute URL; either way under
+        ``base_url`` (``../admin/`` is refused), or ``ValueError``."""
+        url = path if urlsplit(path).scheme else f"{self.base_url}/{path.lstrip('/')}"
+        if not self.owns(url):
             raise ValueError(f"{path!r} is not under {self.name}'s {self.base_url}")
-        return path
+        return url
 
     def owns(self, url: str) -> bool:
         """Whether ``url`` is under ``base_url``: same scheme, host and port, and
@@ -192,12 +192,13 @@ def _timeout_issue(value: Any, where: str) -> Issue | None:
 
 
 def _float(value: float) -> float:
-    """``value`` as the float a call uses, NaN (in no range) for an int too
-    large to be one."""
+    """``value`` as the float a call uses, NaN (in no range) for an infinity
+    or an int too large to be one: every time a call waits is bounded."""
     try:
-        return float(value)
+        number = float(value)
     except OverflowError:
         return math.nan
+    return number if math.isfinite(number) else math.nan
 
 
 def _range_issue(where: str, value: Any, expected: str) -> Issue:

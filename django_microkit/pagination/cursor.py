@@ -139,6 +139,9 @@ _DECODERS: dict[str, Any] = {
 def _decode_value(value: Any) -> Any:
     if isinstance(value, dict):
         ((tag, raw),) = value.items()
+        # Every tag but "td" wraps a string: anything else is forged.
+        if (tag == "td") is isinstance(raw, str):
+            raise ValueError("not a cursor value")
         return _DECODERS[tag](raw)
     if isinstance(value, list):
         raise ValueError("not a cursor value")

@@ -455,6 +455,11 @@ def _known_issuer(config: ServiceAuthConfig, token: str) -> bool:
     return isinstance(issuer, str) and issuer in config.peers
 
 
+#: Seconds since the epoch a NumericDate may name (far past any real date; the
+#: largest integer a JSON number holds exactly).
+_MAX_NUMERIC_DATE = 2**53
+
+
 def _times(claims: Mapping[str, Any]) -> tuple[float, float]:
     """``exp`` and ``iat``, once they and ``nbf`` are JSON numbers (RFC 7519
     §2 NumericDate), which PyJWT does not insist on: it reads ``"10"`` and
@@ -463,10 +468,12 @@ def _times(claims: Mapping[str, Any]) -> tuple[float, float]:
         value = claims.get(name)
         if name == "nbf" and value is None:
             continue
+        # A range test, not math.isfinite(): that raises OverflowError on an
+        # int too large for a float; NaN and infinities fail it too.
         if (
             isinstance(value, bool)
             or not isinstance(value, (int, float))
-            or not math.isfinite(value)
+            or not -_MAX_NUMERIC_DATE <= value <= _MAX_NUMERIC_DATE
         ):
             raise ServiceTokenInvalid(
                 _("The service token's %(claim)s claim is missing or not a number.")
