@@ -824,10 +824,14 @@ def test_logging_config_can_be_built_in_a_settings_module() -> None:
     ],
 )
 def test_w023_logging_without_microkit_lines(
-    logging_setting: Any, expected: list[str]
+    logging_setting: Any, expected: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with override_settings(LOGGING=logging_setting):
-        found = check_logging_deploy()
+    # Set without setting_changed: Django 6 applies a changed LOGGING at once,
+    # and these values are what the check must catch before anything applies.
+    from django.conf import settings
+
+    monkeypatch.setattr(settings, "LOGGING", logging_setting)
+    found = check_logging_deploy()
     assert [message.id for message in found] == expected
     if found:
         assert "LOGGING = django_microkit.logging_config()" in (found[0].hint or "")

@@ -196,7 +196,9 @@ def test_a_browser_gets_the_technical_500_page_under_debug_only(
     answers: dict[str, Any], view: str
 ) -> None:
     page = answers[f"{view}-browser True"]
-    assert (page["status"], page["type"]) == (500, "text/html; charset=utf-8")
+    # Django 6 sends its technical page as bare text/html, 5.2 with a charset.
+    assert page["status"] == 500
+    assert page["type"].split(";")[0] == "text/html"
     assert "RuntimeError" in page["body"]
     answer = answers[f"{view}-browser False"]
     assert (answer["status"], answer["type"]) == (500, "application/problem+json")
