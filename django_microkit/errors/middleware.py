@@ -144,7 +144,7 @@ class ProblemMiddleware(Middleware[None]):
         location = escape_leading_slashes(
             request.get_full_path(force_append_slash=True)
         )
-        if response.status_code == 301 and response.get("Location") != location:
+        if status == 301 and response.get("Location") != location:
             return response  # a redirect of another middleware's
         if prefers_html(request):
             return response
