@@ -32,6 +32,7 @@ from rest_framework.permissions import AllowAny
 
 from django_microkit import idempotency
 from django_microkit.checks import is_subclass_path
+from django_microkit.conf import derived
 from django_microkit.errors.handler import JSON, PROBLEM_JSON, reason_phrase
 from django_microkit.serializers import decimal_pattern, text_pattern
 from django_microkit.versioning.config import version_table
@@ -423,11 +424,19 @@ def _markdown(text: str) -> str:
     return _RST_LITERAL.sub(r"`\1`", text)
 
 
-def _can_authenticate(authenticator: BaseAuthentication) -> bool:
-    # SessionAuthentication reads the user AuthenticationMiddleware sets.
-    return not isinstance(authenticator, SessionAuthentication) or any(
+@derived(settings=("MIDDLEWARE",))
+def _authenticates_sessions() -> bool:
+    """Whether ``AuthenticationMiddleware`` (or a subclass) is installed."""
+    return any(
         is_subclass_path(
             path, "django.contrib.auth.middleware.AuthenticationMiddleware"
         )
         for path in settings.MIDDLEWARE
+    )
+
+
+def _can_authenticate(authenticator: BaseAuthentication) -> bool:
+    # SessionAuthentication reads the user AuthenticationMiddleware sets.
+    return not isinstance(authenticator, SessionAuthentication) or (
+        _authenticates_sessions()
     )

@@ -38,10 +38,10 @@ from django.middleware.common import CommonMiddleware
 from django.utils.cache import patch_vary_headers
 from django.utils.encoding import escape_uri_path
 from django.utils.http import escape_leading_slashes
-from django.utils.module_loading import import_string
 from rest_framework.exceptions import MethodNotAllowed, PermissionDenied
 
 from django_microkit._middleware import Middleware
+from django_microkit.checks import is_subclass_path
 from django_microkit.conf import derived
 from django_microkit.errors.handler import (
     ProblemResponse,
@@ -81,7 +81,7 @@ def _appends_slash() -> bool:
     """Whether ``CommonMiddleware`` (or a subclass) is installed: Django reads
     ``APPEND_SLASH`` only through it."""
     return any(
-        issubclass(import_string(path), CommonMiddleware)
+        is_subclass_path(path, "django.middleware.common.CommonMiddleware")
         for path in settings.MIDDLEWARE
     )
 
@@ -144,7 +144,7 @@ class ProblemMiddleware(Middleware[None]):
         location = escape_leading_slashes(
             request.get_full_path(force_append_slash=True)
         )
-        if response.status_code == 301 and response.get("Location") != location:
+        if status == 301 and response.get("Location") != location:
             return response  # a redirect of another middleware's
         if prefers_html(request):
             return response
