@@ -45,7 +45,7 @@ class IsService(BasePermission):
     def has_permission(self, request: Request, view: APIView) -> bool:
         user: Any = request.user
         if isinstance(user, ServicePrincipal):
-            if user.scopes >= self.required_scopes:
+            if user.has_scope(*self.required_scopes):
                 return True
             _refuse(request, InsufficientScope(self.required_scopes))
         elif request.successful_authenticator is None:

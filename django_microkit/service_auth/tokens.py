@@ -486,12 +486,11 @@ def _scopes(claims: Mapping[str, Any]) -> frozenset[str]:
     scope = claims.get("scope")
     if scope is None:
         return frozenset()
-    if not isinstance(scope, str):
-        raise ServiceTokenInvalid(_("The service token's scope claim is malformed."))
-    scopes = scope.split(" ")
-    if not all(_SCOPE_TOKEN.fullmatch(s) for s in scopes):
-        raise ServiceTokenInvalid(_("The service token's scope claim is malformed."))
-    return frozenset(scopes)
+    if isinstance(scope, str):
+        scopes = scope.split(" ")
+        if all(_SCOPE_TOKEN.fullmatch(s) for s in scopes):
+            return frozenset(scopes)
+    raise ServiceTokenInvalid(_("The service token's scope claim is malformed."))
 
 
 def _claim_once(config: ServiceAuthConfig, issuer: str, jti: str, exp: float) -> None:
