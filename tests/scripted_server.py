@@ -148,9 +148,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self.wfile.write(part)
                 self.wfile.flush()
                 with self.server.lock:
-                    self.server.written[path] = self.server.written.get(path, 0) + len(
-                        part
-                    )
+                    written = self.server.written
+                    written[path] = written.get(path, 0) + len(part)
         except OSError:  # the client gave up (timeout): nothing to answer
             self.close_connection = True
 

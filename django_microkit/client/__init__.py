@@ -678,8 +678,7 @@ class _Call:
         size = 0
         try:
             while raw is not None:
-                remaining = deadline_at - time.monotonic()
-                if remaining <= 0:
+                if time.monotonic() >= deadline_at:
                     raise requests.ReadTimeout("The deadline ran out in the body.")
                 try:
                     chunk = (

@@ -209,23 +209,28 @@ def _range_issue(where: str, value: Any, expected: str) -> Issue:
     )
 
 
-# key -> (test, what the value must be)
-_RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
-    "RETRIES": (lambda v: v >= 0, "an int >= 0"),
-    "BACKOFF": (lambda v: _float(v) >= 0, "a number of seconds >= 0"),
-    "BACKOFF_MAX": (lambda v: _float(v) >= 0, "a number of seconds >= 0"),
-    "RETRY_AFTER_MAX": (lambda v: _float(v) >= 0, "a number of seconds >= 0"),
-    "RETRY_AFTER_CAP": (lambda v: _float(v) >= 0, "a number of seconds >= 0"),
-    "MAX_BODY_SIZE": (lambda v: v >= 0, "a number of bytes >= 0"),
-    "MAX_ERROR_BODY_SIZE": (lambda v: v >= 0, "a number of bytes >= 0"),
-    "MAX_REDIRECTS": (lambda v: v >= 0, "an int >= 0"),
-    "DEADLINE": (lambda v: _float(v) > 0, "a number of seconds > 0"),
-    "POOL_SIZE": (lambda v: v >= 1, "an int >= 1"),
+_Range = tuple[Callable[[Any], bool], str]  # (test, what the value must be)
+_INT_AT_LEAST_0: _Range = (lambda v: v >= 0, "an int >= 0")
+_INT_AT_LEAST_1: _Range = (lambda v: v >= 1, "an int >= 1")
+_BYTES: _Range = (lambda v: v >= 0, "a number of bytes >= 0")
+_SECONDS_AT_LEAST_0: _Range = (lambda v: _float(v) >= 0, "a number of seconds >= 0")
+_SECONDS_ABOVE_0: _Range = (lambda v: _float(v) > 0, "a number of seconds > 0")
+_RANGES: dict[str, _Range] = {
+    "RETRIES": _INT_AT_LEAST_0,
+    "BACKOFF": _SECONDS_AT_LEAST_0,
+    "BACKOFF_MAX": _SECONDS_AT_LEAST_0,
+    "RETRY_AFTER_MAX": _SECONDS_AT_LEAST_0,
+    "RETRY_AFTER_CAP": _SECONDS_AT_LEAST_0,
+    "MAX_BODY_SIZE": _BYTES,
+    "MAX_ERROR_BODY_SIZE": _BYTES,
+    "MAX_REDIRECTS": _INT_AT_LEAST_0,
+    "DEADLINE": _SECONDS_ABOVE_0,
+    "POOL_SIZE": _INT_AT_LEAST_1,
     "AUDIENCE": (lambda v: v != "", "a non-empty service name"),
-    "FAILURES": (lambda v: v >= 1, "an int >= 1"),
+    "FAILURES": _INT_AT_LEAST_1,
     "RATIO": (lambda v: v is None or 0 < v <= 1, "None or a number in (0, 1]"),
-    "WINDOW": (lambda v: v >= 1, "an int >= 1"),
-    "COOL_DOWN": (lambda v: _float(v) > 0, "a number of seconds > 0"),
+    "WINDOW": _INT_AT_LEAST_1,
+    "COOL_DOWN": _SECONDS_ABOVE_0,
 }
 
 

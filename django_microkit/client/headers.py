@@ -53,7 +53,9 @@ def trace_headers(call: OutgoingCall) -> dict[str, str]:
     a request: a new request ID and a new trace for each call.
     """
     headers = outgoing_headers()
-    headers.setdefault(microkit_settings.REQUEST_ID["HEADER"], new_request_id())
+    header = microkit_settings.REQUEST_ID["HEADER"]
+    if header not in headers:  # inside a request, the request's ID is kept
+        headers[header] = new_request_id()
     return headers
 
 
