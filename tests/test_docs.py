@@ -9,8 +9,6 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from django.core.checks import registry
-
 import django_microkit
 from django_microkit.conf import DEFAULTS, Option
 
@@ -126,11 +124,6 @@ def test_every_check_id_is_provoked_by_a_test() -> None:
     for id_ in sorted(_ids_in_code()):
         short = id_.removeprefix("django_microkit.")
         assert f'"{id_}"' in tests or f'"{short}"' in tests, id_
-
-
-def test_checks_are_registered() -> None:
-    names = {getattr(check, "__name__", "") for check in registry.registry.get_checks()}
-    assert {"check_settings", "check_rest_framework"} <= names
 
 
 def test_defaults_are_options_or_sections() -> None:

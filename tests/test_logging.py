@@ -453,6 +453,8 @@ def test_log_event_keeps_the_logging_machinery(log_lines: LogLines) -> None:
         logger.removeFilter(remember)
         logger.disabled = False
     assert [line["n"] for line in log_lines.all()] == [1]
+    # The filter saw the line it dropped; below the level or disabled, no record.
+    assert [record.msg["n"] for record in seen] == [1, 2]  # type: ignore[index]
     record = seen[0]
     # The caller is the function that asked for the line; no stack walk.
     assert record.funcName == "test_log_event_keeps_the_logging_machinery"

@@ -155,6 +155,10 @@ def _result(
     return CheckResult(*fields, output, detail)
 
 
+def _timed_out(check: Check) -> CheckResult:
+    return _result(check, check.timeout, "fail", "timeout")
+
+
 def _ended(
     check: Check, start: float, value: Any, error: BaseException | None
 ) -> CheckResult:
@@ -300,7 +304,7 @@ def _round(checks: Sequence[Check]) -> list[CheckResult]:
         try:
             results[check] = future.result(timeout=max(remaining, 0.0))
         except concurrent.futures.TimeoutError:
-            results[check] = _result(check, check.timeout, "fail", "timeout")
+            results[check] = _timed_out(check)
             if check.is_async:
                 future.cancel()
     return [results[check] for check in checks]
@@ -319,7 +323,7 @@ async def _check(check: Check) -> CheckResult:
         if not task.done():
             task.cancel()
             _keep(task)
-    return task.result() if done else _result(check, check.timeout, "fail", "timeout")
+    return task.result() if done else _timed_out(check)
 
 
 def _now() -> str:
@@ -420,10 +424,7 @@ def _patience(probe: str) -> float:
 def _unanswered(probe: str) -> HealthReport:
     """What a caller whose round did not end in time answers: ``fail``, each
     check ``timeout``."""
-    results = (
-        _result(check, check.timeout, "fail", "timeout")
-        for check in probe_checks(probe)
-    )
+    results = (_timed_out(check) for check in probe_checks(probe))
     return HealthReport(probe, "fail", _now(), tuple(results))
 
 

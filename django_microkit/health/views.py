@@ -62,13 +62,14 @@ class _ServerModePattern(URLPattern):
 
     def resolve(self, path: str) -> ResolverMatch | None:
         match = super().resolve(path)
+        if match is None:
+            return None
         try:
             # Under ASGI, URLs are resolved on the server's event loop.
             asyncio.get_running_loop()
         except RuntimeError:
             return match
-        if match is not None:
-            match.func = self.async_callback
+        match.func = self.async_callback
         return match
 
 
