@@ -20,7 +20,8 @@ import ipaddress
 import os
 import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 from functools import lru_cache
 from time import perf_counter
@@ -33,7 +34,11 @@ from django.core.signals import request_finished, request_started
 from django.http import HttpRequest
 from django.http.response import HttpResponseBase
 from django.utils.module_loading import import_string
-from structlog.contextvars import bind_contextvars, clear_contextvars
+from structlog.contextvars import (
+    bind_contextvars,
+    bound_contextvars,
+    clear_contextvars,
+)
 
 from django_microkit._middleware import Middleware
 from django_microkit.checks import is_subclass_path
@@ -46,6 +51,7 @@ __all__ = [
     "RequestIDMiddleware",
     "TraceContext",
     "check_request_id",
+    "continued_context",
     "get_request_id",
     "get_trace_context",
     "is_valid_request_id",
@@ -330,6 +336,31 @@ def _end_context(**kwargs: Any) -> None:
         _request_id.set(None)
         _trace_context.set(None)
         clear_contextvars()
+
+
+@contextmanager
+def continued_context(
+    request_id: str | None, trace: TraceContext | None
+) -> Iterator[TraceContext]:
+    """Continue, outside a request, the request and trace a message came from.
+
+    For a worker handling an event or a task: inside the block,
+    :func:`get_request_id`, :func:`get_trace_context`, :func:`outgoing_headers`
+    and every log line see ``request_id`` (kept only if it is a valid request
+    ID; otherwise a new one) and ``trace`` (a new trace when ``None``), exactly
+    as in a request. The previous context is restored afterwards.
+    """
+    if request_id is None or not is_valid_request_id(request_id):
+        request_id = new_request_id()
+    trace = trace or TraceContext.new()
+    id_token = _request_id.set(request_id)
+    trace_token = _trace_context.set(trace)
+    with bound_contextvars(request_id=request_id, trace_id=trace.trace_id):
+        try:
+            yield trace
+        finally:
+            _request_id.reset(id_token)
+            _trace_context.reset(trace_token)
 
 
 request_started.connect(_end_context, dispatch_uid=__name__)
