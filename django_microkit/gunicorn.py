@@ -19,6 +19,7 @@ or import its hooks into a service's own ``gunicorn.conf.py``::
 - :func:`post_worker_init` (each worker): on SIGTERM the worker drains
   (:mod:`django_microkit.drain`): readiness 503 at once, requests served for
   ``MICROKIT["DRAIN"]["DELAY"]`` seconds, then gunicorn's graceful stop.
+  Further SIGTERMs change nothing; SIGQUIT and SIGINT still stop at once.
   gunicorn's ``graceful_timeout`` must exceed that delay plus the longest
   request. For the sync and gthread workers; under ASGI use
   :mod:`django_microkit.uvicorn`.
@@ -92,18 +93,25 @@ def post_worker_init(worker: Any) -> None:
     graceful_stop = signal.getsignal(signal.SIGTERM)
     delay = drain_delay()
 
-    def on_sigterm(signum: int, frame: FrameType | None) -> None:
-        if not is_draining():
-            start_draining()
-            if delay > 0:
-                worker.log.info("Draining for %.1f s before stopping.", delay)
-                # The second SIGTERM, from this timer, stops the worker.
-                timer = threading.Timer(delay, os.kill, (os.getpid(), signum))
-                timer.daemon = True
-                timer.start()
-                return
+    def stop() -> None:
         if callable(graceful_stop):
-            graceful_stop(signum, frame)
+            graceful_stop(signal.SIGTERM, None)
+
+    def on_sigterm(signum: int, frame: FrameType | None) -> None:
+        # Once: a SIGTERM sent to the whole process group reaches the worker
+        # twice (from the sender and from the master), and must not cut the
+        # drain short.
+        if is_draining():
+            return
+        start_draining()
+        if delay <= 0:
+            stop()
+            return
+        worker.log.info("Draining for %.1f s before stopping.", delay)
+        # gunicorn's own handler ends the worker's loop from any thread.
+        timer = threading.Timer(delay, stop)
+        timer.daemon = True
+        timer.start()
 
     signal.signal(signal.SIGTERM, on_sigterm)
     # As gunicorn does for its own handler: no system call of a request in

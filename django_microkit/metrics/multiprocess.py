@@ -10,15 +10,20 @@ run would be added to the new counts). The server helpers
 (:mod:`django_microkit.gunicorn`, :mod:`django_microkit.uvicorn`) do both, from
 the environment or ``MICROKIT["METRICS"]["MULTIPROCESS_DIR"]``, and tell
 prometheus_client when a worker has exited.
+
+This module imports prometheus_client only in the functions that need it: a
+server's master process imports the module to prepare the directory, which
+must be in the environment before prometheus_client is first imported.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from prometheus_client import REGISTRY, CollectorRegistry
-from prometheus_client import multiprocess as _prometheus_multiprocess
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
 
 __all__ = [
     "ENVIRONMENT_VARIABLE",
@@ -59,15 +64,19 @@ def mark_process_dead(pid: int) -> None:
     gauges forget its values (its counts stay, as they should)."""
     path = multiprocess_directory()
     if path is not None:
-        _prometheus_multiprocess.mark_process_dead(pid, path)  # type: ignore[no-untyped-call]
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(pid, path)  # type: ignore[no-untyped-call]
 
 
 def metrics_registry() -> CollectorRegistry:
     """What a scrape renders: the default registry in single-process mode,
     else a fresh registry reading every process's files."""
+    from prometheus_client import REGISTRY, CollectorRegistry, multiprocess
+
     path = multiprocess_directory()
     if path is None:
         return REGISTRY
     registry = CollectorRegistry()
-    _prometheus_multiprocess.MultiProcessCollector(registry, path=path)  # type: ignore[no-untyped-call]
+    multiprocess.MultiProcessCollector(registry, path=path)  # type: ignore[no-untyped-call]
     return registry

@@ -1,0 +1,13 @@
+"""The test settings as a WSGI application for a real gunicorn, with routes of
+its own (``tests.gunicorn_urls``) and ``DRAIN["DELAY"]`` from
+``MICROKIT_TEST_DRAIN_DELAY``."""
+
+from __future__ import annotations
+
+import os
+
+os.environ["DJANGO_SETTINGS_MODULE"] = "tests.gunicorn_settings"
+
+from django.core.wsgi import get_wsgi_application  # noqa: E402
+
+application = get_wsgi_application()
