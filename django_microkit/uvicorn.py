@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import signal
+import sys
 import threading
 from collections.abc import Sequence
 from types import FrameType
@@ -27,7 +28,7 @@ import uvicorn
 
 from django_microkit.drain import drain_delay, is_draining, start_draining
 
-__all__ = ["DrainingServer", "main", "run"]
+__all__ = ["DrainingServer", "main", "make_server", "run"]
 
 
 class DrainingServer(uvicorn.Server):
@@ -46,10 +47,10 @@ class DrainingServer(uvicorn.Server):
         super().handle_exit(sig, frame)
 
 
-def run(app: str, **config: Any) -> None:
-    """Serve ``app`` (``"module:attribute"``) with a :class:`DrainingServer`;
-    ``config`` is given to ``uvicorn.Config``. The metrics multiprocess
-    directory named by the environment is emptied first."""
+def make_server(app: str, **config: Any) -> DrainingServer:
+    """A :class:`DrainingServer` of ``app`` (``"module:attribute"``); ``config``
+    is given to ``uvicorn.Config``. The metrics multiprocess directory named by
+    the environment is emptied of a previous run's files."""
     from django_microkit.metrics.multiprocess import (
         multiprocess_directory,
         prepare_directory,
@@ -58,13 +59,18 @@ def run(app: str, **config: Any) -> None:
     path = multiprocess_directory()
     if path is not None:
         prepare_directory(path)
-    DrainingServer(uvicorn.Config(app, **config)).run()
+    return DrainingServer(uvicorn.Config(app, **config))
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    """The command line: the application and uvicorn's most used options."""
+def run(app: str, **config: Any) -> None:
+    """Serve ``app`` until it is stopped: :func:`make_server`, then its ``run()``."""
+    make_server(app, **config).run()
+
+
+def _options(argv: Sequence[str] | None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(
-        prog="python -m django_microkit.uvicorn", description=__doc__.splitlines()[0]
+        prog="python -m django_microkit.uvicorn",
+        description="Uvicorn with draining on SIGTERM.",
     )
     parser.add_argument("app", help="the ASGI application, module:attribute")
     parser.add_argument("--host", default="127.0.0.1")
@@ -75,17 +81,21 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--timeout-graceful-shutdown", type=int, default=None)
     args = parser.parse_args(argv)
     if args.app_dir:
-        import sys
-
+        # As uvicorn's own --app-dir: where the application is imported from.
         sys.path.insert(0, args.app_dir)
-    run(
-        args.app,
-        host=args.host,
-        port=args.port,
-        lifespan=args.lifespan,
-        access_log=not args.no_access_log,
-        timeout_graceful_shutdown=args.timeout_graceful_shutdown,
-    )
+    return {
+        "app": args.app,
+        "host": args.host,
+        "port": args.port,
+        "lifespan": args.lifespan,
+        "access_log": not args.no_access_log,
+        "timeout_graceful_shutdown": args.timeout_graceful_shutdown,
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """The command line: the application and uvicorn's most used options."""
+    run(**_options(argv))
 
 
 if __name__ == "__main__":  # pragma: no cover - the command line

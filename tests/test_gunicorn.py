@@ -4,6 +4,7 @@ two workers add up in every scrape, and SIGTERM drains before the stop."""
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import signal
 import socket
@@ -15,7 +16,6 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import gunicorn.config
 import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
@@ -28,7 +28,8 @@ ROOT = Path(__file__).resolve().parent.parent
 _NO_CONTROL_SOCKET = (
     ["--no-control-socket"]
     if any(
-        setting.name == "control_socket" for setting in gunicorn.config.KNOWN_SETTINGS
+        setting.name == "control_socket"
+        for setting in importlib.import_module("gunicorn.config").KNOWN_SETTINGS
     )
     else []
 )
@@ -66,7 +67,7 @@ class Gunicorn:
 
 
 @contextlib.contextmanager
-def gunicorn(
+def running_gunicorn(
     tmp_path: Path, *options: str, env: dict[str, str] | None = None
 ) -> Iterator[Gunicorn]:
     port, log = _free_port(), tmp_path / "gunicorn.log"
@@ -127,7 +128,7 @@ def test_the_counts_of_two_workers_add_up(tmp_path: Path) -> None:
     # A previous run's file: it must not be added to this run's counts.
     (directory / "counter_1.db").write_bytes(b"left over from a previous run")
     env = {"PROMETHEUS_MULTIPROC_DIR": str(directory)}
-    with gunicorn(tmp_path, "--workers", "2", env=env) as server:
+    with running_gunicorn(tmp_path, "--workers", "2", env=env) as server:
         sent = 40
         with ThreadPoolExecutor(4) as pool:
             statuses = list(
@@ -148,7 +149,7 @@ def test_the_counts_of_two_workers_add_up(tmp_path: Path) -> None:
 
 
 def test_without_a_directory_two_workers_get_one_of_their_own(tmp_path: Path) -> None:
-    with gunicorn(tmp_path, "--workers", "2") as server:
+    with running_gunicorn(tmp_path, "--workers", "2") as server:
         for _ in range(10):
             assert server.get("/hello/").status_code == 200
         for _ in range(4):
@@ -167,7 +168,7 @@ def test_sigterm_drains_then_stops(tmp_path: Path, to_group: bool) -> None:
     delay = 2.0
     env = {"MICROKIT_TEST_DRAIN_DELAY": str(delay)}
     options = ("--workers", "1", "--worker-class", "gthread", "--threads", "4")
-    with gunicorn(tmp_path, *options, env=env) as server:
+    with running_gunicorn(tmp_path, *options, env=env) as server:
         assert server.get("/health/ready").status_code == 200
         in_flight: list[int] = []
         slow = threading.Thread(

@@ -21,12 +21,12 @@ from rest_framework.test import APIClient
 from django_microkit.client import CircuitOpenError, ServiceClient
 from django_microkit.client.breaker import BreakerConfig, CircuitBreaker
 from django_microkit.health import run_probe
+from django_microkit.metrics.checks import check_metrics, check_metrics_deploy
 from django_microkit.metrics.families import (
     EVENTS_PUBLISHED,
     OTHER_METHOD,
     UNMATCHED_ROUTE,
 )
-from django_microkit.metrics.checks import check_metrics, check_metrics_deploy
 from django_microkit.metrics.multiprocess import (
     ENVIRONMENT_VARIABLE,
     export_directory,
