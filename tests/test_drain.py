@@ -90,7 +90,9 @@ def test_the_delay_is_held_within_bounds(value: object, expected: float) -> None
 )
 def test_check_drain(value: object, ids: list[str]) -> None:
     with delay(value):
-        assert [m.id.removeprefix("django_microkit.") for m in check_drain()] == ids
+        assert [
+            str(m.id).removeprefix("django_microkit.") for m in check_drain()
+        ] == ids
 
 
 # --- the gunicorn hooks, called as gunicorn calls them -------------------------------
