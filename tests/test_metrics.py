@@ -414,25 +414,43 @@ def ids(messages: list[CheckMessage]) -> list[str]:
     return [str(message.id).removeprefix("django_microkit.") for message in messages]
 
 
+_RUNTIME = [
+    ({}, []),
+    ({"PATH": "/metrics"}, ["E100"]),
+    ({"PATH": ""}, ["E100"]),
+    ({"ALLOW_NETWORKS": ["10.0.0.0/8", "intranet", 7]}, ["E101", "E101"]),
+    ({"BUCKETS": []}, ["E102"]),
+    ({"BUCKETS": [0.1, 0.05]}, ["E102"]),
+    ({"BUCKETS": [0.1, 0.1]}, ["E102"]),
+    ({"BUCKETS": [0, 1]}, ["E102"]),
+    ({"BUCKETS": ["1"]}, ["E102"]),
+    ({"BUCKETS": "1"}, []),
+    ({"ALLOW_NETWORKS": "10.0.0.0/8"}, []),
+]
+_DEPLOY = [
+    ({"MULTIPROCESS_DIR": "/run/metrics"}, []),
+    ({}, ["W101"]),
+    ({"ENABLED": False}, []),
+    (
+        {"MULTIPROCESS_DIR": "/run/metrics", "ALLOW_NETWORKS": ["0.0.0.0/0"]},
+        ["W100"],
+    ),
+    ({"MULTIPROCESS_DIR": "/run/metrics", "ALLOW_NETWORKS": ["::/0"]}, ["W100"]),
+    ({"MULTIPROCESS_DIR": "/run/metrics", "ALLOW_NETWORKS": ["x"]}, []),
+    ({"MULTIPROCESS_DIR": "/run/metrics", "ALLOW_NETWORKS": "x"}, []),
+    ({"MULTIPROCESS_DIR": "/run/metrics", "TOKEN": "short"}, ["W103"]),
+    ({"MULTIPROCESS_DIR": "/run/metrics", "TOKEN": "x" * 32}, []),
+]
+
+
 @pytest.mark.parametrize(
-    ("section", "expected"),
-    [
-        ({}, []),
-        ({"PATH": "/metrics"}, ["E100"]),
-        ({"PATH": ""}, ["E100"]),
-        ({"ALLOW_NETWORKS": ["10.0.0.0/8", "intranet", 7]}, ["E101", "E101"]),
-        ({"BUCKETS": []}, ["E102"]),
-        ({"BUCKETS": [0.1, 0.05]}, ["E102"]),
-        ({"BUCKETS": [0.1, 0.1]}, ["E102"]),
-        ({"BUCKETS": [0, 1]}, ["E102"]),
-        ({"BUCKETS": ["1"]}, ["E102"]),
-        ({"BUCKETS": "1"}, []),
-        ({"ALLOW_NETWORKS": "10.0.0.0/8"}, []),
-    ],
+    ("check", "section", "expected"),
+    [(check_metrics, *row) for row in _RUNTIME]
+    + [(check_metrics_deploy, *row) for row in _DEPLOY],
 )
-def test_check_metrics(section: dict[str, Any], expected: list[str]) -> None:
+def test_the_checks(check: Any, section: dict[str, Any], expected: list[str]) -> None:
     with metrics(**section):
-        assert ids(check_metrics()) == expected
+        assert ids(check()) == expected
 
 
 def test_a_directory_that_is_a_file_is_an_error(
@@ -456,28 +474,6 @@ def test_setting_and_environment_disagreeing_is_a_warning(
         assert ids(check_metrics()) == []
     with metrics(MULTIPROCESS_DIR=str(tmp_path / "other")):
         assert ids(check_metrics()) == ["W102"]
-
-
-@pytest.mark.parametrize(
-    ("section", "expected"),
-    [
-        ({"MULTIPROCESS_DIR": "/run/metrics"}, []),
-        ({}, ["W101"]),
-        ({"ENABLED": False}, []),
-        (
-            {"MULTIPROCESS_DIR": "/run/metrics", "ALLOW_NETWORKS": ["0.0.0.0/0"]},
-            ["W100"],
-        ),
-        ({"MULTIPROCESS_DIR": "/run/metrics", "ALLOW_NETWORKS": ["::/0"]}, ["W100"]),
-        ({"MULTIPROCESS_DIR": "/run/metrics", "ALLOW_NETWORKS": ["x"]}, []),
-        ({"MULTIPROCESS_DIR": "/run/metrics", "ALLOW_NETWORKS": "x"}, []),
-        ({"MULTIPROCESS_DIR": "/run/metrics", "TOKEN": "short"}, ["W103"]),
-        ({"MULTIPROCESS_DIR": "/run/metrics", "TOKEN": "x" * 32}, []),
-    ],
-)
-def test_check_metrics_deploy(section: dict[str, Any], expected: list[str]) -> None:
-    with metrics(**section):
-        assert ids(check_metrics_deploy()) == expected
 
 
 def test_the_environment_directory_satisfies_the_deploy_check(
