@@ -105,47 +105,33 @@ def serve() -> None:
         sys.stdout.flush()
 
 
-class _Process:
-    def __init__(self, mode: str, directory: str) -> None:
-        env = {
-            name: value
-            for name, value in os.environ.items()
-            if name not in ("DATABASE_URL", "REDIS_URL", "PROMETHEUS_MULTIPROC_DIR")
-        }
-        env["DJANGO_SETTINGS_MODULE"] = "benchmarks.stacks.microkit"
-        if mode == "multiprocess":
-            env["PROMETHEUS_MULTIPROC_DIR"] = directory
-        self.mode = mode
-        self.process = subprocess.Popen(
-            [sys.executable, str(Path(__file__).resolve()), "--serve"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-            env=env,
-            cwd=ROOT,
-        )
+def _start(mode: str, directory: str) -> Any:
+    """The process measuring ``mode``, as a worker of run.py's harness."""
+    from benchmarks.run import Worker
 
-    def ask(self, **command: Any) -> dict[str, float]:
-        assert self.process.stdin is not None and self.process.stdout is not None
-        self.process.stdin.write(json.dumps(command) + "\n")
-        self.process.stdin.flush()
-        answer: dict[str, float] = json.loads(self.process.stdout.readline())
-        return answer
-
-    def stop(self) -> None:
-        if self.process.stdin is not None:
-            self.process.stdin.close()
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=10)
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if name not in ("DATABASE_URL", "REDIS_URL", "PROMETHEUS_MULTIPROC_DIR")
+    }
+    env["DJANGO_SETTINGS_MODULE"] = "benchmarks.stacks.microkit"
+    if mode == "multiprocess":
+        env["PROMETHEUS_MULTIPROC_DIR"] = directory
+    process = subprocess.Popen(
+        [sys.executable, str(Path(__file__).resolve()), "--serve"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=ROOT,
+    )
+    return Worker(mode, process)
 
 
 def measure(pairs: int, batch: int) -> dict[str, Any]:
     times: dict[tuple[str, str, str], list[float]] = {}
     with tempfile.TemporaryDirectory(prefix="bench-metrics-") as directory:
-        processes = [_Process(mode, directory) for mode in MODES]
+        processes = [_start(mode, directory) for mode in MODES]
         try:
             for process in processes:  # warm up
                 for endpoint in ENDPOINTS:
@@ -156,14 +142,14 @@ def measure(pairs: int, batch: int) -> dict[str, Any]:
                     for process in processes:
                         answer = process.ask(do="pair", endpoint=endpoint, count=batch)
                         for state, value in answer.items():
-                            times.setdefault((process.mode, endpoint, state), [])
-                            times[process.mode, endpoint, state].append(value)
+                            times.setdefault((process.name, endpoint, state), [])
+                            times[process.name, endpoint, state].append(value)
             calls = {
-                (process.mode, endpoint): process.ask(do="calls", endpoint=endpoint)
+                (process.name, endpoint): process.ask(do="calls", endpoint=endpoint)
                 for process in processes
                 for endpoint in ENDPOINTS
             }
-            alone = {process.mode: process.ask(do="alone") for process in processes}
+            alone = {process.name: process.ask(do="alone") for process in processes}
         finally:
             for process in processes:
                 process.stop()
@@ -188,7 +174,20 @@ def report(result: dict[str, Any]) -> list[str]:
                 f"({min(cost):.1f}–{max(cost):.1f}) "
                 f"| {counted['True']:.0f} / {counted['False']:.0f} |"
             )
+    added = {
+        mode: statistics.median(
+            calls[mode, endpoint]["True"] - calls[mode, endpoint]["False"]
+            for endpoint in ENDPOINTS
+        )
+        for mode in MODES
+    }
     lines += [
+        "",
+        "Python calls added per request: "
+        + ", ".join(f"{mode} +{added[mode]:.0f}" for mode in MODES)
+        + ". A request's time varies by more than the metrics' cost between two "
+        "batches on a shared machine: the paired medians above bound it, the "
+        "call alone below measures it.",
         "",
         "`observe_request` alone (a resolved `GET /items/` answered 200; best of "
         "5 × 5,000, wall time), µs per call, metrics on / off:",

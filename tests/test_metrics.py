@@ -229,34 +229,33 @@ def test_metrics_are_served_under_asgi() -> None:
 # --- the other families --------------------------------------------------------
 
 
+def called(status: str, error: str) -> float:
+    """Calls to catalog counted with this status or error."""
+    return sample(
+        CLIENT,
+        peer_service="catalog",
+        http_request_method="GET",
+        http_response_status_code=status,
+        error_type=error,
+    )
+
+
 def test_a_client_call_is_counted_by_status(
     catalog: ServiceClient, server: ScriptedServer
 ) -> None:
     server.script("/api/products/7/", Reply(json={"id": 7}))
-    labels = {
-        "peer_service": "catalog",
-        "http_request_method": "GET",
-        "http_response_status_code": "200",
-        "error_type": "",
-    }
-    before = sample(CLIENT, **labels)
+    before = called("200", "")
     catalog.get("/api/products/7/")
-    assert sample(CLIENT, **labels) == before + 1
+    assert called("200", "") == before + 1
 
 
 def test_a_failed_client_call_is_counted_by_error_type(configure: Any) -> None:
     client = configure(BREAKER={"FAILURES": 1, "COOL_DOWN": 60}, RETRIES=0)
     client.breaker.record(client.breaker.before_attempt(), failed=True)
-    labels = {
-        "peer_service": "catalog",
-        "http_request_method": "GET",
-        "http_response_status_code": "",
-        "error_type": "circuit_open",
-    }
-    before = sample(CLIENT, **labels)
+    before = called("", "circuit_open")
     with pytest.raises(CircuitOpenError):
         client.get("/api/products/")
-    assert sample(CLIENT, **labels) == before + 1
+    assert called("", "circuit_open") == before + 1
     client.breaker.reset()
 
 
