@@ -266,6 +266,9 @@ _CONCERN_CHECKS: tuple[tuple[str, str, bool], ...] = (
     ("django_microkit.client.checks.check_client", _COMPATIBILITY, False),
     ("django_microkit.idempotency.checks.check_idempotency", _CACHES, False),
     ("django_microkit.idempotency.checks.check_idempotency_deploy", _CACHES, True),
+    ("django_microkit.metrics.checks.check_metrics", _COMPATIBILITY, False),
+    ("django_microkit.metrics.checks.check_metrics_deploy", _SECURITY, True),
+    ("django_microkit.drain.check_drain", _COMPATIBILITY, False),
 )
 
 

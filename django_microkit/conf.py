@@ -34,10 +34,12 @@ __all__ = [
     "AccessLogSettings",
     "ClientSettings",
     "Derived",
+    "DrainSettings",
     "ErrorsSettings",
     "EventsSettings",
     "HealthSettings",
     "IdempotencySettings",
+    "MetricsSettings",
     "MicrokitSettings",
     "Option",
     "PaginationSettings",
@@ -294,6 +296,39 @@ DEFAULTS: dict[str, Option | dict[str, Option]] = {
         "LAG_WARN": Option(30.0, _NUMBER),
         "LAG_FAIL": Option(300.0, _NUMBER),
     },
+    # Prometheus metrics at /metrics (django_microkit.metrics).
+    "METRICS": {
+        "ENABLED": Option(True, _BOOL),
+        # The route of the metrics endpoint, as Django routes are written.
+        "PATH": Option("metrics", _STR),
+        # Callers (REMOTE_ADDR) allowed without a token: loopback and private.
+        "ALLOW_NETWORKS": Option(
+            (
+                "127.0.0.0/8",
+                "::1/128",
+                "10.0.0.0/8",
+                "172.16.0.0/12",
+                "192.168.0.0/16",
+                "fc00::/7",
+            ),
+            _LIST,
+        ),
+        # A bearer token that lets any caller scrape; "" for none.
+        "TOKEN": Option("", _STR),
+        # prometheus_client's multiprocess directory; "" leaves it to the
+        # PROMETHEUS_MULTIPROC_DIR environment variable.
+        "MULTIPROCESS_DIR": Option("", _STR),
+        # Upper bounds (seconds) of the duration histograms' buckets.
+        "BUCKETS": Option(
+            (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0),
+            _LIST,
+        ),
+    },
+    # Draining on SIGTERM (django_microkit.drain).
+    "DRAIN": {
+        # Seconds readiness answers 503 while requests are still served.
+        "DELAY": Option(5.0, _NUMBER),
+    },
 }
 
 
@@ -400,6 +435,19 @@ class ClientSettings(TypedDict):
     MAX_REDIRECTS: int
 
 
+class MetricsSettings(TypedDict):
+    ENABLED: bool
+    PATH: str
+    ALLOW_NETWORKS: Sequence[str]
+    TOKEN: str
+    MULTIPROCESS_DIR: str
+    BUCKETS: Sequence[float]
+
+
+class DrainSettings(TypedDict):
+    DELAY: float
+
+
 class ServiceSettings(ClientSettings):
     """One ``SERVICES`` entry merged over ``CLIENT``: also where it is, and the
     token's audience and scopes."""
@@ -457,6 +505,8 @@ class MicrokitSettings:
     CLIENT: ClientSettings
     SERVICES: Mapping[str, Mapping[str, Any]]
     EVENTS: EventsSettings
+    METRICS: MetricsSettings
+    DRAIN: DrainSettings
 
     def __init__(self, defaults: Mapping[str, Option | dict[str, Option]]) -> None:
         self._defaults = defaults

@@ -44,6 +44,7 @@ from django_microkit._middleware import Middleware
 from django_microkit.checks import is_subclass_path
 from django_microkit.conf import RequestIDSettings, derived, microkit_settings
 from django_microkit.logging import log_access
+from django_microkit.metrics.families import observe_request
 
 __all__ = [
     "TRACEPARENT_HEADER",
@@ -429,6 +430,7 @@ class RequestIDMiddleware(Middleware[_RequestState]):
     ) -> HttpResponseBase:
         response.headers[state.header] = state.request_id
         log_access(request, response, state.started, state.rejected)
+        observe_request(request, response, state.started)
         return response
 
     def end(self, state: _RequestState) -> None:

@@ -123,6 +123,8 @@ def microkit(service: str) -> dict[str, object]:
         },
         # Ready when its database and its cache answer.
         "HEALTH": {"READINESS_CHECKS": ["database:default", "cache:default"]},
+        # Seconds readiness fails before a stop, under django_microkit.gunicorn.
+        "DRAIN": {"DELAY": float(os.environ.get("DRAIN_DELAY", "5"))},
     }
 
 

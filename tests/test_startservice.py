@@ -467,7 +467,7 @@ def test_dockerfile(service: Path) -> None:
 
     [cmd] = by_keyword["CMD"]
     words = " ".join(command_words(cmd))
-    assert f"gunicorn {NAME}.wsgi:application" in words
+    assert f"gunicorn -c python:django_microkit.gunicorn {NAME}.wsgi:" in words
     assert "--bind 0.0.0.0:" in words
 
 
@@ -477,7 +477,7 @@ def test_docker_compose(service: Path) -> None:
     )
     services = compose["services"]
 
-    assert {"app", "db", "cache"} == set(services)
+    assert {"app", "db", "cache", "prometheus"} == set(services)
     assert services["db"]["image"].startswith("postgres:")
     assert services["cache"]["image"].startswith("redis:")
     app = services["app"]
@@ -494,6 +494,16 @@ def test_docker_compose(service: Path) -> None:
     }
     for dependency in ("db", "cache"):
         assert services[dependency]["healthcheck"]["test"][0] == "CMD"
+    assert "-c python:django_microkit.gunicorn" in app["command"]
+    # Prometheus scrapes the app's /metrics with the config the file holds.
+    (config,) = services["prometheus"]["configs"]
+    assert config["target"] == "/etc/prometheus/prometheus.yml"
+    scrape = yaml.safe_load(compose["configs"][config["source"]]["content"])
+    (job,) = scrape["scrape_configs"]
+    assert (job["metrics_path"], job["static_configs"]) == (
+        "/metrics",
+        [{"targets": ["app:8000"]}],
+    )
 
 
 # -- the command line ------------------------------------------------------------

@@ -69,6 +69,7 @@ from django_microkit.client.headers import HeaderProvider, OutgoingCall, user_ag
 from django_microkit.conf import derived
 from django_microkit.idempotency import IDEMPOTENCY_KEY_HEADER
 from django_microkit.logging import log_event, milliseconds
+from django_microkit.metrics.families import observe_client_call
 
 __all__ = [
     "CircuitOpenError",
@@ -777,7 +778,13 @@ class _Call:
                 delay = max(delay, retry_after)
         return delay
 
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
     def log(self) -> None:
+        observe_client_call(
+            self.service, self.method, self.status, self.error, self.elapsed()
+        )
         failed = self.error is not None or (self.status or 0) >= 500
         level = logging.WARNING if failed else logging.INFO
         if not _logger.isEnabledFor(level):
@@ -788,7 +795,7 @@ class _Call:
             "method": self.method,
             "path": self.path,
             "status": self.status,
-            "duration_ms": milliseconds(time.monotonic() - self.started),
+            "duration_ms": milliseconds(self.elapsed()),
             "attempts": self.attempts,
         }
         if self.error is not None:

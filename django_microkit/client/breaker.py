@@ -33,6 +33,7 @@ import structlog
 
 from django_microkit.client.errors import CircuitOpenError
 from django_microkit.conf import DEFAULTS, Option
+from django_microkit.metrics.families import observe_breaker
 
 __all__ = ["BreakerConfig", "CircuitBreaker", "State"]
 
@@ -166,6 +167,7 @@ class CircuitBreaker:
                 consecutive_failures=self._consecutive,
             )
         self._state = state
+        observe_breaker(self.service, state)
         self._generation += 1
         self._trial_running = False
         if state == "open":

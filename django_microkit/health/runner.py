@@ -28,12 +28,14 @@ from django.db import close_old_connections
 from health_check.exceptions import HealthCheckException, ServiceWarning
 
 from django_microkit.conf import derived, microkit_settings
+from django_microkit.drain import is_draining
 from django_microkit.health._registry import (
     CHECKS_DEPEND_ON,
     PROBES,
     Check,
     probe_checks,
 )
+from django_microkit.metrics.families import observe_health_check
 
 __all__ = [
     "CheckEntry",
@@ -388,6 +390,9 @@ class _Probe:
         round_.set_result(report)
         with contextlib.suppress(Exception):
             _log_changes(previous, report)
+        for result in results:
+            seconds = result.duration / 1000
+            observe_health_check(self.name, result.name, result.status, seconds)
 
     def abandon(self, round_: _Round, error: BaseException) -> None:
         """End the round with what interrupted it: its waiters must not hang.
@@ -428,14 +433,24 @@ def _unanswered(probe: str) -> HealthReport:
     return HealthReport(probe, "fail", _now(), tuple(results))
 
 
+def _draining(probe: str) -> HealthReport | None:
+    """Readiness of a draining process (``django_microkit.drain``): ``fail`` at
+    once, without running the checks, so that load balancers turn away."""
+    if probe != "ready" or not is_draining():
+        return None
+    result = CheckResult("drain", "fail", 0.0, "system", True, "draining")
+    return HealthReport(probe, "fail", _now(), (result,))
+
+
 def run_probe(probe: str, *, fresh: bool = False) -> HealthReport:
     """Run ``probe``'s checks (``"live"``, ``"ready"`` or ``"startup"``).
 
     A report younger than ``MICROKIT["HEALTH"]["RESULT_TTL"]`` is returned as is
     unless ``fresh``; a caller arriving while a round runs waits for that round.
+    While the process drains, readiness fails at once.
     """
     state = _state(probe)
-    report = state.reusable(fresh)
+    report = _draining(probe) or state.reusable(fresh)
     if report is not None:
         return report
     round_, leader = state.join(fresh)
@@ -466,7 +481,7 @@ def _keep(task: asyncio.Future[Any]) -> None:
 async def arun_probe(probe: str, *, fresh: bool = False) -> HealthReport:
     """:func:`run_probe` for async code: checks run on the running event loop."""
     state = _state(probe)
-    report = state.reusable(fresh)
+    report = _draining(probe) or state.reusable(fresh)
     if report is not None:
         return report
     round_, leader = state.join(fresh)

@@ -47,6 +47,7 @@ from rest_framework.views import APIView
 
 from django_microkit.conf import microkit_settings
 from django_microkit.errors.problem import Problem
+from django_microkit.metrics.families import IDEMPOTENCY_CONFLICTS, IDEMPOTENCY_REPLAYS
 from django_microkit.request_id import get_request_id
 
 __all__ = [
@@ -155,6 +156,15 @@ def _parse_key(value: str) -> str | None:
     return None
 
 
+def _counted(answer: Exception) -> Exception:
+    """``answer`` (a replay or a refusal), counted in the metrics."""
+    if isinstance(answer, Problem):
+        IDEMPOTENCY_CONFLICTS.labels(answer.code).inc()
+    else:
+        IDEMPOTENCY_REPLAYS.inc()
+    return answer
+
+
 class _Claim:
     """A key this request holds while its view runs."""
 
@@ -180,10 +190,10 @@ class _Claim:
             except Exception as exc:
                 raise _unavailable() from exc
             if record is not None:
-                raise self._answer(record)
+                raise _counted(self._answer(record))
         # The key was released each time between add() and get(): another
         # request is taking it right now.
-        raise self._in_progress()
+        raise _counted(self._in_progress())
 
     def _answer(self, record: _Running | _Done) -> Exception:
         if record["fingerprint"] != self.fingerprint:

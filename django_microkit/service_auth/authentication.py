@@ -13,6 +13,7 @@ from drf_spectacular.settings import spectacular_settings
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.request import Request
 
+from django_microkit.metrics.families import SERVICE_AUTH_REFUSALS
 from django_microkit.service_auth.permissions import required_scopes
 from django_microkit.service_auth.tokens import (
     TOKEN_TYPE,
@@ -63,6 +64,7 @@ class ServiceTokenAuthentication(BaseAuthentication):
             principal = verify_service_token(token)
         except ServiceTokenInvalid as exc:
             setattr(request, _REFUSAL_ATTR, exc)
+            SERVICE_AUTH_REFUSALS.labels(str(exc.get_codes())).inc()
             logger.info("Service token refused: %s", exc.get_codes())
             raise
         return principal, principal.claims

@@ -66,6 +66,8 @@ def base_env() -> dict[str, str]:
     }
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(EXAMPLE)])
     env["PYTHONUNBUFFERED"] = "1"
+    # Stopped and restarted often here: no drain before each stop.
+    env["DRAIN_DELAY"] = "0"
     env.pop("PYTHONDEVMODE", None)
     return env
 
@@ -109,6 +111,9 @@ class ServiceProcess:
                 sys.executable,
                 "-m",
                 "gunicorn",
+                # Metrics of both workers in every scrape, drain on SIGTERM.
+                "--config",
+                "python:django_microkit.gunicorn",
                 "--chdir",
                 str(EXAMPLE),
                 "--worker-class",
