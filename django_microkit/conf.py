@@ -45,6 +45,7 @@ __all__ = [
     "ServiceAuthSettings",
     "ServiceInfoSettings",
     "ServiceSettings",
+    "TracingSettings",
     "VersioningSettings",
     "derived",
     "microkit_settings",
@@ -243,6 +244,20 @@ DEFAULTS: dict[str, Option | dict[str, Option]] = {
     },
     # The services this one calls: {"catalog": {"BASE_URL": "http://..."}}.
     "SERVICES": Option({}, (dict,)),
+    # OpenTelemetry spans on the request's own trace context
+    # (django_microkit.tracing; the "otel" extra).
+    "TRACING": {
+        # Off: nothing from opentelemetry is imported.
+        "ENABLED": Option(False, _BOOL),
+        # The resource's service.name; empty: SERVICE_NAME.
+        "SERVICE_NAME": Option("", _STR),
+        # Dotted paths of callables returning a SpanProcessor (a class works).
+        "SPAN_PROCESSORS": Option(
+            ("django_microkit.tracing.otel.otlp_span_processor",), _LIST
+        ),
+        # The Tracing subclass that names spans and sets their attributes.
+        "TRACING_CLASS": Option("django_microkit.tracing.otel.Tracing", _STR),
+    },
 }
 
 
@@ -349,6 +364,13 @@ class ClientSettings(TypedDict):
     MAX_REDIRECTS: int
 
 
+class TracingSettings(TypedDict):
+    ENABLED: bool
+    SERVICE_NAME: str
+    SPAN_PROCESSORS: Sequence[str]
+    TRACING_CLASS: str
+
+
 class ServiceSettings(ClientSettings):
     """One ``SERVICES`` entry merged over ``CLIENT``: also where it is, and the
     token's audience and scopes."""
@@ -381,6 +403,7 @@ class MicrokitSettings:
     IDEMPOTENCY: IdempotencySettings
     CLIENT: ClientSettings
     SERVICES: Mapping[str, Mapping[str, Any]]
+    TRACING: TracingSettings
 
     def __init__(self, defaults: Mapping[str, Option | dict[str, Option]]) -> None:
         self._defaults = defaults
