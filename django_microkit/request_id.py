@@ -103,9 +103,7 @@ def outgoing_headers() -> dict[str, str]:
 
 
 @contextmanager
-def bind_request_context(
-    request_id: str | None, trace: TraceContext
-) -> Iterator[None]:
+def bind_request_context(request_id: str | None, trace: TraceContext) -> Iterator[None]:
     """Within, ``request_id`` and ``trace`` are the current ones, as while a
     request is handled: for work that continues a request elsewhere (a task, a
     consumed message). Log lines carry them, :func:`outgoing_headers` continues

@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from asgiref.sync import async_to_sync
 import structlog
+from asgiref.sync import async_to_sync
 from django.http import HttpRequest, HttpResponse
 from django.test import AsyncClient, Client, RequestFactory, override_settings
 from opentelemetry import trace
@@ -237,7 +237,7 @@ def test_the_default_processor_exports_over_otlp_http(settings: Any) -> None:
         assert isinstance(processor, BatchSpanProcessor)
         assert isinstance(processor._batch_processor._exporter, OTLPSpanExporter)
     finally:
-        processor.shutdown()
+        processor.shutdown()  # type: ignore[no-untyped-call]
 
 
 def test_the_id_generator_is_random_outside_a_trace_started_here() -> None:
@@ -349,20 +349,23 @@ def test_a_message_continues_the_trace_from_producer_to_consumer(
     (producer,) = exporter.get_finished_spans()
     assert producer.kind is SpanKind.PRODUCER
     assert producer.parent is None  # no span was current: a new trace
-    with bind_request_context("req-1", parent), trace.use_span(
-        trace.NonRecordingSpan(
-            trace.SpanContext(
-                int(TRACE_ID, 16),
-                int(PARENT_ID, 16),
-                True,
-                trace.TraceFlags(1),
+    with (
+        bind_request_context("req-1", parent),
+        trace.use_span(
+            trace.NonRecordingSpan(
+                trace.SpanContext(
+                    int(TRACE_ID, 16),
+                    int(PARENT_ID, 16),
+                    True,
+                    trace.TraceFlags(1),
+                )
             )
-        )
-    ):
-        with producer_span(
+        ),
+        producer_span(
             "orders.order.created.v1 publish", attributes={"messaging.system": "x"}
-        ) as headers:
-            pass
+        ) as headers,
+    ):
+        pass
     producer = exporter.get_finished_spans()[1]
     assert producer.parent is not None
     assert hex_id(producer.parent.span_id) == PARENT_ID
@@ -409,9 +412,7 @@ def test_a_consumer_without_a_trace_starts_one_and_fails_on_an_exception(
 ) -> None:
     with (
         pytest.raises(ValueError),
-        consumer_span(
-            "x process", {"traceparent": "garbage", "request_id": "bad\nid"}
-        ),
+        consumer_span("x process", {"traceparent": "garbage", "request_id": "bad\nid"}),
     ):
         raise ValueError("handler failed")
     (consumer,) = exporter.get_finished_spans()
@@ -499,3 +500,56 @@ def test_without_tracing_log_lines_have_no_span_id(log_lines: LogLines) -> None:
     Client().get("/request-id/echo")
     (access,) = log_lines.of("django_microkit.access")
     assert "span_id" not in access
+
+
+# --------------------------------------------------------------------------
+# System checks
+# --------------------------------------------------------------------------
+
+
+def tracing_messages(**section: Any) -> dict[str, Any]:
+    from tests.test_checks import messages
+
+    return messages(MICROKIT=traced(TRACING={**TRACING, **section}))
+
+
+def test_tracing_on_with_the_defaults_passes_the_checks() -> None:
+    assert tracing_messages() == {}
+    # A wrong type is E003's, reported once.
+    assert list(tracing_messages(SPAN_PROCESSORS=None, TRACING_CLASS=1)) == [
+        "django_microkit.E003"
+    ]
+
+
+def test_tracing_without_the_extra_is_an_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "opentelemetry.sdk.trace", None)
+    found = tracing_messages()
+    assert list(found) == ["django_microkit.E120"]
+    assert "django-microkit[otel]" in found["django_microkit.E120"].hint
+    off = {"SERVICE_NAME": "orders", "TRACING": {**TRACING, "ENABLED": False}}
+    from tests.test_checks import messages
+
+    assert messages(MICROKIT=off) == {}
+
+
+@pytest.mark.parametrize(
+    ("section", "expected"),
+    [
+        ({"SPAN_PROCESSORS": ["tests.no_such_module.processor"]}, "E121"),
+        ({"SPAN_PROCESSORS": ["tests.tracing_exporter.EXPORTER"]}, "E121"),
+        ({"SPAN_PROCESSORS": [42]}, "E121"),
+        ({"SPAN_PROCESSORS": []}, "W120"),
+        ({"TRACING_CLASS": "django_microkit.request_id.TraceContext"}, "E122"),
+        ({"TRACING_CLASS": "tests.no_such_module.Tracing"}, "E122"),
+    ],
+)
+def test_unusable_tracing_settings_are_reported(
+    section: dict[str, Any], expected: str
+) -> None:
+    assert list(tracing_messages(**section)) == [f"django_microkit.{expected}"]
+
+
+def test_a_subclass_of_tracing_passes_the_checks() -> None:
+    assert tracing_messages(TRACING_CLASS="tests.test_tracing.NamedTracing") == {}

@@ -32,6 +32,7 @@ from django_microkit import request_id
 from django_microkit.conf import derived, microkit_settings
 
 if TYPE_CHECKING:
+    from django_microkit.request_id import TraceContext
     from django_microkit.tracing.otel import ClientSpan, Tracing
 
 __all__ = [
@@ -173,6 +174,8 @@ def consumer_span(
         with request_id.bind_request_context(received, trace):
             yield
         return
-    with tracing.span(name, "consumer", attributes, parent=trace) as trace:
-        with request_id.bind_request_context(received, trace):
-            yield
+    with (
+        tracing.span(name, "consumer", attributes, parent=trace) as span,
+        request_id.bind_request_context(received, tracing.sampled_trace(span, trace)),
+    ):
+        yield

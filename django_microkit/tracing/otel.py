@@ -216,11 +216,7 @@ class Tracing:
         )
         token = otel_context.attach(trace.set_span_in_context(span))
         bind_contextvars(span_id=_hex_span_id(span))
-        if parent.parent_id is None:
-            sampled = span.get_span_context().trace_flags.sampled
-            if sampled != parent.sampled:
-                parent = parent._replace(sampled=sampled)
-        return ServerSpan(self, span, token), parent
+        return ServerSpan(self, span, token), self.sampled_trace(span, parent)
 
     def finish_server_span(
         self,
@@ -246,18 +242,16 @@ class Tracing:
     def end_server_span(self, served: ServerSpan) -> None:
         """End the span, failed if an exception is passing through."""
         error = sys.exc_info()[1]
-        if error is not None and served.span.is_recording():
-            served.span.set_attribute("error.type", type(error).__qualname__)
-            served.span.set_status(Status(StatusCode.ERROR))
+        if error is not None:
+            self.fail(served.span, type(error).__qualname__)
         served.span.end()
         otel_context.detach(served.token)  # type: ignore[arg-type]
 
     def route(self, request: HttpRequest) -> str | None:
         """The URL pattern that matched (``/api/products/<int:pk>/``), never
         the raw path; ``None`` when none did."""
-        match = request.resolver_match
-        route = getattr(match, "route", None)
-        if not route:
+        route = getattr(request.resolver_match, "route", None)
+        if not isinstance(route, str) or not route:
             return None
         return route if route.startswith("/") else "/" + route
 
@@ -321,8 +315,7 @@ class Tracing:
             # Client spans: 4xx and 5xx are errors (HTTP conventions).
             failure = error or (str(status) if status and status >= 400 else None)
             if failure is not None:
-                span.set_attribute("error.type", failure)
-                span.set_status(Status(StatusCode.ERROR))
+                self.fail(span, failure)
         span.end()
         otel_context.detach(sent.token)  # type: ignore[arg-type]
 
@@ -359,23 +352,45 @@ class Tracing:
         attributes: Mapping[str, Any] | None = None,
         *,
         parent: TraceContext | None = None,
-    ) -> Iterator[TraceContext | None]:
+        end_on_exit: bool = True,
+    ) -> Iterator[Span]:
         """A current span around the block: the child of ``parent`` (a
         message's trace context) when given, else of the current span.
 
-        Yields ``parent`` with the sampling decision of a trace started here
-        (``None`` without a ``parent``). Log
-        lines inside carry the span's ``span_id``; an exception escaping the
-        block fails the span.
+        Log lines inside carry the span's ``span_id``. An exception escaping
+        the block fails the span (``error.type``: its class; never its text or
+        traceback). Without ``end_on_exit`` the span outlives the block, for
+        its maker to ``end()``.
         """
         span = self._start(name, _KINDS[kind], dict(attributes or {}), parent)
-        if parent is not None and parent.parent_id is None:
-            parent = parent._replace(sampled=span.get_span_context().trace_flags.sampled)
         with (
-            trace.use_span(span, end_on_exit=True),
+            trace.use_span(
+                span,
+                end_on_exit=end_on_exit,
+                record_exception=False,
+                set_status_on_exception=False,
+            ),
             bound_contextvars(span_id=_hex_span_id(span)),
         ):
-            yield parent
+            try:
+                yield span
+            except BaseException as error:
+                self.fail(span, type(error).__qualname__)
+                raise
+
+    def fail(self, span: Span, error_type: str) -> None:
+        """Mark ``span`` failed, with ``error.type`` (a class or a code)."""
+        if span.is_recording():
+            span.set_attribute("error.type", error_type)
+            span.set_status(Status(StatusCode.ERROR))
+
+    def sampled_trace(self, span: Span, parent: TraceContext) -> TraceContext:
+        """``parent`` with the sampling decision of ``span``, the root of a
+        trace started here (a caller's decision is kept as it was)."""
+        if parent.parent_id is not None:
+            return parent
+        sampled = span.get_span_context().trace_flags.sampled
+        return parent if sampled == parent.sampled else parent._replace(sampled=sampled)
 
     def outgoing_trace(
         self, trace_context: TraceContext | None
