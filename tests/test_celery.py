@@ -190,17 +190,10 @@ def test_a_worker_process_logs_the_request_id_and_trace_of_the_request(
     finally:
         worker.terminate()
         output, _ = worker.communicate(timeout=30)
-        _delete_queue(queue)
+        with rabbit.connection_for_write() as connection:
+            connection.default_channel.queue_delete(queue)
         rabbit.close()
     lines = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
     (task_line,) = [line for line in lines if line.get("event") == "task ran"]
     assert task_line["request_id"] == "req-rabbit"
     assert task_line["trace_id"] == TRACE_ID
-
-
-def _delete_queue(queue: str) -> None:
-    from kombu import Connection
-
-    with Connection(RABBITMQ) as connection:
-        channel = connection.channel()
-        channel.queue_delete(queue)
