@@ -54,6 +54,7 @@ __all__ = [
     "ClientSpan",
     "MicrokitIdGenerator",
     "ServerSpan",
+    "SpanKindName",
     "Tracing",
     "otlp_span_processor",
 ]
@@ -68,6 +69,7 @@ _KINDS = {
     "consumer": SpanKind.CONSUMER,
     "internal": SpanKind.INTERNAL,
 }
+#: The kinds of span :meth:`Tracing.span` makes.
 SpanKindName = Literal["server", "client", "producer", "consumer", "internal"]
 
 # HTTP semantic conventions: a method outside the known set is "_OTHER".
