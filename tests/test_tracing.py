@@ -92,7 +92,6 @@ def test_a_server_span_is_the_child_of_the_callers_traceparent(
         "url.path": "/request-id/echo",
         "server.address": "testserver",
         "server.port": 80,
-        "network.protocol.version": "1.1",
     }
     assert span.status.status_code is StatusCode.UNSET
     assert span.resource.attributes["service.name"] == "orders"

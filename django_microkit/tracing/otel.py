@@ -17,6 +17,7 @@ sampled flag is respected.
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -77,12 +78,17 @@ _METHODS = frozenset(
     ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT")
 )
 _PATH_SAFE = "/:@&+$,-_.!~*'()"
+_SAFE_PATH = re.compile(r"[A-Za-z0-9/:@&+$,\-_.!~*'()]*")
 _MAX_PATH = 1024
 
 # The trace-id the next root span takes (MicrokitIdGenerator); None: random.
 _root_trace_id: ContextVar[int | None] = ContextVar(
     "microkit_root_trace_id", default=None
 )
+
+
+# The context of a span with no parent (a Context is immutable).
+_NO_PARENT = otel_context.Context()
 
 
 class MicrokitIdGenerator(RandomIdGenerator):
@@ -217,8 +223,11 @@ class Tracing:
             parent,
         )
         token = otel_context.attach(trace.set_span_in_context(span))
-        bind_contextvars(span_id=_hex_span_id(span))
-        return ServerSpan(self, span, token), self.sampled_trace(span, parent)
+        context = span.get_span_context()
+        bind_contextvars(span_id=format(context.span_id, "016x"))
+        if parent.parent_id is None and context.trace_flags.sampled != parent.sampled:
+            parent = parent._replace(sampled=context.trace_flags.sampled)
+        return ServerSpan(self, span, token), parent
 
     def finish_server_span(
         self,
@@ -234,9 +243,11 @@ class Tracing:
         route = self.route(request)
         span.update_name(self.server_span_name(method, route))
         status = response.status_code
-        if route is not None:
-            span.set_attribute("http.route", route)
-        span.set_attribute("http.response.status_code", status)
+        span.set_attributes(
+            {"http.route": route, "http.response.status_code": status}
+            if route is not None
+            else {"http.response.status_code": status}
+        )
         if status >= 500:
             span.set_attribute("error.type", str(status))
             span.set_status(Status(StatusCode.ERROR))
@@ -264,13 +275,16 @@ class Tracing:
 
     def server_attributes(self, request: HttpRequest, method: str) -> dict[str, Any]:
         """The request's attributes by OpenTelemetry's HTTP server conventions
-        (as the server saw it, never the raw ``Host`` header)."""
+        (the server's name and port as the server saw them, never the raw
+        ``Host`` header)."""
         meta = request.META
         path = request.path
         attributes: dict[str, Any] = {
             "http.request.method": method,
             "url.scheme": request.scheme or "http",
-            "url.path": quote(path[:_MAX_PATH], _PATH_SAFE),
+            "url.path": path
+            if len(path) <= _MAX_PATH and _SAFE_PATH.fullmatch(path)
+            else quote(path[:_MAX_PATH], _PATH_SAFE),
         }
         if method == "_OTHER":
             attributes["http.request.method_original"] = ascii(
@@ -279,12 +293,9 @@ class Tracing:
         server = meta.get("SERVER_NAME")
         if isinstance(server, str) and server:
             attributes["server.address"] = server[:255]
-        port = meta.get("SERVER_PORT")
-        if isinstance(port, str) and port.isdigit():
-            attributes["server.port"] = int(port)
-        protocol = meta.get("SERVER_PROTOCOL")
-        if isinstance(protocol, str) and protocol.startswith("HTTP/"):
-            attributes["network.protocol.version"] = protocol[5:8]
+            port = meta.get("SERVER_PORT")
+            if isinstance(port, str) and port.isdigit():
+                attributes["server.port"] = int(port)
         return attributes
 
     # ----------------------------------------------------------------------
@@ -428,7 +439,7 @@ class Tracing:
         root = _root_trace_id.set(int(parent.trace_id, 16))
         try:
             return self.tracer.start_span(
-                name, context=otel_context.Context(), kind=kind, attributes=attributes
+                name, context=_NO_PARENT, kind=kind, attributes=attributes
             )
         finally:
             _root_trace_id.reset(root)
