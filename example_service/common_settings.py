@@ -123,6 +123,9 @@ def microkit(service: str) -> dict[str, object]:
         },
         # Ready when its database and its cache answer.
         "HEALTH": {"READINESS_CHECKS": ["database:default", "cache:default"]},
+        # OpenTelemetry spans, exported where OTEL_EXPORTER_OTLP_ENDPOINT says
+        # (needs the otel extra).
+        "TRACING": {"ENABLED": env_bool("TRACING_ENABLED")},
     }
 
 

@@ -262,10 +262,13 @@ class Tracing:
 
     def route(self, request: HttpRequest) -> str | None:
         """The URL pattern that matched (``/api/products/<int:pk>/``), never
-        the raw path; ``None`` when none did."""
+        the raw path, without a regular expression's ``^`` and ``$``; ``None``
+        when none did."""
         route = getattr(request.resolver_match, "route", None)
         if not isinstance(route, str) or not route:
             return None
+        # A regular expression's anchors (re_path, DRF's routers) say nothing.
+        route = route.removeprefix("^").removesuffix("$")
         return route if route.startswith("/") else "/" + route
 
     def server_span_name(self, method: str, route: str | None) -> str:
