@@ -264,6 +264,7 @@ _CONCERN_CHECKS: tuple[tuple[str, str, bool], ...] = (
     ("django_microkit.service_auth.checks.check_service_auth", _SECURITY, False),
     ("django_microkit.service_auth.checks.check_service_auth_deploy", _SECURITY, True),
     ("django_microkit.client.checks.check_client", _COMPATIBILITY, False),
+    ("django_microkit.tracing.checks.check_tracing", _COMPATIBILITY, False),
     ("django_microkit.idempotency.checks.check_idempotency", _CACHES, False),
     ("django_microkit.idempotency.checks.check_idempotency_deploy", _CACHES, True),
     ("django_microkit.metrics.checks.check_metrics", _COMPATIBILITY, False),

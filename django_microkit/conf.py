@@ -48,6 +48,7 @@ __all__ = [
     "ServiceAuthSettings",
     "ServiceInfoSettings",
     "ServiceSettings",
+    "TracingSettings",
     "VersioningSettings",
     "derived",
     "microkit_settings",
@@ -329,6 +330,20 @@ DEFAULTS: dict[str, Option | dict[str, Option]] = {
         # Seconds readiness answers 503 while requests are still served.
         "DELAY": Option(5.0, _NUMBER),
     },
+    # OpenTelemetry spans on the request's own trace context
+    # (django_microkit.tracing; the "otel" extra).
+    "TRACING": {
+        # Off: nothing from opentelemetry is imported.
+        "ENABLED": Option(False, _BOOL),
+        # The resource's service.name; empty: SERVICE_NAME.
+        "SERVICE_NAME": Option("", _STR),
+        # Dotted paths of callables returning a SpanProcessor (a class works).
+        "SPAN_PROCESSORS": Option(
+            ("django_microkit.tracing.otel.otlp_span_processor",), _LIST
+        ),
+        # The Tracing subclass that names spans and sets their attributes.
+        "TRACING_CLASS": Option("django_microkit.tracing.otel.Tracing", _STR),
+    },
 }
 
 
@@ -446,6 +461,11 @@ class MetricsSettings(TypedDict):
 
 class DrainSettings(TypedDict):
     DELAY: float
+class TracingSettings(TypedDict):
+    ENABLED: bool
+    SERVICE_NAME: str
+    SPAN_PROCESSORS: Sequence[str]
+    TRACING_CLASS: str
 
 
 class ServiceSettings(ClientSettings):
@@ -507,6 +527,7 @@ class MicrokitSettings:
     EVENTS: EventsSettings
     METRICS: MetricsSettings
     DRAIN: DrainSettings
+    TRACING: TracingSettings
 
     def __init__(self, defaults: Mapping[str, Option | dict[str, Option]]) -> None:
         self._defaults = defaults

@@ -45,12 +45,14 @@ from django_microkit.checks import is_subclass_path
 from django_microkit.conf import RequestIDSettings, derived, microkit_settings
 from django_microkit.logging import log_access
 from django_microkit.metrics.families import observe_request
+from django_microkit.tracing import get_tracing
 
 __all__ = [
     "TRACEPARENT_HEADER",
     "TRACESTATE_HEADER",
     "RequestIDMiddleware",
     "TraceContext",
+    "bind_request_context",
     "check_request_id",
     "continued_context",
     "get_request_id",
@@ -89,11 +91,35 @@ def outgoing_headers() -> dict[str, str]:
     (same trace-id, a fresh parent-id, same flags) and the kept ``tracestate``.
     Outside a request: a ``traceparent`` starting a new trace, and no request ID.
     """
-    headers = (_trace_context.get() or TraceContext.new()).outgoing_headers()
+    trace = _trace_context.get()
+    tracing = get_tracing()
+    current = tracing.outgoing_trace(trace) if tracing is not None else None
+    if current is not None:  # the current span is the parent
+        headers = current[0].outgoing_headers(current[1])
+    else:
+        headers = (trace or TraceContext.new()).outgoing_headers()
     request_id = _request_id.get()
     if request_id is not None:
         headers[_settings().header] = request_id
     return headers
+
+
+@contextmanager
+def bind_request_context(request_id: str | None, trace: TraceContext) -> Iterator[None]:
+    """Within, ``request_id`` and ``trace`` are the current ones, as while a
+    request is handled: for work that continues a request elsewhere (a task, a
+    consumed message). Log lines carry them, :func:`outgoing_headers` continues
+    ``trace``; the values before are back after the block."""
+    fields = {"trace_id": trace.trace_id}
+    if request_id is not None:
+        fields["request_id"] = request_id
+    tokens = (_request_id.set(request_id), _trace_context.set(trace))
+    try:
+        with bound_contextvars(**fields):
+            yield
+    finally:
+        _request_id.reset(tokens[0])
+        _trace_context.reset(tokens[1])
 
 
 # --------------------------------------------------------------------------
@@ -139,13 +165,14 @@ class TraceContext(NamedTuple):
         """The flags to send on: ``sampled`` and ``random``; unknown bits are 0."""
         return f"{self.sampled | self.random << 1:02x}"
 
-    def child_traceparent(self) -> str:
-        """A ``traceparent`` for an outgoing call: same trace, a new parent-id."""
-        return f"00-{self.trace_id}-{_random_id(8)}-{self.trace_flags}"
+    def child_traceparent(self, parent_id: str | None = None) -> str:
+        """A ``traceparent`` for an outgoing call: same trace, a new parent-id
+        (or ``parent_id``, the span sending the call, while tracing)."""
+        return f"00-{self.trace_id}-{parent_id or _random_id(8)}-{self.trace_flags}"
 
-    def outgoing_headers(self) -> dict[str, str]:
+    def outgoing_headers(self, parent_id: str | None = None) -> dict[str, str]:
         """``traceparent`` and, when kept, ``tracestate`` for an outgoing call."""
-        headers = {TRACEPARENT_HEADER: self.child_traceparent()}
+        headers = {TRACEPARENT_HEADER: self.child_traceparent(parent_id)}
         if self.tracestate:
             headers[TRACESTATE_HEADER] = self.tracestate
         return headers
@@ -322,6 +349,8 @@ class _RequestState(NamedTuple):
     request_id: str
     rejected: str | None
     started: float
+    # The server span while tracing (django_microkit.tracing.otel.ServerSpan).
+    span: Any = None
 
 
 def _end_context(**kwargs: Any) -> None:
@@ -416,6 +445,10 @@ class RequestIDMiddleware(Middleware[_RequestState]):
         trace = _agree_with_sentry(
             trace or TraceContext.new(), continued=trace is not None
         )
+        tracing = get_tracing()
+        span = None
+        if tracing is not None:
+            span, trace = tracing.start_server_span(request, trace)
 
         request.__dict__.update(request_id=request_id, trace_context=trace)
         _request_id.set(request_id)
@@ -423,17 +456,21 @@ class RequestIDMiddleware(Middleware[_RequestState]):
         bind_contextvars(request_id=request_id, trace_id=trace.trace_id)
         if upstream is not None:
             bind_contextvars(upstream_request_id=upstream)
-        return _RequestState(config.header, request_id, rejected, started)
+        return _RequestState(config.header, request_id, rejected, started, span)
 
     def after(
         self, request: HttpRequest, response: HttpResponseBase, state: _RequestState
     ) -> HttpResponseBase:
         response.headers[state.header] = state.request_id
+        if state.span is not None:
+            state.span.finish(request, response)
         log_access(request, response, state.started, state.rejected)
         observe_request(request, response, state.started)
         return response
 
     def end(self, state: _RequestState) -> None:
+        if state.span is not None:
+            state.span.end()
         # Raised past Django's own handling (KeyboardInterrupt, a cancelled
         # task): no response will be closed, the context ends here.
         if sys.exc_info()[0] is not None:

@@ -125,6 +125,9 @@ def microkit(service: str) -> dict[str, object]:
         "HEALTH": {"READINESS_CHECKS": ["database:default", "cache:default"]},
         # Seconds readiness fails before a stop, under django_microkit.gunicorn.
         "DRAIN": {"DELAY": float(os.environ.get("DRAIN_DELAY", "5"))},
+        # OpenTelemetry spans, exported where OTEL_EXPORTER_OTLP_ENDPOINT says
+        # (needs the otel extra).
+        "TRACING": {"ENABLED": env_bool("TRACING_ENABLED")},
     }
 
 

@@ -70,6 +70,7 @@ from django_microkit.conf import derived
 from django_microkit.idempotency import IDEMPOTENCY_KEY_HEADER
 from django_microkit.logging import log_event, milliseconds
 from django_microkit.metrics.families import observe_client_call
+from django_microkit.tracing import start_client_span
 
 __all__ = [
     "CircuitOpenError",
@@ -558,6 +559,7 @@ class _Call:
             self.attempts += 1
             remaining = max(deadline_at - time.monotonic(), _MIN_ATTEMPT_TIME)
             attempt_timeout = (min(timeout[0], remaining), min(timeout[1], remaining))
+            span = start_client_span(self.service, self.method, url, self.attempts)
             try:
                 response = self._attempt(
                     target,
@@ -584,8 +586,10 @@ class _Call:
                 outcome = failure.with_cause(exc)
             except InvalidResponseError as exc:  # a body too large or undecodable
                 outcome = exc
-            except BaseException:
+            except BaseException as exc:
                 breaker.release(permit)
+                if span is not None:
+                    span.end(None, type(exc).__qualname__)
                 raise
             else:
                 outcome = response
@@ -595,6 +599,8 @@ class _Call:
             else:
                 self.status, self.error = None, outcome.code
                 breaker.record(permit, failed=True)
+            if span is not None:
+                span.end(self.status, self.error)
             delay = self._retry_delay(config, outcome, attempts_allowed)
             if (
                 delay is None
