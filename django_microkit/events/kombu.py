@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import kombu
-from kombu.transport import filesystem
+from kombu.transport import filesystem, virtual
 
 from django_microkit.conf import EventsSettings
 from django_microkit.events.transport import (
@@ -84,6 +84,16 @@ class _OrderedChannel(filesystem.Channel):
 
 class _OrderedFilesystemTransport(filesystem.Transport):  # type: ignore[misc]
     Channel = _OrderedChannel
+    # kombu keeps one state (exchanges, bindings) per process, so a binding
+    # made in one folder would be taken as made in every other: one per folder.
+    _states: dict[str, Any] = {}
+    _states_lock = threading.Lock()
+
+    def __init__(self, client: Any, **kwargs: Any) -> None:
+        super().__init__(client, **kwargs)
+        folder = str(client.transport_options["control_folder"])
+        with self._states_lock:
+            self.state = self._states.setdefault(folder, virtual.BrokerState())
 
 
 class _KombuDelivery(Delivery):
