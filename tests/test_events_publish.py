@@ -73,11 +73,13 @@ def unsent() -> list[str]:
 def test_publish_writes_the_signed_event_and_sends_it_after_commit(
     listener: Listener, django_capture_on_commit_callbacks: OnCommit
 ) -> None:
-    with django_capture_on_commit_callbacks(execute=True) as callbacks:
-        with transaction.atomic():
-            row = publish(PLACED, {"id": 7}, key="7")
-            assert row.sent_at is None
-            assert listener.bodies == []
+    with (
+        django_capture_on_commit_callbacks(execute=True) as callbacks,
+        transaction.atomic(),
+    ):
+        row = publish(PLACED, {"id": 7}, key="7")
+        assert row.sent_at is None
+        assert listener.bodies == []
     assert len(callbacks) == 1
     row.refresh_from_db()
     assert row.sent_at is not None
@@ -95,10 +97,13 @@ def test_publish_writes_the_signed_event_and_sends_it_after_commit(
 def test_a_rolled_back_transaction_publishes_nothing(
     listener: Listener, django_capture_on_commit_callbacks: OnCommit
 ) -> None:
-    with django_capture_on_commit_callbacks(execute=True) as callbacks:
-        with pytest.raises(RuntimeError), transaction.atomic():
-            publish(PLACED, {"id": 1}, key="1")
-            raise RuntimeError("rolled back")
+    with (
+        django_capture_on_commit_callbacks(execute=True) as callbacks,
+        pytest.raises(RuntimeError),
+        transaction.atomic(),
+    ):
+        publish(PLACED, {"id": 1}, key="1")
+        raise RuntimeError("rolled back")
     assert callbacks == []
     assert not OutboxEvent.objects.exists()
     assert Relay().send_round() == RoundResult()
@@ -161,9 +166,11 @@ def test_an_error_after_commit_is_only_logged(
     settings = events_settings(
         FILESYSTEM_FOLDER=str(folder), TRANSPORT_CLASS="no.such.Transport"
     )
-    with override_settings(MICROKIT=settings):
-        with django_capture_on_commit_callbacks(execute=True):
-            publish(PLACED, {}, key="a")
+    with (
+        override_settings(MICROKIT=settings),
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        publish(PLACED, {}, key="a")
     assert unsent() == ["a"]
     assert "the relay will send it" in caplog.text
 
@@ -196,9 +203,11 @@ def test_publish_refuses_bad_events_in_the_callers_transaction(
 def test_publish_needs_a_name_and_a_signing_key(
     folder: Path, change: dict[str, Any], message: str
 ) -> None:
-    with override_settings(MICROKIT={**events_settings(), **change}):
-        with pytest.raises(ImproperlyConfigured, match=message):
-            publish(PLACED, {}, key="1")
+    with (
+        override_settings(MICROKIT={**events_settings(), **change}),
+        pytest.raises(ImproperlyConfigured, match=message),
+    ):
+        publish(PLACED, {}, key="1")
     assert not OutboxEvent.objects.exists()
 
 
@@ -304,9 +313,12 @@ def test_a_failing_round_is_logged_and_the_loop_goes_on(
     folder: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     publish(PLACED, {}, key="1")
-    with override_settings(MICROKIT=events_settings(TRANSPORT_CLASS="no.such.Class")):
-        with caplog.at_level(logging.ERROR, "django_microkit.events"):
-            assert Relay().run_once() is False
+    settings = events_settings(TRANSPORT_CLASS="no.such.Class")
+    with (
+        override_settings(MICROKIT=settings),
+        caplog.at_level(logging.ERROR, "django_microkit.events"),
+    ):
+        assert Relay().run_once() is False
     assert "A relay round failed." in caplog.text
     assert unsent() == ["1"]
 
