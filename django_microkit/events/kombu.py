@@ -81,6 +81,12 @@ class _OrderedChannel(filesystem.Channel):
             file.write(filesystem.str_to_bytes(filesystem.dumps(payload)))
         os.replace(partial, path)
 
+    def _restore(self, message: Any) -> None:
+        # kombu marks a requeued message redelivered outside its delivery_info,
+        # where AMQP (and Delivery.redelivered) has it.
+        message.delivery_info["redelivered"] = True
+        super()._restore(message)
+
 
 class _OrderedFilesystemTransport(filesystem.Transport):  # type: ignore[misc]
     Channel = _OrderedChannel
