@@ -270,6 +270,8 @@ _CONCERN_CHECKS: tuple[tuple[str, str, bool], ...] = (
     ("django_microkit.metrics.checks.check_metrics", _COMPATIBILITY, False),
     ("django_microkit.metrics.checks.check_metrics_deploy", _SECURITY, True),
     ("django_microkit.drain.check_drain", _COMPATIBILITY, False),
+    ("django_microkit.events.checks.check_publishing", _COMPATIBILITY, False),
+    ("django_microkit.events.checks.check_publishing_deploy", _COMPATIBILITY, True),
 )
 
 
