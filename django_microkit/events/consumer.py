@@ -143,7 +143,7 @@ class Consumer:
         if handler is None:
             return Outcome(
                 "rejected",
-                DeadLetter.Reason.UNKNOWN_TYPE.value,
+                str(DeadLetter.Reason.UNKNOWN_TYPE),
                 f"This service has no handler for {event.type!r}.",
                 event,
             )
@@ -164,12 +164,12 @@ class Consumer:
         except InvalidEventData as exc:
             error = _truncate(json.dumps(exc.detail, default=str))
             return Outcome(
-                "rejected", DeadLetter.Reason.INVALID_DATA.value, error, event
+                "rejected", str(DeadLetter.Reason.INVALID_DATA), error, event
             )
         except Exception as exc:
             error = _truncate(f"{type(exc).__name__}: {exc}")
             return Outcome(
-                "failed", DeadLetter.Reason.HANDLER_FAILED.value, error, event
+                "failed", str(DeadLetter.Reason.HANDLER_FAILED), error, event
             )
         return Outcome("handled", event=event)
 
