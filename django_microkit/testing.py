@@ -10,16 +10,19 @@ the real :class:`~django_microkit.service_auth.ServiceTokenAuthentication`.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import copy
+import dataclasses
 import io
 import json as jsonlib
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from http import HTTPStatus
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 import requests
@@ -28,8 +31,16 @@ from requests.adapters import BaseAdapter
 from requests.structures import CaseInsensitiveDict
 from rest_framework.test import APIClient
 
-from django_microkit.conf import microkit_settings
+from django_microkit.conf import EventsSettings, microkit_settings
 from django_microkit.errors.handler import reason_phrase
+from django_microkit.events.envelope import Event
+from django_microkit.events.transport import (
+    Delivery,
+    OutgoingEvent,
+    Transport,
+    TransportError,
+    get_transport,
+)
 from django_microkit.service_auth.keys import (
     SUPPORTED_ALGORITHMS,
     Key,
@@ -42,11 +53,17 @@ from django_microkit.service_auth.tokens import (
     validate_scopes,
 )
 
+if TYPE_CHECKING:
+    from django_microkit.events.consumer import Consumer, Outcome
+
 __all__ = [
+    "EventCapture",
     "FakeService",
+    "InMemoryTransport",
     "RecordedCall",
     "ServiceAPIClient",
     "ServiceTokenSigner",
+    "capture_events",
     "fake_service",
     "trust_test_service",
 ]
@@ -348,3 +365,274 @@ def fake_service(name: str) -> Iterator[FakeService]:
         yield fake
     finally:
         set_transport(name, None)
+
+
+# --------------------------------------------------------------------------
+# Events: an in-memory broker
+# --------------------------------------------------------------------------
+
+
+class _Broker:
+    """The state of one in-memory broker, shared by every
+    :class:`InMemoryTransport` made while it is active (settings changes make
+    new transports; they must see the same events)."""
+
+    def __init__(self) -> None:
+        self.sent: list[OutgoingEvent] = []
+        self.pending: collections.deque[bytes] = collections.deque()
+        self.outcomes: list[Outcome | None] = []
+        self.deliver = False
+        self.down = False
+        self.until_idle = False
+        self.lock = threading.Lock()
+
+
+_brokers: list[_Broker] = []
+
+
+class _InMemoryDelivery(Delivery):
+    def __init__(self, broker: _Broker, body: bytes) -> None:
+        self.broker = broker
+        self.body = body
+        self.redelivered = False
+        #: ``"acked"`` or ``"requeued"`` once settled.
+        self.settled: str | None = None
+
+    def ack(self) -> None:
+        self.settled = "acked"
+
+    def requeue(self) -> None:
+        self.settled = "requeued"
+        self.redelivered = True
+        with self.broker.lock:
+            self.broker.pending.appendleft(self.body)
+
+
+class InMemoryTransport(Transport):
+    """A broker in this process's memory, for tests (see :func:`capture_events`,
+    whose broker every instance made in its block shares).
+
+    :meth:`publish` records each event in :attr:`sent` and, when
+    :attr:`deliver` is true, hands it at once to this service's own handlers
+    through the real :class:`~django_microkit.events.consumer.Consumer` (the
+    service's own signing key is trusted for that); an event of a type this
+    service handles is otherwise queued in :attr:`pending`, which
+    :meth:`consume` serves. :attr:`down` makes every call fail as a broker that
+    cannot be reached.
+    """
+
+    def __init__(self, service: str, settings: EventsSettings) -> None:
+        super().__init__(service, settings)
+        self.broker = _brokers[-1] if _brokers else _Broker()
+
+    @property
+    def sent(self) -> list[OutgoingEvent]:
+        """Every event published, in order."""
+        return self.broker.sent
+
+    @property
+    def pending(self) -> collections.deque[bytes]:
+        """Bodies waiting for :meth:`consume`."""
+        return self.broker.pending
+
+    @property
+    def down(self) -> bool:
+        return self.broker.down
+
+    @down.setter
+    def down(self, value: bool) -> None:
+        self.broker.down = value
+
+    def _fail_when_down(self) -> None:
+        if self.broker.down:
+            raise TransportError("The in-memory broker is down (test).")
+
+    def publish(self, event: OutgoingEvent) -> None:
+        self._fail_when_down()
+        broker = self.broker
+        with broker.lock:
+            broker.sent.append(event)
+        if broker.deliver:
+            outcome = self.consumer(trust_self=True).receive(event.body)
+            broker.outcomes.append(outcome)
+        elif _handled_here(event.type):
+            with broker.lock:
+                broker.pending.append(event.body.encode())
+
+    def consume(
+        self,
+        queue: str,
+        bindings: Mapping[str, Sequence[str]],
+        on_message: Callable[[Delivery], None],
+        *,
+        should_stop: Callable[[], bool],
+    ) -> None:
+        broker = self.broker
+        while not should_stop():
+            self._fail_when_down()
+            with broker.lock:
+                body = broker.pending.popleft() if broker.pending else None
+            if body is not None:
+                on_message(_InMemoryDelivery(broker, body))
+            elif broker.until_idle:
+                return
+            else:
+                time.sleep(0.01)
+
+    def check(self) -> None:
+        self._fail_when_down()
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+    def consumer(self, *, trust_self: bool) -> Consumer:
+        """The real consumer of this service; with ``trust_self``, one that also
+        accepts the service's own events (signed with its own key)."""
+        from django_microkit.events.consumer import Consumer
+        from django_microkit.service_auth.keys import get_config
+
+        config = get_config()
+        key = config.signing_key
+        if trust_self and key is not None:
+            material = key.material
+            if hasattr(material, "public_key"):
+                material = material.public_key()
+            config = dataclasses.replace(
+                config,
+                peers=config.peers | {self.service},
+                peer_keys={
+                    **config.peer_keys,
+                    key.kid: Key(key.kid, key.alg, self.service, material),
+                },
+            )
+        return Consumer(service_auth=config)
+
+
+def _handled_here(event_type: str) -> bool:
+    from django_microkit.events.handlers import get_handlers
+
+    return get_handlers().get(event_type) is not None
+
+
+class EventCapture:
+    """What :func:`capture_events` yields: the events published in its block,
+    and ways to feed this service events as its producers would."""
+
+    def __init__(self, broker: _Broker) -> None:
+        self._broker = broker
+
+    @property
+    def transport(self) -> InMemoryTransport:
+        """A transport on this capture's broker (``transport.down = True``
+        makes the broker unreachable)."""
+        transport = get_transport()
+        if isinstance(transport, InMemoryTransport):
+            return transport
+        # Settings overridden inside the block name another transport.
+        return InMemoryTransport(
+            microkit_settings.SERVICE_NAME, microkit_settings.EVENTS
+        )
+
+    @property
+    def published(self) -> list[Event]:
+        """Every event that reached the broker, in order (read, not verified)."""
+        return [_read_event(sent.body) for sent in self._broker.sent]
+
+    @property
+    def types(self) -> list[str]:
+        """The types of :attr:`published`, in order."""
+        return [sent.type for sent in self._broker.sent]
+
+    def of_type(self, event_type: str) -> list[Event]:
+        """The published events of ``event_type``."""
+        return [event for event in self.published if event.type == event_type]
+
+    @property
+    def outcomes(self) -> list[Outcome | None]:
+        """With ``deliver=True``: the outcome of each delivery, in order."""
+        return self._broker.outcomes
+
+    def receive(
+        self,
+        event_type: str,
+        data: Any,
+        *,
+        key: str,
+        source: str | None = None,
+        event_id: str | None = None,
+    ) -> Outcome | None:
+        """Deliver to this service, now, an event of ``source`` (the type's
+        first part by default) signed with a test key it trusts for the
+        delivery: it goes through the real consumer (inbox, handler, retries,
+        dead letters). Returns the outcome."""
+        from django_microkit.events.envelope import encode_event, new_event
+
+        source = source or event_type.split(".", 1)[0]
+        with trust_test_service(source) as signer:
+            event = new_event(source, event_type, data, key)
+            if event_id is not None:
+                event = dataclasses.replace(event, id=event_id)
+            return self.deliver(encode_event(event, signer._key))
+
+    def deliver(self, body: bytes | str) -> Outcome | None:
+        """Deliver the message ``body`` as it is (a test's poison, or one signed
+        by the test itself), through the real consumer; returns the outcome."""
+        return self.transport.consumer(trust_self=False).receive(body)
+
+    def run_worker(self) -> None:
+        """Run a :class:`~django_microkit.events.consumer.Worker` on the queued
+        events (:attr:`InMemoryTransport.pending`) until none is left."""
+        from django_microkit.events.consumer import Worker
+
+        self._broker.until_idle = True
+        try:
+            Worker(transport=self.transport).run()
+        finally:
+            self._broker.until_idle = False
+
+
+def _read_event(body: str) -> Event:
+    attributes = jsonlib.loads(body)
+    return Event(
+        id=attributes["id"],
+        source=attributes["source"],
+        type=attributes["type"],
+        subject=attributes["subject"],
+        time=datetime.fromisoformat(attributes["time"].replace("Z", "+00:00")),
+        data=attributes["data"],
+        datacontenttype=attributes.get("datacontenttype", "application/json"),
+        traceparent=attributes.get("traceparent"),
+        tracestate=attributes.get("tracestate"),
+        requestid=attributes.get("requestid"),
+    )
+
+
+@contextlib.contextmanager
+def capture_events(*, deliver: bool = False) -> Iterator[EventCapture]:
+    """Route this service's events through an in-memory broker.
+
+    ::
+
+        with capture_events() as events:
+            response = client.post("/api/orders/", {...}, format="json")
+        assert events.types == ["orders.order.placed.v1"]
+
+    With ``deliver=True`` each published event of a type this service handles
+    is handled at once, in the publishing thread, by the real consumer.
+    ``events.receive(type, data, key=...)`` feeds the service an event of
+    another service. Events are published when their transaction commits: in
+    a test inside a transaction (pytest-django's default), wrap the request in
+    ``django_capture_on_commit_callbacks(execute=True)``.
+    """
+    current = copy.deepcopy(dict(microkit_settings.user_settings()))
+    section = dict(current.get("EVENTS") or {})
+    section["TRANSPORT_CLASS"] = f"{__name__}.InMemoryTransport"
+    current["EVENTS"] = section
+    broker = _Broker()
+    broker.deliver = deliver
+    _brokers.append(broker)
+    try:
+        with override_settings(MICROKIT=current):
+            yield EventCapture(broker)
+    finally:
+        _brokers.remove(broker)
