@@ -376,7 +376,7 @@ def test_makefile_targets(service: Path) -> None:
         for line in (service / "Makefile").read_text().splitlines()
         if line and not line[0].isspace() and ":" in line and "=" not in line
     }
-    assert {"run", "test", "lint"} <= targets
+    assert {"run", "worker", "relay", "test", "lint"} <= targets
 
 
 def test_ci_workflow(service: Path) -> None:
@@ -477,9 +477,10 @@ def test_docker_compose(service: Path) -> None:
     )
     services = compose["services"]
 
-    assert {"app", "db", "cache"} == set(services)
+    assert {"app", "worker", "relay", "db", "cache", "broker"} == set(services)
     assert services["db"]["image"].startswith("postgres:")
     assert services["cache"]["image"].startswith("redis:")
+    assert services["broker"]["image"].startswith("rabbitmq:")
     app = services["app"]
     assert app["build"] == "."
     environment = app["environment"]
@@ -488,12 +489,20 @@ def test_docker_compose(service: Path) -> None:
     assert environment["REDIS_URL"].startswith("redis://cache:6379/")
     assert len(environment["DJANGO_SECRET_KEY"]) >= 50
     assert "microkit_health" in app["healthcheck"]["test"]
-    assert app["depends_on"] == {
-        "db": {"condition": "service_healthy"},
-        "cache": {"condition": "service_healthy"},
-    }
-    for dependency in ("db", "cache"):
+    assert environment["EVENTS_BROKER_URL"].startswith("amqp://")
+    assert "@broker:5672/" in environment["EVENTS_BROKER_URL"]
+    healthy = {"condition": "service_healthy"}
+    assert app["depends_on"] == {"db": healthy, "cache": healthy, "broker": healthy}
+    for dependency in ("db", "cache", "broker"):
         assert services[dependency]["healthcheck"]["test"][0] == "CMD"
+    # The events worker and relay: the same image and environment as the app,
+    # started once the app (which migrates) is healthy.
+    for name, command in [("worker", "microkit_consume"), ("relay", "microkit_relay")]:
+        process = services[name]
+        assert process["build"] == "."
+        assert process["command"] == ["python", "manage.py", command]
+        assert process["environment"] == environment
+        assert process["depends_on"] == {**app["depends_on"], "app": healthy}
 
 
 # -- the command line ------------------------------------------------------------
