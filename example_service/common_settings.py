@@ -118,13 +118,16 @@ def events(handlers: dict[str, str]) -> dict[str, object]:
     broker both services share: RabbitMQ when EVENTS_BROKER_URL is set
     (``amqp://user:password@host:5672/vhost``), else kombu's filesystem
     transport in one folder of this directory (or EVENTS_FOLDER), which needs
-    no server."""
+    no server. EVENTS_EXCHANGE_PREFIX and EVENTS_QUEUE rename the exchanges
+    and the queue, to keep several stacks apart on one broker."""
     return {
         "HANDLERS": handlers,
         "BROKER_URL": os.environ.get("EVENTS_BROKER_URL", ""),
         "FILESYSTEM_FOLDER": os.environ.get(
             "EVENTS_FOLDER", str(BASE_DIR / "events-broker")
         ),
+        "EXCHANGE_PREFIX": os.environ.get("EVENTS_EXCHANGE_PREFIX", "events."),
+        "QUEUE": os.environ.get("EVENTS_QUEUE", ""),
     }
 
 
