@@ -263,7 +263,7 @@ DEFAULTS: dict[str, Option | dict[str, Option]] = {
         "HANDLERS": Option({}, (dict,)),
         # The Transport class (dotted path) the relay and the worker use.
         "TRANSPORT_CLASS": Option(
-            "django_microkit.events.transport.KombuTransport", _STR
+            "django_microkit.events.kombu.KombuTransport", _STR
         ),
         # Send an event as soon as its transaction commits (the relay sends
         # whatever that left behind).

@@ -10,16 +10,19 @@ the real :class:`~django_microkit.service_auth.ServiceTokenAuthentication`.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import copy
+import dataclasses
 import io
 import json as jsonlib
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from http import HTTPStatus
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 import requests
@@ -28,8 +31,16 @@ from requests.adapters import BaseAdapter
 from requests.structures import CaseInsensitiveDict
 from rest_framework.test import APIClient
 
-from django_microkit.conf import microkit_settings
+from django_microkit.conf import EventsSettings, microkit_settings
 from django_microkit.errors.handler import reason_phrase
+from django_microkit.events.envelope import Event
+from django_microkit.events.transport import (
+    Delivery,
+    OutgoingEvent,
+    Transport,
+    TransportError,
+    get_transport,
+)
 from django_microkit.service_auth.keys import (
     SUPPORTED_ALGORITHMS,
     Key,
@@ -42,11 +53,17 @@ from django_microkit.service_auth.tokens import (
     validate_scopes,
 )
 
+if TYPE_CHECKING:
+    from django_microkit.events.consumer import Consumer, Outcome
+
 __all__ = [
+    "EventCapture",
     "FakeService",
+    "InMemoryTransport",
     "RecordedCall",
     "ServiceAPIClient",
     "ServiceTokenSigner",
+    "capture_events",
     "fake_service",
     "trust_test_service",
 ]
@@ -348,3 +365,223 @@ def fake_service(name: str) -> Iterator[FakeService]:
         yield fake
     finally:
         set_transport(name, None)
+
+
+# --------------------------------------------------------------------------
+# Events: an in-memory broker
+# --------------------------------------------------------------------------
+
+
+class _InMemoryDelivery(Delivery):
+    def __init__(self, transport: InMemoryTransport, body: bytes) -> None:
+        self.transport = transport
+        self.body = body
+        self.redelivered = False
+        #: ``"acked"`` or ``"requeued"`` once settled.
+        self.settled: str | None = None
+
+    def ack(self) -> None:
+        self.settled = "acked"
+
+    def requeue(self) -> None:
+        self.settled = "requeued"
+        with self.transport._lock:
+            self.transport.pending.appendleft(self.body)
+
+
+class InMemoryTransport(Transport):
+    """A broker in this process's memory, for tests (see :func:`capture_events`).
+
+    :meth:`publish` records each event in :attr:`sent` and, when
+    :attr:`deliver` is true, hands it at once to this service's own handlers
+    through the real :class:`~django_microkit.events.consumer.Consumer` (the
+    service's own signing key is trusted for that); an event of a type this
+    service handles is otherwise queued in :attr:`pending`, which
+    :meth:`consume` serves. :attr:`down` makes every call fail as a broker that
+    cannot be reached.
+    """
+
+    def __init__(self, service: str, settings: EventsSettings) -> None:
+        super().__init__(service, settings)
+        #: Every event published, in order.
+        self.sent: list[OutgoingEvent] = []
+        #: Bodies waiting for :meth:`consume`.
+        self.pending: collections.deque[bytes] = collections.deque()
+        self.deliver = False
+        self.down = False
+        #: :meth:`consume` returns once :attr:`pending` is empty.
+        self.until_idle = False
+        #: Outcomes of the deliveries :meth:`publish` made.
+        self.outcomes: list[Outcome | None] = []
+        self._lock = threading.Lock()
+
+    def _fail_when_down(self) -> None:
+        if self.down:
+            raise TransportError("The in-memory broker is down (test).")
+
+    def publish(self, event: OutgoingEvent) -> None:
+        self._fail_when_down()
+        with self._lock:
+            self.sent.append(event)
+        if self.deliver:
+            self.outcomes.append(self._consumer(trust_self=True).receive(event.body))
+        elif _handled_here(event.type):
+            with self._lock:
+                self.pending.append(event.body.encode())
+
+    def consume(
+        self,
+        queue: str,
+        bindings: Mapping[str, Sequence[str]],
+        on_message: Callable[[Delivery], None],
+        *,
+        should_stop: Callable[[], bool],
+    ) -> None:
+        while not should_stop():
+            self._fail_when_down()
+            with self._lock:
+                body = self.pending.popleft() if self.pending else None
+            if body is not None:
+                on_message(_InMemoryDelivery(self, body))
+            elif self.until_idle:
+                return
+            else:
+                time.sleep(0.01)
+
+    def check(self) -> None:
+        self._fail_when_down()
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+    def _consumer(self, *, trust_self: bool) -> Consumer:
+        from django_microkit.events.consumer import Consumer
+        from django_microkit.service_auth.keys import get_config
+
+        config = get_config()
+        key = config.signing_key
+        if trust_self and key is not None:
+            material = key.material
+            public = (
+                material.public_key() if hasattr(material, "public_key") else material
+            )
+            config = dataclasses.replace(
+                config,
+                peers=config.peers | {self.service},
+                peer_keys={
+                    **config.peer_keys,
+                    key.kid: Key(key.kid, key.alg, self.service, public),
+                },
+            )
+        return Consumer(service_auth=config)
+
+
+def _handled_here(event_type: str) -> bool:
+    from django_microkit.events.handlers import get_handlers
+
+    return get_handlers().get(event_type) is not None
+
+
+class EventCapture:
+    """What :func:`capture_events` yields: the events published in its block,
+    and ways to feed this service events as its producers would."""
+
+    def __init__(self, transport: InMemoryTransport) -> None:
+        #: The in-memory broker every relay, publish and worker of the block uses.
+        self.transport = transport
+
+    @property
+    def published(self) -> list[Event]:
+        """Every event that reached the broker, in order (read, not verified)."""
+        return [_read_event(sent.body) for sent in self.transport.sent]
+
+    @property
+    def types(self) -> list[str]:
+        """The types of :attr:`published`, in order."""
+        return [sent.type for sent in self.transport.sent]
+
+    def of_type(self, event_type: str) -> list[Event]:
+        """The published events of ``event_type``."""
+        return [event for event in self.published if event.type == event_type]
+
+    def receive(
+        self,
+        event_type: str,
+        data: Any,
+        *,
+        key: str,
+        source: str | None = None,
+        event_id: str | None = None,
+    ) -> Outcome | None:
+        """Deliver to this service, now, an event of ``source`` (the type's
+        first part by default) signed with a test key it trusts for the
+        delivery: it goes through the real consumer (inbox, handler, retries,
+        dead letters). Returns the outcome."""
+        from django_microkit.events.envelope import encode_event, new_event
+
+        source = source or event_type.split(".", 1)[0]
+        with trust_test_service(source) as signer:
+            event = new_event(source, event_type, data, key)
+            if event_id is not None:
+                event = dataclasses.replace(event, id=event_id)
+            return self.deliver(encode_event(event, signer._key))
+
+    def deliver(self, body: bytes | str) -> Outcome | None:
+        """Deliver the message ``body`` as it is (a test's poison, or one signed
+        by the test itself), through the real consumer; returns the outcome."""
+        return self.transport._consumer(trust_self=False).receive(body)
+
+    def run_worker(self) -> None:
+        """Run a :class:`~django_microkit.events.consumer.Worker` on the queued
+        events (:attr:`InMemoryTransport.pending`) until none is left."""
+        from django_microkit.events.consumer import Worker
+
+        self.transport.until_idle = True
+        try:
+            Worker(transport=self.transport).run()
+        finally:
+            self.transport.until_idle = False
+
+
+def _read_event(body: str) -> Event:
+    attributes = jsonlib.loads(body)
+    return Event(
+        id=attributes["id"],
+        source=attributes["source"],
+        type=attributes["type"],
+        subject=attributes["subject"],
+        time=datetime.fromisoformat(attributes["time"].replace("Z", "+00:00")),
+        data=attributes["data"],
+        datacontenttype=attributes.get("datacontenttype", "application/json"),
+        traceparent=attributes.get("traceparent"),
+        tracestate=attributes.get("tracestate"),
+        requestid=attributes.get("requestid"),
+    )
+
+
+@contextlib.contextmanager
+def capture_events(*, deliver: bool = False) -> Iterator[EventCapture]:
+    """Route this service's events through an in-memory broker.
+
+    ::
+
+        with capture_events() as events:
+            response = client.post("/api/orders/", {...}, format="json")
+        assert events.types == ["orders.order.placed.v1"]
+
+    With ``deliver=True`` each published event of a type this service handles
+    is handled at once, in the publishing thread, by the real consumer.
+    ``events.receive(type, data, key=...)`` feeds the service an event of
+    another service. Events are published when their transaction commits: in
+    a test inside a transaction (pytest-django's default), wrap the request in
+    ``django_capture_on_commit_callbacks(execute=True)``.
+    """
+    current = copy.deepcopy(dict(microkit_settings.user_settings()))
+    section = dict(current.get("EVENTS") or {})
+    section["TRANSPORT_CLASS"] = f"{__name__}.InMemoryTransport"
+    current["EVENTS"] = section
+    with override_settings(MICROKIT=current):
+        transport = get_transport()
+        assert isinstance(transport, InMemoryTransport)
+        transport.deliver = deliver
+        yield EventCapture(transport)
