@@ -15,7 +15,9 @@ from typing import Any
 
 from rest_framework import serializers
 
-from django_microkit.events import Event, EventHandler, publish
+from django_microkit.events.envelope import Event
+from django_microkit.events.handlers import EventHandler
+from django_microkit.events.publish import publish
 from django_microkit.serializers import Serializer
 from orders.models import Order
 
