@@ -74,7 +74,7 @@ with fake_service("catalog") as catalog, capture_events() as events:
     ]
     out["published"] = published(events)
 out["orders"] = Order.objects.count()
-out["outbox"] = [[row.type, row.sent_at is not None] for row in OutboxEvent.objects.all()]
+out["outbox"] = [[e.type, e.sent_at is not None] for e in OutboxEvent.objects.all()]
 print(json.dumps(out))
 """
 
@@ -211,10 +211,11 @@ with fake_service("catalog") as catalog, capture_events() as events:
         )
         return [outcome.status, outcome.reason]
 
-    out["reserved"] = answer("reserved", ids[0], items=[{"product_id": 1, "quantity": 1}])
+    items = [{"product_id": 1, "quantity": 1}]
+    out["reserved"] = answer("reserved", ids[0], items=items)
     out["rejected"] = answer("rejected", ids[1], reasons=reasons)
     # A second, late answer changes nothing: the order is decided.
-    out["late"] = answer("reserved", ids[1], items=[{"product_id": 1, "quantity": 1}])
+    out["late"] = answer("reserved", ids[1], items=items)
     # An answer whose data is not what the handler declares is a dead letter.
     out["invalid"] = answer("rejected", ids[2], reasons=[])
     out["orders"] = [read(location) for location in (first, second, third)]

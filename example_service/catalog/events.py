@@ -36,7 +36,7 @@ class OrderPlacedSerializer(Serializer):
     """The data of ``orders.order.placed.v1``: the order's id and its items."""
 
     order_id = serializers.IntegerField(min_value=1, max_value=2**63 - 1)
-    items = _OrderItem(many=True, allow_empty=False, max_length=100)
+    items = serializers.ListField(child=_OrderItem(), allow_empty=False, max_length=100)
 
 
 class OrderPlaced(EventHandler):

@@ -24,7 +24,8 @@ from orders.models import Order
 #: The event orders publishes.
 ORDER_PLACED = "orders.order.placed.v1"
 
-_ID = {"min_value": 1, "max_value": 2**63 - 1}
+#: The largest id of an order or a product: both services' ids are 64-bit.
+MAX_ID = 2**63 - 1
 
 
 def order_key(order: Order) -> str:
@@ -50,14 +51,14 @@ def order_placed(order: Order) -> None:
 
 
 class _Item(Serializer):
-    product_id = serializers.IntegerField(**_ID)
+    product_id = serializers.IntegerField(min_value=1, max_value=MAX_ID)
     quantity = serializers.IntegerField(min_value=1)
 
 
 class RejectionReasonSerializer(Serializer):
     """Why the catalog could not reserve one product of an order."""
 
-    product_id = serializers.IntegerField(**_ID)
+    product_id = serializers.IntegerField(min_value=1, max_value=MAX_ID)
     code = serializers.CharField(max_length=64)
     detail = serializers.CharField(max_length=500)
     available = serializers.IntegerField(min_value=0, required=False)
@@ -66,15 +67,17 @@ class RejectionReasonSerializer(Serializer):
 class StockReservedSerializer(Serializer):
     """The data of ``catalog.stock.reserved.v1``."""
 
-    order_id = serializers.IntegerField(**_ID)
+    order_id = serializers.IntegerField(min_value=1, max_value=MAX_ID)
     items = _Item(many=True)
 
 
 class StockRejectedSerializer(Serializer):
     """The data of ``catalog.stock.rejected.v1``: why each refused item was."""
 
-    order_id = serializers.IntegerField(**_ID)
-    reasons = RejectionReasonSerializer(many=True, allow_empty=False, max_length=100)
+    order_id = serializers.IntegerField(min_value=1, max_value=MAX_ID)
+    reasons = serializers.ListField(
+        child=RejectionReasonSerializer(), allow_empty=False, max_length=100
+    )
 
 
 class StockReserved(EventHandler):

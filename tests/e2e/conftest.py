@@ -220,9 +220,11 @@ class Spawner:
 def delete_broker_names(broker_url: str) -> None:
     """Delete the exchanges and queues this run made on the shared RabbitMQ,
     and nothing else."""
-    import kombu
+    from kombu.connection import Connection
 
-    with kombu.Connection(broker_url, connect_timeout=5) as connection:
+    with Connection(  # type: ignore[no-untyped-call]
+        broker_url, connect_timeout=5
+    ) as connection:
         channel = connection.channel()
         for service in SERVICES:
             for delete, name in (

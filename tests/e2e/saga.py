@@ -23,7 +23,7 @@ def place(
     items: Iterable[tuple[int, int]],
     *,
     session: requests.Session | None = None,
-    **headers: str,
+    headers: dict[str, str] | None = None,
 ) -> requests.Response:
     """POST an order of ``(product_id, quantity)`` items to orders."""
     response = (session or requests).post(

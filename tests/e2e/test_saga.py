@@ -83,14 +83,11 @@ def test_the_workers_log_with_the_placing_requests_id_and_trace(
 ) -> None:
     request_id = f"saga-{uuid.uuid4().hex[:12]}"
     trace_id = uuid.uuid4().hex
-    response = place(
-        stack,
-        [(5, 1)],
-        **{
-            "X-Request-ID": request_id,
-            "traceparent": f"00-{trace_id}-{uuid.uuid4().hex[:16]}-01",
-        },
-    )
+    headers = {
+        "X-Request-ID": request_id,
+        "traceparent": f"00-{trace_id}-{uuid.uuid4().hex[:16]}-01",
+    }
+    response = place(stack, [(5, 1)], headers=headers)
     decided(stack, placed(response))
 
     for worker in (stack.catalog_worker, stack.orders_worker):
