@@ -372,9 +372,27 @@ def fake_service(name: str) -> Iterator[FakeService]:
 # --------------------------------------------------------------------------
 
 
+class _Broker:
+    """The state of one in-memory broker, shared by every
+    :class:`InMemoryTransport` made while it is active (settings changes make
+    new transports; they must see the same events)."""
+
+    def __init__(self) -> None:
+        self.sent: list[OutgoingEvent] = []
+        self.pending: collections.deque[bytes] = collections.deque()
+        self.outcomes: list[Outcome | None] = []
+        self.deliver = False
+        self.down = False
+        self.until_idle = False
+        self.lock = threading.Lock()
+
+
+_brokers: list[_Broker] = []
+
+
 class _InMemoryDelivery(Delivery):
-    def __init__(self, transport: InMemoryTransport, body: bytes) -> None:
-        self.transport = transport
+    def __init__(self, broker: _Broker, body: bytes) -> None:
+        self.broker = broker
         self.body = body
         self.redelivered = False
         #: ``"acked"`` or ``"requeued"`` once settled.
@@ -385,12 +403,14 @@ class _InMemoryDelivery(Delivery):
 
     def requeue(self) -> None:
         self.settled = "requeued"
-        with self.transport._lock:
-            self.transport.pending.appendleft(self.body)
+        self.redelivered = True
+        with self.broker.lock:
+            self.broker.pending.appendleft(self.body)
 
 
 class InMemoryTransport(Transport):
-    """A broker in this process's memory, for tests (see :func:`capture_events`).
+    """A broker in this process's memory, for tests (see :func:`capture_events`,
+    whose broker every instance made in its block shares).
 
     :meth:`publish` records each event in :attr:`sent` and, when
     :attr:`deliver` is true, hands it at once to this service's own handlers
@@ -403,31 +423,41 @@ class InMemoryTransport(Transport):
 
     def __init__(self, service: str, settings: EventsSettings) -> None:
         super().__init__(service, settings)
-        #: Every event published, in order.
-        self.sent: list[OutgoingEvent] = []
-        #: Bodies waiting for :meth:`consume`.
-        self.pending: collections.deque[bytes] = collections.deque()
-        self.deliver = False
-        self.down = False
-        #: :meth:`consume` returns once :attr:`pending` is empty.
-        self.until_idle = False
-        #: Outcomes of the deliveries :meth:`publish` made.
-        self.outcomes: list[Outcome | None] = []
-        self._lock = threading.Lock()
+        self.broker = _brokers[-1] if _brokers else _Broker()
+
+    @property
+    def sent(self) -> list[OutgoingEvent]:
+        """Every event published, in order."""
+        return self.broker.sent
+
+    @property
+    def pending(self) -> collections.deque[bytes]:
+        """Bodies waiting for :meth:`consume`."""
+        return self.broker.pending
+
+    @property
+    def down(self) -> bool:
+        return self.broker.down
+
+    @down.setter
+    def down(self, value: bool) -> None:
+        self.broker.down = value
 
     def _fail_when_down(self) -> None:
-        if self.down:
+        if self.broker.down:
             raise TransportError("The in-memory broker is down (test).")
 
     def publish(self, event: OutgoingEvent) -> None:
         self._fail_when_down()
-        with self._lock:
-            self.sent.append(event)
-        if self.deliver:
-            self.outcomes.append(self._consumer(trust_self=True).receive(event.body))
+        broker = self.broker
+        with broker.lock:
+            broker.sent.append(event)
+        if broker.deliver:
+            outcome = self.consumer(trust_self=True).receive(event.body)
+            broker.outcomes.append(outcome)
         elif _handled_here(event.type):
-            with self._lock:
-                self.pending.append(event.body.encode())
+            with broker.lock:
+                broker.pending.append(event.body.encode())
 
     def consume(
         self,
@@ -437,13 +467,14 @@ class InMemoryTransport(Transport):
         *,
         should_stop: Callable[[], bool],
     ) -> None:
+        broker = self.broker
         while not should_stop():
             self._fail_when_down()
-            with self._lock:
-                body = self.pending.popleft() if self.pending else None
+            with broker.lock:
+                body = broker.pending.popleft() if broker.pending else None
             if body is not None:
-                on_message(_InMemoryDelivery(self, body))
-            elif self.until_idle:
+                on_message(_InMemoryDelivery(broker, body))
+            elif broker.until_idle:
                 return
             else:
                 time.sleep(0.01)
@@ -454,7 +485,9 @@ class InMemoryTransport(Transport):
     def close(self) -> None:
         """Nothing to release."""
 
-    def _consumer(self, *, trust_self: bool) -> Consumer:
+    def consumer(self, *, trust_self: bool) -> Consumer:
+        """The real consumer of this service; with ``trust_self``, one that also
+        accepts the service's own events (signed with its own key)."""
         from django_microkit.events.consumer import Consumer
         from django_microkit.service_auth.keys import get_config
 
@@ -462,15 +495,14 @@ class InMemoryTransport(Transport):
         key = config.signing_key
         if trust_self and key is not None:
             material = key.material
-            public = (
-                material.public_key() if hasattr(material, "public_key") else material
-            )
+            if hasattr(material, "public_key"):
+                material = material.public_key()
             config = dataclasses.replace(
                 config,
                 peers=config.peers | {self.service},
                 peer_keys={
                     **config.peer_keys,
-                    key.kid: Key(key.kid, key.alg, self.service, public),
+                    key.kid: Key(key.kid, key.alg, self.service, material),
                 },
             )
         return Consumer(service_auth=config)
@@ -486,23 +518,39 @@ class EventCapture:
     """What :func:`capture_events` yields: the events published in its block,
     and ways to feed this service events as its producers would."""
 
-    def __init__(self, transport: InMemoryTransport) -> None:
-        #: The in-memory broker every relay, publish and worker of the block uses.
-        self.transport = transport
+    def __init__(self, broker: _Broker) -> None:
+        self._broker = broker
+
+    @property
+    def transport(self) -> InMemoryTransport:
+        """A transport on this capture's broker (``transport.down = True``
+        makes the broker unreachable)."""
+        transport = get_transport()
+        if isinstance(transport, InMemoryTransport):
+            return transport
+        # Settings overridden inside the block name another transport.
+        return InMemoryTransport(
+            microkit_settings.SERVICE_NAME, microkit_settings.EVENTS
+        )
 
     @property
     def published(self) -> list[Event]:
         """Every event that reached the broker, in order (read, not verified)."""
-        return [_read_event(sent.body) for sent in self.transport.sent]
+        return [_read_event(sent.body) for sent in self._broker.sent]
 
     @property
     def types(self) -> list[str]:
         """The types of :attr:`published`, in order."""
-        return [sent.type for sent in self.transport.sent]
+        return [sent.type for sent in self._broker.sent]
 
     def of_type(self, event_type: str) -> list[Event]:
         """The published events of ``event_type``."""
         return [event for event in self.published if event.type == event_type]
+
+    @property
+    def outcomes(self) -> list[Outcome | None]:
+        """With ``deliver=True``: the outcome of each delivery, in order."""
+        return self._broker.outcomes
 
     def receive(
         self,
@@ -529,18 +577,18 @@ class EventCapture:
     def deliver(self, body: bytes | str) -> Outcome | None:
         """Deliver the message ``body`` as it is (a test's poison, or one signed
         by the test itself), through the real consumer; returns the outcome."""
-        return self.transport._consumer(trust_self=False).receive(body)
+        return self.transport.consumer(trust_self=False).receive(body)
 
     def run_worker(self) -> None:
         """Run a :class:`~django_microkit.events.consumer.Worker` on the queued
         events (:attr:`InMemoryTransport.pending`) until none is left."""
         from django_microkit.events.consumer import Worker
 
-        self.transport.until_idle = True
+        self._broker.until_idle = True
         try:
             Worker(transport=self.transport).run()
         finally:
-            self.transport.until_idle = False
+            self._broker.until_idle = False
 
 
 def _read_event(body: str) -> Event:
@@ -580,8 +628,11 @@ def capture_events(*, deliver: bool = False) -> Iterator[EventCapture]:
     section = dict(current.get("EVENTS") or {})
     section["TRANSPORT_CLASS"] = f"{__name__}.InMemoryTransport"
     current["EVENTS"] = section
-    with override_settings(MICROKIT=current):
-        transport = get_transport()
-        assert isinstance(transport, InMemoryTransport)
-        transport.deliver = deliver
-        yield EventCapture(transport)
+    broker = _Broker()
+    broker.deliver = deliver
+    _brokers.append(broker)
+    try:
+        with override_settings(MICROKIT=current):
+            yield EventCapture(broker)
+    finally:
+        _brokers.remove(broker)

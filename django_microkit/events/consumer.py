@@ -143,7 +143,7 @@ class Consumer:
         if handler is None:
             return Outcome(
                 "rejected",
-                DeadLetter.Reason.UNKNOWN_TYPE,
+                str(DeadLetter.Reason.UNKNOWN_TYPE),
                 f"This service has no handler for {event.type!r}.",
                 event,
             )
@@ -163,10 +163,14 @@ class Consumer:
             return Outcome("duplicate", event=event)
         except InvalidEventData as exc:
             error = _truncate(json.dumps(exc.detail, default=str))
-            return Outcome("rejected", DeadLetter.Reason.INVALID_DATA, error, event)
+            return Outcome(
+                "rejected", str(DeadLetter.Reason.INVALID_DATA), error, event
+            )
         except Exception as exc:
             error = _truncate(f"{type(exc).__name__}: {exc}")
-            return Outcome("failed", DeadLetter.Reason.HANDLER_FAILED, error, event)
+            return Outcome(
+                "failed", str(DeadLetter.Reason.HANDLER_FAILED), error, event
+            )
         return Outcome("handled", event=event)
 
     # -- a delivery: attempts, then maybe a dead letter ----------------------------

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
+from django.apps import apps
 from django.core.checks import CheckMessage
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
@@ -248,6 +249,15 @@ def check_events_consumer(**kwargs: Any) -> list[CheckMessage]:
     settings = microkit_settings.EVENTS
     configured = settings["HANDLERS"]
     issues: list[Issue] = []
+    if configured and not apps.is_installed("django_microkit.events"):
+        issues.append(
+            Issue(
+                "django_microkit.E096",
+                f"{_WHERE}['HANDLERS'] is set but 'django_microkit.events' is not "
+                "in INSTALLED_APPS: the worker has no inbox to record events in.",
+                "Add 'django_microkit.events' to INSTALLED_APPS and run migrate.",
+            )
+        )
     if isinstance(configured, Mapping):  # else E003 reports it
         config, _issues = build_config(
             microkit_settings.SERVICE_NAME, microkit_settings.SERVICE_AUTH

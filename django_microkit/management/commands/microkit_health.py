@@ -3,11 +3,17 @@
 For a container's exec probe, a deploy step or an operator at a shell: prints
 one line per check and exits 1 when the probe fails (0 for ``pass`` and
 ``warn``), without going through an HTTP server.
+
+``--health-file PATH`` checks an events worker instead (``manage.py
+microkit_consume --health-file PATH``): it passes while the worker touched the
+file less than ``--max-age`` seconds ago.
 """
 
 from __future__ import annotations
 
 import json
+import time
+from pathlib import Path
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -16,6 +22,10 @@ from django_microkit.health import PROBES, HealthReport, run_probe
 from django_microkit.health.views import show_details
 
 __all__ = ["Command"]
+
+#: Seconds since a worker's last heartbeat after which it counts as dead: the
+#: worker beats every second while idle, and between a handler's attempts.
+_WORKER_MAX_AGE = 60.0
 
 
 class Command(BaseCommand):
@@ -41,8 +51,24 @@ class Command(BaseCommand):
             action="store_true",
             help="Print the application/health+json document instead of a table.",
         )
+        parser.add_argument(
+            "--health-file",
+            metavar="PATH",
+            help="Check the heartbeat file of an events worker instead of a probe.",
+        )
+        parser.add_argument(
+            "--max-age",
+            type=float,
+            default=_WORKER_MAX_AGE,
+            metavar="SECONDS",
+            help="With --health-file: the oldest heartbeat that passes "
+            f"(default: {_WORKER_MAX_AGE:g}).",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        if options["health_file"]:
+            self._check_worker(Path(options["health_file"]), options["max_age"])
+            return
         probe: str = options["probe"]
         details = options["details"] or show_details()
         report = run_probe(probe, fresh=True)
@@ -52,6 +78,22 @@ class Command(BaseCommand):
             self._write_table(report, details=details)
         if report.status == "fail":
             raise CommandError(f"The {probe} probe fails.", returncode=1)
+
+    def _check_worker(self, path: Path, max_age: float) -> None:
+        try:
+            age = time.time() - path.stat().st_mtime
+        except OSError:
+            raise CommandError(
+                f"worker: fail (no heartbeat file {str(path)!r})", returncode=1
+            ) from None
+        if age > max_age:
+            raise CommandError(
+                f"worker: fail (last heartbeat {age:.1f} s ago, over {max_age:g} s)",
+                returncode=1,
+            )
+        self.stdout.write(
+            f"worker: {self.style.SUCCESS('pass')} (heartbeat {age:.1f} s ago)"
+        )
 
     def _write_table(self, report: HealthReport, *, details: bool) -> None:
         rows = [("CHECK", "STATUS", "TIME", "OUTPUT")]
