@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 import tempfile
 import threading
 import time
@@ -310,7 +309,7 @@ class KombuTransport(Transport):
             while not should_stop():
                 try:
                     connection.drain_events(timeout=_DRAIN_TIMEOUT)
-                except socket.timeout:
+                except TimeoutError:
                     continue
 
     def check(self) -> None:

@@ -84,7 +84,9 @@ class Relay:
         """Seconds before a row that failed ``attempts`` times is tried again."""
         settings = microkit_settings.EVENTS
         base = float(settings["RETRY_BACKOFF"])
-        return min(base * 2 ** min(attempts - 1, 62), float(settings["RETRY_BACKOFF_MAX"]))
+        return min(
+            base * 2 ** min(attempts - 1, 62), float(settings["RETRY_BACKOFF_MAX"])
+        )
 
     # --- rounds -----------------------------------------------------------
 
@@ -168,7 +170,10 @@ class Relay:
     def _failed(self, row: OutboxEvent, error: str) -> None:
         attempts = row.attempts + 1
         logger.warning(
-            "Sending the event %s failed (attempt %d): %s", row.event_id, attempts, error
+            "Sending the event %s failed (attempt %d): %s",
+            row.event_id,
+            attempts,
+            error,
         )
         OutboxEvent.objects.using(self.using).filter(id=row.id).update(
             attempts=F("attempts") + 1,
@@ -203,7 +208,9 @@ class Relay:
             while not should_stop():
                 busy = self.run_once()
                 if not busy:
-                    sleep_unless_stopped(float(microkit_settings.EVENTS["RELAY_INTERVAL"]), should_stop)
+                    sleep_unless_stopped(
+                        float(microkit_settings.EVENTS["RELAY_INTERVAL"]), should_stop
+                    )
         finally:
             connections[self.using].close()
             if self._transport is None:
