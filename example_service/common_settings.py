@@ -148,8 +148,8 @@ def microkit(service: str, handlers: dict[str, str]) -> dict[str, object]:
             "READINESS_CHECKS": [
                 "database:default",
                 "cache:default",
-                "events:broker",
-                "events:outbox",
+                "django_microkit.events.health.broker",
+                "django_microkit.events.health.outbox",
             ]
         },
         "EVENTS": events(handlers),
