@@ -29,6 +29,7 @@ import yaml
 
 from django_microkit import __version__
 from django_microkit.__main__ import main
+from django_microkit.service_auth.keys import generate_key
 from django_microkit.startservice import (
     SOURCE_FILE,
     TEMPLATE_DIR,
@@ -740,6 +741,8 @@ def test_generated_service_installs_passes_its_checks_and_serves(
         "DJANGO_SECRET_KEY": "production-like-" + os.urandom(32).hex(),
         "DJANGO_ALLOWED_HOSTS": f"{NAME}.internal,127.0.0.1",
     }
+    # A deployment names its events broker and signs the events it publishes.
+    signing_key, _ = generate_key("EdDSA")
     assert "no issues" in run(
         python,
         "manage.py",
@@ -748,6 +751,9 @@ def test_generated_service_installs_passes_its_checks_and_serves(
         "--fail-level",
         "WARNING",
         REDIS_URL="redis://127.0.0.1:6379/0",
+        EVENTS_BROKER_URL="amqp://guest:guest@127.0.0.1:5672//",
+        SERVICE_KEY_ID=f"{NAME}-1",
+        SERVICE_SIGNING_KEY=signing_key,
         **production,
     )
     run(python, "manage.py", "migrate", "--noinput", **production)
