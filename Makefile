@@ -13,7 +13,7 @@ PYENV_EXPOSE := if command -v pyenv >/dev/null; then export PYENV_VERSION="$$(py
 .PHONY: help venv run test quicktest lint format docs bench clean
 
 help:
-	@echo "make run        serve catalog (:$(CATALOG_PORT)) and orders (:$(ORDERS_PORT)) on 127.0.0.1"
+	@echo "make run        serve catalog (:$(CATALOG_PORT)) and orders (:$(ORDERS_PORT)) on 127.0.0.1, each with its events worker and relay"
 	@echo "make test       run the whole tox matrix (Django 5.2/6.0/6.1, lint, integration, e2e, docs)"
 	@echo "make quicktest  run the test suite once on the current Python"
 	@echo "make lint       ruff and mypy"
@@ -58,13 +58,19 @@ print("catalog:", sys.argv[1], " orders:", sys.argv[2], flush=True)
 endef
 export WAIT_FOR_URLS
 
+# Each service runs beside its server an events worker that also relays what
+# its outbox holds (`microkit_consume --relay`); both talk through kombu's
+# filesystem transport in example_service/events-broker/ (no broker server),
+# or the RabbitMQ of EVENTS_BROKER_URL when it is set.
 run: $(VENV)/.run
 	$(MANAGE) migrate --noinput -v0 --settings=catalog.settings
 	$(MANAGE) migrate --noinput -v0 --settings=orders.settings
 	@trap 'kill 0' EXIT INT TERM; \
 	  ( $(MANAGE) runserver 127.0.0.1:$(CATALOG_PORT) --settings=catalog.settings ) & \
+	  ( $(MANAGE) microkit_consume --relay --settings=catalog.settings ) & \
 	  ( export CATALOG_URL=http://127.0.0.1:$(CATALOG_PORT); \
 	    $(MANAGE) runserver 127.0.0.1:$(ORDERS_PORT) --settings=orders.settings ) & \
+	  ( $(MANAGE) microkit_consume --relay --settings=orders.settings ) & \
 	  $(BIN)/python -c "$$WAIT_FOR_URLS" $(CATALOG) $(ORDERS); \
 	  wait
 
@@ -102,4 +108,4 @@ bench: $(VENV)/.bench
 	$(BIN)/python benchmarks/http.py
 
 clean:
-	rm -rf $(VENV) .tox site dist build .coverage .coverage.* example_service/*.sqlite3
+	rm -rf $(VENV) .tox site dist build .coverage .coverage.* example_service/*.sqlite3 example_service/events-broker

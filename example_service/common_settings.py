@@ -42,6 +42,8 @@ INSTALLED_APPS = [
     # Swagger UI's files served by the service itself, not from a CDN.
     "drf_spectacular_sidecar",
     "django_microkit",
+    # The outbox, inbox and dead-letter tables of the saga's events.
+    "django_microkit.events",
 ]
 
 MIDDLEWARE = [
@@ -111,9 +113,28 @@ def database(service: str) -> dict[str, dj_database_url.DBConfig]:
     return {"default": config}
 
 
-def microkit(service: str) -> dict[str, object]:
-    """The service's MICROKIT settings: its name, readiness checks, and Sentry
-    when SENTRY_DSN is set."""
+def events(handlers: dict[str, str]) -> dict[str, object]:
+    """The service's events: the handler of each type it consumes, and the
+    broker both services share: RabbitMQ when EVENTS_BROKER_URL is set
+    (``amqp://user:password@host:5672/vhost``), else kombu's filesystem
+    transport in one folder of this directory (or EVENTS_FOLDER), which needs
+    no server. EVENTS_EXCHANGE_PREFIX and EVENTS_QUEUE rename the exchanges
+    and the queue, to keep several stacks apart on one broker."""
+    return {
+        "HANDLERS": handlers,
+        "BROKER_URL": os.environ.get("EVENTS_BROKER_URL", ""),
+        "FILESYSTEM_FOLDER": os.environ.get(
+            "EVENTS_FOLDER", str(BASE_DIR / "events-broker")
+        ),
+        "EXCHANGE_PREFIX": os.environ.get("EVENTS_EXCHANGE_PREFIX", "events."),
+        "QUEUE": os.environ.get("EVENTS_QUEUE", ""),
+    }
+
+
+def microkit(service: str, handlers: dict[str, str]) -> dict[str, object]:
+    """The service's MICROKIT settings: its name, readiness checks, events
+    (``handlers``: the handler of each event type it consumes), and Sentry when
+    SENTRY_DSN is set."""
     return {
         "SERVICE_NAME": service,
         "SERVICE_VERSION": "1.0.0",
@@ -121,13 +142,22 @@ def microkit(service: str) -> dict[str, object]:
             "DSN": os.environ.get("SENTRY_DSN", ""),
             "ENVIRONMENT": os.environ.get("SENTRY_ENVIRONMENT", "development"),
         },
-        # Ready when its database and its cache answer.
-        "HEALTH": {"READINESS_CHECKS": ["database:default", "cache:default"]},
+        # Ready when its database, its cache and the event broker answer, and
+        # no event has waited too long in the outbox.
+        "HEALTH": {
+            "READINESS_CHECKS": [
+                "database:default",
+                "cache:default",
+                "django_microkit.events.health.broker",
+                "django_microkit.events.health.outbox",
+            ]
+        },
         # Seconds readiness fails before a stop, under django_microkit.gunicorn.
         "DRAIN": {"DELAY": float(os.environ.get("DRAIN_DELAY", "5"))},
         # OpenTelemetry spans, exported where OTEL_EXPORTER_OTLP_ENDPOINT says
         # (needs the otel extra).
         "TRACING": {"ENABLED": env_bool("TRACING_ENABLED")},
+        "EVENTS": events(handlers),
     }
 
 
@@ -168,3 +198,22 @@ def key_source(variable: str, development_default: str) -> dict[str, str]:
     if os.environ.get(variable):
         return {"env": variable}
     return {"value": development_default}
+
+
+# Events: catalog signs the events it publishes with an Ed25519 key of its own,
+# and each service lists the other among its peers, so it accepts events signed
+# by that service's key only. Deployments generate a pair with
+# `manage.py microkit_service_key --service catalog` and set CATALOG_KEY_ID,
+# CATALOG_SIGNING_KEY (on catalog) and CATALOG_PUBLIC_KEY (on orders). As for
+# orders' pair above: development ONLY, never deploy it.
+CATALOG_KEY_ID = os.environ.get("CATALOG_KEY_ID", "catalog-development")
+DEV_CATALOG_SIGNING_KEY = """\
+-----BEGIN PRIVATE KEY-----
+MC4CAQAwBQYDK2VwBCIEIJmKG5JTsAuL6BwkNSz+ZfWOHNeuRUzqRonX2rCRdeQZ
+-----END PRIVATE KEY-----
+"""
+DEV_CATALOG_PUBLIC_KEY = """\
+-----BEGIN PUBLIC KEY-----
+MCowBQYDK2VwAyEAnGYPN65NHQbbeldSlVtpB46hefXpilQLozgFW9haIYA=
+-----END PUBLIC KEY-----
+"""

@@ -29,6 +29,7 @@ import yaml
 
 from django_microkit import __version__
 from django_microkit.__main__ import main
+from django_microkit.service_auth.keys import generate_key
 from django_microkit.startservice import (
     SOURCE_FILE,
     TEMPLATE_DIR,
@@ -376,7 +377,7 @@ def test_makefile_targets(service: Path) -> None:
         for line in (service / "Makefile").read_text().splitlines()
         if line and not line[0].isspace() and ":" in line and "=" not in line
     }
-    assert {"run", "test", "lint"} <= targets
+    assert {"run", "worker", "relay", "test", "lint"} <= targets
 
 
 def test_ci_workflow(service: Path) -> None:
@@ -477,9 +478,12 @@ def test_docker_compose(service: Path) -> None:
     )
     services = compose["services"]
 
-    assert {"app", "db", "cache", "prometheus"} == set(services)
+    assert {"app", "worker", "relay", "db", "cache", "broker", "prometheus"} == set(
+        services
+    )
     assert services["db"]["image"].startswith("postgres:")
     assert services["cache"]["image"].startswith("redis:")
+    assert services["broker"]["image"].startswith("rabbitmq:")
     app = services["app"]
     assert app["build"] == "."
     environment = app["environment"]
@@ -488,11 +492,11 @@ def test_docker_compose(service: Path) -> None:
     assert environment["REDIS_URL"].startswith("redis://cache:6379/")
     assert len(environment["DJANGO_SECRET_KEY"]) >= 50
     assert "microkit_health" in app["healthcheck"]["test"]
-    assert app["depends_on"] == {
-        "db": {"condition": "service_healthy"},
-        "cache": {"condition": "service_healthy"},
-    }
-    for dependency in ("db", "cache"):
+    assert environment["EVENTS_BROKER_URL"].startswith("amqp://")
+    assert "@broker:5672/" in environment["EVENTS_BROKER_URL"]
+    healthy = {"condition": "service_healthy"}
+    assert app["depends_on"] == {"db": healthy, "cache": healthy, "broker": healthy}
+    for dependency in ("db", "cache", "broker"):
         assert services[dependency]["healthcheck"]["test"][0] == "CMD"
     assert "-c python:django_microkit.gunicorn" in app["command"]
     # Prometheus scrapes the app's /metrics with the config the file holds.
@@ -504,6 +508,14 @@ def test_docker_compose(service: Path) -> None:
         "/metrics",
         [{"targets": ["app:8000"]}],
     )
+    # The events worker and relay: the same image and environment as the app,
+    # started once the app (which migrates) is healthy.
+    for name, command in [("worker", "microkit_consume"), ("relay", "microkit_relay")]:
+        process = services[name]
+        assert process["build"] == "."
+        assert process["command"] == ["python", "manage.py", command]
+        assert process["environment"] == environment
+        assert process["depends_on"] == {**app["depends_on"], "app": healthy}
 
 
 # -- the command line ------------------------------------------------------------
@@ -741,6 +753,8 @@ def test_generated_service_installs_passes_its_checks_and_serves(
         "DJANGO_SECRET_KEY": "production-like-" + os.urandom(32).hex(),
         "DJANGO_ALLOWED_HOSTS": f"{NAME}.internal,127.0.0.1",
     }
+    # A deployment names its events broker and signs the events it publishes.
+    signing_key, _ = generate_key("EdDSA")
     assert "no issues" in run(
         python,
         "manage.py",
@@ -749,6 +763,9 @@ def test_generated_service_installs_passes_its_checks_and_serves(
         "--fail-level",
         "WARNING",
         REDIS_URL="redis://127.0.0.1:6379/0",
+        EVENTS_BROKER_URL="amqp://guest:guest@127.0.0.1:5672//",
+        SERVICE_KEY_ID=f"{NAME}-1",
+        SERVICE_SIGNING_KEY=signing_key,
         **production,
     )
     run(python, "manage.py", "migrate", "--noinput", **production)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from common_settings import *  # noqa: F403
 from common_settings import (
+    CATALOG_KEY_ID,
+    DEV_CATALOG_SIGNING_KEY,
     DEV_ORDERS_PUBLIC_KEY,
     INSTALLED_APPS,
     ORDERS_KEY_ID,
@@ -19,9 +21,11 @@ WSGI_APPLICATION = "catalog.wsgi.application"
 DATABASES = database("catalog")
 
 MICROKIT = {
-    **microkit("catalog"),
-    # catalog accepts tokens from orders, verified with its public key.
+    # A placed order reserves its stock (the events worker runs the handler).
+    **microkit("catalog", {"orders.order.placed.v1": "catalog.events.OrderPlaced"}),
     "SERVICE_AUTH": {
+        # catalog accepts tokens and events from orders, verified with its
+        # public key.
         "PEERS": {
             "orders": [
                 {
@@ -31,6 +35,14 @@ MICROKIT = {
                 }
             ],
         },
+        # catalog signs the events it publishes (stock reserved or rejected).
+        "SIGNING_KEYS": [
+            {
+                "kid": CATALOG_KEY_ID,
+                "alg": "EdDSA",
+                "key": key_source("CATALOG_SIGNING_KEY", DEV_CATALOG_SIGNING_KEY),
+            }
+        ],
     },
     # Version 2 is current; version 1 (price as a number, no stock) is being
     # retired. Clients that name no version get version 2.

@@ -6,11 +6,19 @@ from django.db import models
 
 
 class Order(models.Model):
-    class Status(models.TextChoices):
-        PLACED = "placed"
-        CANCELLED = "cancelled"
+    """An order, placed ``pending``: the catalog reserves its stock (or
+    refuses to) and says so in an event, which makes it ``confirmed`` or
+    ``rejected``, with the catalog's reason for each item it refused."""
 
-    status = models.CharField(max_length=16, choices=Status, default=Status.PLACED)
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        CONFIRMED = "confirmed"
+        REJECTED = "rejected"
+
+    status = models.CharField(max_length=16, choices=Status, default=Status.PENDING)
+    #: Why the catalog refused the order: one entry per item it could not
+    #: reserve (``product_id``, ``code``, ``detail``, and ``available``).
+    rejection_reasons = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

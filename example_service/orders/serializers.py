@@ -5,14 +5,11 @@ from typing import Any
 from django.db import transaction
 from rest_framework import serializers
 
-from django_microkit.client import (
-    ConflictError,
-    NotFoundError,
-    ServiceUnavailableError,
-)
+from django_microkit.client import NotFoundError, ServiceUnavailableError
 from django_microkit.errors import Problem
 from django_microkit.serializers import ModelSerializer
 from orders import catalog
+from orders.events import RejectionReasonSerializer, order_placed
 from orders.models import Order, OrderItem
 
 
@@ -65,16 +62,18 @@ class OrderSerializer(ModelSerializer[Order]):
         error_messages={"empty": "An order needs at least one item."},
     )
     total = serializers.DecimalField(max_digits=12, decimal_places=2, read_only=True)
+    #: Empty unless the order is rejected.
+    rejection_reasons = RejectionReasonSerializer(many=True, read_only=True)
 
     class Meta:
         model = Order
-        fields = ["id", "status", "items", "total", "created_at"]
-        read_only_fields = ["id", "status", "total", "created_at"]
+        fields = ["id", "status", "rejection_reasons", "items", "total", "created_at"]
+        read_only_fields = ["id", "status", "rejection_reasons", "total", "created_at"]
 
     def validate_items(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
         # A product missing from the catalog is a conflict with its current
         # state (it may have been deleted since the client read it), not a
-        # malformed order: 409, like a product out of stock.
+        # malformed order: 409.
         missing: list[int] = []
         for index, item in enumerate(items):
             try:
@@ -90,31 +89,13 @@ class OrderSerializer(ModelSerializer[Order]):
         return items
 
     def create(self, validated_data: dict[str, Any]) -> Order:
+        # The order is saved pending with its event in one transaction: the
+        # catalog reserves the stock when the event reaches it, and says so.
         items = validated_data.pop("items")
-        # Stock is reserved in the catalog before the order is saved here. The
-        # catalog has no way to release a reservation, so an order refused on
-        # its second item keeps the first one's: a real system would add one.
-        for index, item in enumerate(items):
-            try:
-                catalog.reserve(item["product_id"], item["quantity"])
-            except ConflictError as exc:
-                raise Problem(
-                    409,
-                    exc.code or "conflict",
-                    detail=exc.detail,
-                    errors=[
-                        {
-                            "code": exc.code or "conflict",
-                            "detail": exc.detail or "Not enough stock.",
-                            "pointer": f"/items/{index}/quantity",
-                        }
-                    ],
-                ) from exc
-            except ServiceUnavailableError as exc:
-                raise catalog_unavailable(exc) from exc
         with transaction.atomic():
             order: Order = Order.objects.create(**validated_data)
             OrderItem.objects.bulk_create(
                 OrderItem(order=order, **item) for item in items
             )
+            order_placed(order)
         return order

@@ -1,8 +1,11 @@
 from __future__ import annotations
 
 from django.db.models import QuerySet
-from drf_spectacular.utils import extend_schema, extend_schema_view
-from rest_framework import mixins, viewsets
+from django.urls import reverse
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import mixins, status, viewsets
+from rest_framework.request import Request
+from rest_framework.response import Response
 
 from django_microkit import IdempotentMixin
 from django_microkit.openapi import problem_response
@@ -14,10 +17,14 @@ from orders.serializers import OrderSerializer
 @extend_schema_view(
     create=extend_schema(
         responses={
-            201: OrderSerializer,
+            202: OpenApiResponse(
+                OrderSerializer,
+                description="The order is saved `pending`; `Location` is where "
+                "to read it until the catalog confirms or rejects it.",
+            ),
             409: problem_response(
-                "The catalog has no such product (`unknown_product`) or not "
-                "enough of it (`insufficient_stock`).",
+                "The catalog has no such product (`unknown_product`).",
+                code="unknown_product",
                 validation=True,
             ),
             503: problem_response(
@@ -37,6 +44,11 @@ class OrderViewSet(
 ):
     """Orders of catalog products: list, create, read.
 
+    ``POST`` answers ``202 Accepted``: the order is saved ``pending`` and the
+    catalog reserves its stock when the ``orders.order.placed.v1`` event
+    reaches it; ``GET`` on the ``Location`` then shows it ``confirmed``, or
+    ``rejected`` with the catalog's reason for each item it refused.
+
     The list grows without bound, so it is paged by cursor, newest first
     (``Order.Meta.ordering``): no ``COUNT(*)``, and orders placed while a client
     pages never shift a page.
@@ -51,3 +63,14 @@ class OrderViewSet(
     def get_queryset(self) -> QuerySet[Order]:
         queryset: QuerySet[Order] = Order.objects.prefetch_related("items")
         return queryset
+
+    def create(self, request: Request, *args: object, **kwargs: object) -> Response:
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        order = serializer.save()
+        location = reverse("order-detail", kwargs={"pk": order.pk})
+        return Response(
+            serializer.data,
+            status=status.HTTP_202_ACCEPTED,
+            headers={"Location": location},
+        )

@@ -1,12 +1,15 @@
 """Fixtures of the end-to-end suite: the example services on real servers.
 
 ``stack`` starts catalog under gunicorn (WSGI, two sync workers) and orders
-under uvicorn (ASGI) on free 127.0.0.1 ports, orders calling catalog. With
+under uvicorn (ASGI) on free 127.0.0.1 ports, orders calling catalog, and each
+service's events worker with its relay (``microkit_consume --relay``). With
 ``DATABASE_URL``/``REDIS_URL`` set each service gets its own PostgreSQL
 database (created here, dropped at the end) and a Redis key prefix of its own;
-otherwise SQLite files and the local-memory cache. ``spawn`` starts further
-instances for fault scenarios. Everything started is stopped at the end of the
-session, whatever happened.
+otherwise SQLite files and the local-memory cache. With ``RABBITMQ_URL`` set
+events go through that RabbitMQ, in exchanges and queues named for this run
+(deleted at the end); otherwise through kombu's filesystem transport in a
+folder of the run. ``spawn`` starts further instances for fault scenarios.
+Everything started is stopped at the end of the session, whatever happened.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from tests.e2e.servers import (
     ROOT,
     Server,
     ServiceProcess,
+    WorkerProcess,
     base_env,
     create_database,
     database_url,
@@ -40,6 +44,9 @@ from tests.e2e.servers import (
 )
 
 RUN_ID = uuid.uuid4().hex[:8]
+#: The exchanges and queues of this run start with this.
+EVENTS_PREFIX = f"e2e-{RUN_ID}"
+SERVICES = ("catalog", "orders")
 PROBLEM_SCHEMA = json.loads(
     (ROOT / "django_microkit" / "schemas" / "problem.json").read_text()
 )
@@ -114,6 +121,8 @@ class Spawner:
         self.databases: list[str] = []
         self.base_database = os.environ.get("DATABASE_URL")
         self.redis = os.environ.get("REDIS_URL")
+        self.rabbitmq = os.environ.get("RABBITMQ_URL")
+        self.workers: list[WorkerProcess] = []
 
     def env(
         self,
@@ -129,8 +138,21 @@ class Spawner:
         if redis:
             env["REDIS_URL"] = redis
             env["CACHE_KEY_PREFIX"] = f"e2e-{RUN_ID}-{prefix}"
+        env.update(self.broker_env(service))
         env.update(extra)
         return env
+
+    def broker_env(self, service: str, broker_url: str | None = None) -> dict[str, str]:
+        """Where ``service``'s events go: RabbitMQ (``broker_url``, by default
+        RABBITMQ_URL) under names of this run, or a folder of the run."""
+        broker_url = broker_url or self.rabbitmq
+        if not broker_url:
+            return {"EVENTS_FOLDER": str(self.tmp / "events-broker")}
+        return {
+            "EVENTS_BROKER_URL": broker_url,
+            "EVENTS_EXCHANGE_PREFIX": f"{EVENTS_PREFIX}.",
+            "EVENTS_QUEUE": f"{EVENTS_PREFIX}.{service}.events",
+        }
 
     def database(self, name: str) -> str:
         """A fresh database of this run (PostgreSQL or SQLite), migrated by
@@ -168,14 +190,51 @@ class Spawner:
         process.start(wait_ready=wait_ready)
         return process
 
+    def worker(self, name: str, service: str, env: dict[str, str]) -> WorkerProcess:
+        """Start ``service``'s events worker (with its relay) on ``env``."""
+        worker = WorkerProcess(
+            name=name,
+            service=service,
+            env=env,
+            log_path=self.logs / f"{name}.log",
+            health_file=self.tmp / f"{name}.alive",
+        )
+        self.workers.append(worker)
+        worker.start()
+        return worker
+
     def close(self) -> None:
         try:
+            for worker in self.workers:
+                worker.stop()
             for process in self.processes:
                 process.stop()
         finally:
             if self.base_database:
                 for name in self.databases:
                     drop_database(self.base_database, name)
+            if self.rabbitmq:
+                delete_broker_names(self.rabbitmq)
+
+
+def delete_broker_names(broker_url: str) -> None:
+    """Delete the exchanges and queues this run made on the shared RabbitMQ,
+    and nothing else."""
+    from kombu.connection import Connection
+
+    with Connection(  # type: ignore[no-untyped-call]
+        broker_url, connect_timeout=5
+    ) as connection:
+        channel = connection.channel()
+        for service in SERVICES:
+            for delete, name in (
+                (channel.queue_delete, f"{EVENTS_PREFIX}.{service}.events"),
+                (channel.exchange_delete, f"{EVENTS_PREFIX}.{service}"),
+            ):
+                try:
+                    delete(name)
+                except Exception:  # noqa: BLE001 - absent already: nothing to do
+                    channel = connection.channel()
 
 
 @dataclass
@@ -185,6 +244,8 @@ class Stack:
     catalog_database: str
     orders_database: str
     spawner: Spawner
+    catalog_worker: WorkerProcess
+    orders_worker: WorkerProcess
 
     def all_logs(self) -> bytes:
         return b"".join(
@@ -221,10 +282,21 @@ def stack(spawner: Spawner) -> Stack:
         thread.start()
     for thread in migrations:
         thread.join()
+    # The workers first: their queues are bound before any order is placed.
+    catalog_worker = spawner.worker("catalog-worker", "catalog", catalog_env)
+    orders_worker = spawner.worker("orders-worker", "orders", orders_env)
     catalog = spawner.spawn("catalog", "catalog", "gunicorn", catalog_env, workers=2)
     orders_env["CATALOG_URL"] = catalog.url
     orders = spawner.spawn("orders", "orders", "uvicorn", orders_env)
-    return Stack(catalog, orders, catalog_db, orders_db, spawner)
+    return Stack(
+        catalog,
+        orders,
+        catalog_db,
+        orders_db,
+        spawner,
+        catalog_worker,
+        orders_worker,
+    )
 
 
 # --- service tokens -------------------------------------------------------------

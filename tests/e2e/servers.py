@@ -212,6 +212,84 @@ class ServiceProcess:
         return self.log_path.read_bytes()
 
 
+@dataclass
+class WorkerProcess:
+    """One service's events worker, relaying its outbox too
+    (``manage.py microkit_consume --relay``), as ``make run`` starts it. It is
+    up once it touched its health file, which it does after declaring its
+    queue, so events published from then on reach it."""
+
+    name: str
+    service: str
+    env: dict[str, str]
+    log_path: Path
+    health_file: Path
+    process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+    def command(self) -> list[str]:
+        return [
+            sys.executable,
+            str(MANAGE),
+            "microkit_consume",
+            "--relay",
+            "--health-file",
+            str(self.health_file),
+            f"--settings={self.service}.settings",
+        ]
+
+    def start(self, timeout: float = 60) -> None:
+        assert self.process is None or self.process.poll() is not None
+        self.health_file.unlink(missing_ok=True)
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                self.command(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=self.env,
+                cwd=EXAMPLE,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + timeout
+        while not self.health_file.exists():
+            if self.process.poll() is not None:
+                raise RuntimeError(
+                    f"{self.name} exited with {self.process.returncode}:\n"
+                    + self.log_text()[-4000:]
+                )
+            if time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"{self.name} did not start within {timeout} s:\n"
+                    + self.log_text()[-4000:]
+                )
+            time.sleep(0.1)
+
+    def kill(self) -> None:
+        """SIGKILL: the worker stops wherever it is, as in a crash."""
+        if self.process is not None and self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=10)
+
+    def stop(self, timeout: float = 15) -> int | None:
+        """SIGTERM (the worker finishes the event in hand and exits), SIGKILL
+        after ``timeout`` seconds; the exit status, or ``None`` if killed."""
+        process = self.process
+        if process is None:
+            return None
+        if process.poll() is not None:
+            return process.returncode
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            return process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            return None
+
+    def log_text(self) -> str:
+        return self.log_path.read_bytes().decode("utf-8", "backslashreplace")
+
+
 def database_url(base: str | None, name: str, tmp: Path) -> str:
     """The URL of a service's own database: ``name`` on the server of ``base``
     (PostgreSQL), or a SQLite file in ``tmp``."""

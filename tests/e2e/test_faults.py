@@ -49,7 +49,7 @@ def _until_recovered(orders: ServiceProcess, limit: float) -> float:
     started = time.perf_counter()
     while time.perf_counter() - started < limit:
         response, _ = _order(orders)
-        if response.status_code == 201:
+        if response.status_code == 202:
             return time.perf_counter() - started
         assert_problem(response, 503, "catalog_unavailable")
         time.sleep(0.5)
@@ -64,7 +64,7 @@ def test_catalog_fault_opens_the_breaker_and_recovers(
     fault: str,
 ) -> None:
     response, _ = _order(proxied_orders)
-    assert response.status_code == 201, response.text
+    assert response.status_code == 202, response.text
 
     proxy.set_mode(fault)  # type: ignore[arg-type]
     latencies = []

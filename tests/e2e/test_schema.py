@@ -81,7 +81,7 @@ def cursors(stack: Stack) -> list[str]:
             json={"items": [{"product_id": 5, "quantity": 1}]},
             timeout=30,
         )
-        assert placed.status_code == 201, placed.text
+        assert placed.status_code == 202, placed.text
     found: list[str] = []
     url: str | None = f"{stack.orders.url}/api/orders/?page_size=1"
     while url is not None:
