@@ -26,6 +26,7 @@ from django_microkit.metrics.families import (
     EVENTS_PUBLISHED,
     OTHER_METHOD,
     UNMATCHED_ROUTE,
+    observe_client_call,
 )
 from django_microkit.metrics.multiprocess import (
     ENVIRONMENT_VARIABLE,
@@ -257,6 +258,13 @@ def test_a_failed_client_call_is_counted_by_error_type(configure: Any) -> None:
         client.get("/api/products/")
     assert called("", "circuit_open") == before + 1
     client.breaker.reset()
+
+
+def test_metrics_off_records_no_client_call() -> None:
+    with metrics(ENABLED=False):
+        observe_client_call("catalog", "GET", 200, None, 0.1)
+        names = {family.name for family in REGISTRY.collect()}
+    assert "http_client_request_duration_seconds" not in names
 
 
 def test_a_breakers_state_and_transitions() -> None:
