@@ -107,8 +107,10 @@ def fake_server(workers: int) -> Any:
 
 @pytest.fixture
 def environment(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
-    monkeypatch.delenv(ENVIRONMENT_VARIABLE, raising=False)
-    monkeypatch.delenv("DJANGO_SETTINGS_MODULE", raising=False)
+    # Set first, so that the end of the test removes what the hooks export.
+    for name in (ENVIRONMENT_VARIABLE, "DJANGO_SETTINGS_MODULE"):
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
     return monkeypatch
 
 

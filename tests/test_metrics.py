@@ -69,7 +69,9 @@ def metrics(**settings: Any) -> Any:
 
 @pytest.fixture(autouse=True)
 def _single_process(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(ENVIRONMENT_VARIABLE, raising=False)
+    # Set first, so that the end of the test removes what a test exports.
+    monkeypatch.setenv(ENVIRONMENT_VARIABLE, "")
+    monkeypatch.delenv(ENVIRONMENT_VARIABLE)
 
 
 # --- the server histogram ------------------------------------------------------
@@ -408,10 +410,9 @@ def test_marking_a_process_dead_in_single_process_mode_does_nothing() -> None:
     assert metrics_registry() is REGISTRY
 
 
-def test_exporting_the_directory(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_exporting_the_directory() -> None:
     export_directory("/tmp/somewhere")
     assert os.environ[ENVIRONMENT_VARIABLE] == "/tmp/somewhere"
-    monkeypatch.delenv(ENVIRONMENT_VARIABLE)
 
 
 # --- checks ----------------------------------------------------------------------
