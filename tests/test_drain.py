@@ -34,7 +34,8 @@ from django_microkit.drain import (
     stop_draining,
 )
 from django_microkit.metrics.multiprocess import ENVIRONMENT_VARIABLE
-from django_microkit.uvicorn import DrainingServer, _options, make_server
+from django_microkit.uvicorn import DrainingServer, _options, make_server, run
+from django_microkit.uvicorn import main as run_main
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -106,8 +107,10 @@ def fake_server(workers: int) -> Any:
 
 @pytest.fixture
 def environment(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
-    monkeypatch.delenv(ENVIRONMENT_VARIABLE, raising=False)
-    monkeypatch.delenv("DJANGO_SETTINGS_MODULE", raising=False)
+    # Set first, so that the end of the test removes what the hooks export.
+    for name in (ENVIRONMENT_VARIABLE, "DJANGO_SETTINGS_MODULE"):
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
     return monkeypatch
 
 
@@ -301,3 +304,18 @@ def test_a_real_uvicorn_drains_on_sigterm(tmp_path: Path) -> None:
         if process.poll() is None:
             process.kill()
             process.wait(timeout=10)
+
+
+@pytest.mark.parametrize(
+    "start",
+    [
+        lambda: run("no_such_module:app"),
+        lambda: run_main(["no_such_module:app", "--port", "1"]),
+    ],
+)
+def test_the_runner_serves_the_application_it_is_given(start: Any) -> None:
+    # uvicorn itself refuses an application it cannot import: its start-up
+    # failure status.
+    with pytest.raises(SystemExit) as exit_:
+        start()
+    assert exit_.value.code == 3

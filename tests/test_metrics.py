@@ -26,6 +26,7 @@ from django_microkit.metrics.families import (
     EVENTS_PUBLISHED,
     OTHER_METHOD,
     UNMATCHED_ROUTE,
+    observe_client_call,
 )
 from django_microkit.metrics.multiprocess import (
     ENVIRONMENT_VARIABLE,
@@ -68,7 +69,9 @@ def metrics(**settings: Any) -> Any:
 
 @pytest.fixture(autouse=True)
 def _single_process(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(ENVIRONMENT_VARIABLE, raising=False)
+    # Set first, so that the end of the test removes what a test exports.
+    monkeypatch.setenv(ENVIRONMENT_VARIABLE, "")
+    monkeypatch.delenv(ENVIRONMENT_VARIABLE)
 
 
 # --- the server histogram ------------------------------------------------------
@@ -259,6 +262,13 @@ def test_a_failed_client_call_is_counted_by_error_type(configure: Any) -> None:
     client.breaker.reset()
 
 
+def test_metrics_off_records_no_client_call() -> None:
+    with metrics(ENABLED=False):
+        observe_client_call("catalog", "GET", 200, None, 0.1)
+        names = {family.name for family in REGISTRY.collect()}
+    assert "http_client_request_duration_seconds" not in names
+
+
 def test_a_breakers_state_and_transitions() -> None:
     breaker = CircuitBreaker("metrics-peer", BreakerConfig(failures=1))
     opened = sample(
@@ -400,10 +410,9 @@ def test_marking_a_process_dead_in_single_process_mode_does_nothing() -> None:
     assert metrics_registry() is REGISTRY
 
 
-def test_exporting_the_directory(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_exporting_the_directory() -> None:
     export_directory("/tmp/somewhere")
     assert os.environ[ENVIRONMENT_VARIABLE] == "/tmp/somewhere"
-    monkeypatch.delenv(ENVIRONMENT_VARIABLE)
 
 
 # --- checks ----------------------------------------------------------------------

@@ -65,9 +65,9 @@ def prometheus(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         yield url
     finally:
         process.terminate()
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
+        if process.poll() is None:
             process.kill()
             process.wait(timeout=10)
         log.close()
