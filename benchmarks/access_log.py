@@ -35,21 +35,8 @@ import timeit
 from collections.abc import Callable
 from typing import Any
 
-from benchmarks.paired import (
-    BASELINE,
-    CURRENT,
-    arguments,
-    baseline_note,
-    batch,
-    call_counts,
-    calls,
-    checkouts,
-    paired,
-    rounds,
-    stack,
-    summary,
-    workers,
-)
+from benchmarks import paired
+from benchmarks.paired import BASELINE, CURRENT
 
 ENDPOINTS = ("list", "not_found", "invalid")
 
@@ -57,7 +44,7 @@ ENDPOINTS = ("list", "not_found", "invalid")
 def serve(root: Path) -> None:
     """Answer the runner's commands, one JSON line each, measuring the
     microkit stack of the checkout at ``root``."""
-    call = stack(root)
+    call = paired.stack(root)
     from django.conf import settings
     from django.test import override_settings
 
@@ -74,12 +61,12 @@ def serve(root: Path) -> None:
         if command["do"] == "pair":
             for enabled in (True, False):
                 with switch[enabled]:
-                    answer[str(enabled)] = batch(call, endpoint, count)
+                    answer[str(enabled)] = paired.batch(call, endpoint, count)
         elif command["do"] == "calls":
             for enabled in (True, False):
                 with switch[enabled]:
-                    answer[str(enabled)] = calls(lambda e=endpoint: call(e))
-            answer["line"] = calls(line)
+                    answer[str(enabled)] = paired.calls(lambda e=endpoint: call(e))
+            answer["line"] = paired.calls(line)
         else:
             answer["alone"] = _alone(line)
         sys.stdout.write(json.dumps(answer) + "\n")
@@ -108,10 +95,10 @@ def _alone(line: Callable[[], None]) -> float:
 
 
 def measure(roots: dict[str, Path], pairs: int, size: int) -> dict[str, Any]:
-    running = workers(str(Path(__file__).resolve()), roots)
+    running = paired.workers(str(Path(__file__).resolve()), roots)
     try:
-        times = rounds(running, ENDPOINTS, pairs, size)
-        counts = call_counts(running, ENDPOINTS)
+        times = paired.rounds(running, ENDPOINTS, pairs, size)
+        counts = paired.call_counts(running, ENDPOINTS)
         alone: dict[str, list[float]] = {}
         for _ in range(5):
             random.shuffle(running)
@@ -128,7 +115,9 @@ def report(result: dict[str, Any], names: list[str]) -> list[str]:
     times, counts, alone = result["times"], result["calls"], result["alone"]
 
     def cost(name: str, endpoint: str) -> list[float]:
-        return paired(times[name, endpoint, "True"], times[name, endpoint, "False"])
+        return paired.differences(
+            times[name, endpoint, "True"], times[name, endpoint, "False"]
+        )
 
     lines = [
         "| checkout | endpoint | with the line, CPU µs | without, CPU µs "
@@ -143,7 +132,7 @@ def report(result: dict[str, Any], names: list[str]) -> list[str]:
             count = counts[name, endpoint]
             lines.append(
                 f"| {name} | {endpoint} | {on:.1f} | {off:.1f} "
-                f"| {summary(cost(name, endpoint))} "
+                f"| {paired.summary(cost(name, endpoint))} "
                 f"| {statistics.median(cost(name, endpoint)) / on:.1%} "
                 f"| {count['True']:.0f} / {count['False']:.0f} |"
             )
@@ -168,24 +157,26 @@ def report(result: dict[str, Any], names: list[str]) -> list[str]:
             "|---|---|---|",
         ]
         for endpoint in ENDPOINTS:
-            with_line = paired(
+            with_line = paired.differences(
                 times[CURRENT, endpoint, "True"], times[BASELINE, endpoint, "True"]
             )
-            line_cost = paired(cost(CURRENT, endpoint), cost(BASELINE, endpoint))
+            line_cost = paired.differences(
+                cost(CURRENT, endpoint), cost(BASELINE, endpoint)
+            )
             lines.append(
-                f"| {endpoint} | {summary(with_line)} | {summary(line_cost)} |"
+                f"| {endpoint} | {paired.summary(with_line)} | {paired.summary(line_cost)} |"
             )
     return lines
 
 
 def main() -> None:
-    parser, args = arguments(__doc__ or "")
+    parser, args = paired.arguments(__doc__ or "")
     if args.serve is not None:
         serve(args.serve)
         return
     from benchmarks.results import RESULTS, environment, load, publish
 
-    roots = checkouts(ROOT, parser, args.baseline)
+    roots = paired.checkouts(ROOT, parser, args.baseline)
     start = load()
     result = measure(roots, args.pairs, args.batch)
     text = "\n".join(
@@ -204,7 +195,7 @@ def main() -> None:
             *report(result, list(roots)),
         ]
     )
-    text += baseline_note(args.baseline)
+    text += paired.baseline_note(args.baseline)
     publish("access-log", text + "\n", args.output or str(RESULTS))
 
 

@@ -121,7 +121,8 @@ def baseline_note(baseline: Path | None) -> str:
     return f"\n\n`{BASELINE}` is commit {commit} (`--baseline`).\n"
 
 
-def paired(values: list[float], others: list[float]) -> list[float]:
+def differences(values: list[float], others: list[float]) -> list[float]:
+    """``values`` minus ``others``, pair by pair (one round each)."""
     return [a - b for a, b in zip(values, others, strict=True)]
 
 

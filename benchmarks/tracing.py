@@ -27,21 +27,8 @@ import json
 import statistics
 from typing import Any
 
-from benchmarks.paired import (
-    BASELINE,
-    CURRENT,
-    arguments,
-    baseline_note,
-    batch,
-    call_counts,
-    calls,
-    checkouts,
-    paired,
-    rounds,
-    stack,
-    summary,
-    workers,
-)
+from benchmarks import paired
+from benchmarks.paired import BASELINE, CURRENT
 
 ENDPOINTS = ("list", "not_found", "invalid")
 
@@ -74,7 +61,7 @@ def serve(root: Path, baseline: bool) -> None:
     """Answer the runner's commands, one JSON line each, measuring the
     microkit stack of the checkout at ``root``: tracing on and off, or, for
     a baseline, as it is."""
-    call = stack(root)
+    call = paired.stack(root)
     from django.conf import settings
     from django.test import override_settings
 
@@ -105,9 +92,9 @@ def serve(root: Path, baseline: bool) -> None:
                 # the derived values again (the TracerProvider among them).
                 call(endpoint)
                 if command["do"] == "pair":
-                    answer[str(enabled)] = batch(call, endpoint, count)
+                    answer[str(enabled)] = paired.batch(call, endpoint, count)
                 else:
-                    answer[str(enabled)] = calls(lambda e=endpoint: call(e))
+                    answer[str(enabled)] = paired.calls(lambda e=endpoint: call(e))
                 _empty_exporter()
         sys.stdout.write(json.dumps(answer) + "\n")
         sys.stdout.flush()
@@ -157,10 +144,10 @@ def _alone() -> dict[str, float]:
 
 
 def measure(roots: dict[str, Path], pairs: int, size: int) -> dict[str, Any]:
-    running = workers(str(Path(__file__).resolve()), roots, "--as-baseline")
+    running = paired.workers(str(Path(__file__).resolve()), roots, "--as-baseline")
     try:
-        times = rounds(running, ENDPOINTS, pairs, size)
-        counts = call_counts(running, ENDPOINTS)
+        times = paired.rounds(running, ENDPOINTS, pairs, size)
+        counts = paired.call_counts(running, ENDPOINTS)
         (current,) = [worker for worker in running if worker.name == CURRENT]
         alone = [current.ask(do="alone") for _ in range(5)]
     finally:
@@ -182,7 +169,7 @@ def report(result: dict[str, Any], names: list[str]) -> list[str]:
         count = counts[CURRENT, endpoint]
         lines.append(
             f"| {endpoint} | {statistics.median(on):.1f} "
-            f"| {statistics.median(off):.1f} | {summary(paired(on, off))} "
+            f"| {statistics.median(off):.1f} | {paired.summary(paired.differences(on, off))} "
             f"| {count['True']:.0f} / {count['False']:.0f} |"
         )
     alone = result["alone"]
@@ -210,11 +197,11 @@ def report(result: dict[str, Any], names: list[str]) -> list[str]:
             "|---|---|---|",
         ]
         for endpoint in ENDPOINTS:
-            difference = paired(
+            difference = paired.differences(
                 times[CURRENT, endpoint, "False"], times[BASELINE, endpoint, "False"]
             )
             lines.append(
-                f"| {endpoint} | {summary(difference)} "
+                f"| {endpoint} | {paired.summary(difference)} "
                 f"| {counts[CURRENT, endpoint]['False']:.0f} / "
                 f"{counts[BASELINE, endpoint]['False']:.0f} |"
             )
@@ -222,13 +209,13 @@ def report(result: dict[str, Any], names: list[str]) -> list[str]:
 
 
 def main() -> None:
-    parser, args = arguments(__doc__ or "")
+    parser, args = paired.arguments(__doc__ or "")
     if args.serve is not None:
         serve(args.serve, args.as_baseline)
         return
     from benchmarks.results import RESULTS, environment, load, publish
 
-    roots = checkouts(ROOT, parser, args.baseline)
+    roots = paired.checkouts(ROOT, parser, args.baseline)
     start = load()
     result = measure(roots, args.pairs, args.batch)
     text = "\n".join(
@@ -249,7 +236,7 @@ def main() -> None:
             *report(result, list(roots)),
         ]
     )
-    text += baseline_note(args.baseline)
+    text += paired.baseline_note(args.baseline)
     publish("tracing", text + "\n", args.output or str(RESULTS))
 
 
