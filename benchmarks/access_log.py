@@ -164,7 +164,8 @@ def report(result: dict[str, Any], names: list[str]) -> list[str]:
                 cost(CURRENT, endpoint), cost(BASELINE, endpoint)
             )
             lines.append(
-                f"| {endpoint} | {paired.summary(with_line)} | {paired.summary(line_cost)} |"
+                f"| {endpoint} | {paired.summary(with_line)} "
+                f"| {paired.summary(line_cost)} |"
             )
     return lines
 

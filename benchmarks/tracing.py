@@ -169,7 +169,8 @@ def report(result: dict[str, Any], names: list[str]) -> list[str]:
         count = counts[CURRENT, endpoint]
         lines.append(
             f"| {endpoint} | {statistics.median(on):.1f} "
-            f"| {statistics.median(off):.1f} | {paired.summary(paired.differences(on, off))} "
+            f"| {statistics.median(off):.1f} "
+            f"| {paired.summary(paired.differences(on, off))} "
             f"| {count['True']:.0f} / {count['False']:.0f} |"
         )
     alone = result["alone"]
