@@ -103,6 +103,7 @@ bench: $(VENV)/.bench
 	$(BIN)/python benchmarks/run.py
 	$(BIN)/python benchmarks/access_log.py
 	$(BIN)/python benchmarks/metrics.py
+	$(BIN)/python benchmarks/tracing.py
 	$(BIN)/python benchmarks/probes.py
 	$(BIN)/python benchmarks/client.py
 	$(BIN)/python benchmarks/http.py

@@ -27,55 +27,24 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[0] = str(ROOT)
 
-import argparse
-import cProfile
 import json
-import os
-import pstats
 import random
 import statistics
-import subprocess
 import time
 import timeit
 from collections.abc import Callable
 from typing import Any
 
+from benchmarks import paired
+from benchmarks.paired import BASELINE, CURRENT
+
 ENDPOINTS = ("list", "not_found", "invalid")
-CURRENT, BASELINE = "current", "baseline"
-
-
-def _batch(call: Callable[[str], int], endpoint: str, count: int) -> float:
-    """CPU time of this process per request, µs: time the process spent
-    waiting for a core, on a busy machine, is left out."""
-    start = time.process_time_ns()
-    for _ in range(count):
-        call(endpoint)
-    return (time.process_time_ns() - start) / count / 1000
-
-
-def _calls(function: Callable[[], object], count: int = 50) -> float:
-    """Python function calls per call of ``function`` (cProfile)."""
-
-    def repeated() -> None:
-        for _ in range(count):
-            function()
-
-    profile = cProfile.Profile()
-    profile.runcall(repeated)
-    total: int = pstats.Stats(profile).total_calls  # type: ignore[attr-defined]
-    return (total - 1) / count  # without repeated() itself
 
 
 def serve(root: Path) -> None:
     """Answer the runner's commands, one JSON line each, measuring the
     microkit stack of the checkout at ``root``."""
-    sys.path[0] = str(root)
-    os.environ["DJANGO_SETTINGS_MODULE"] = "benchmarks.stacks.microkit"
-    os.environ.pop("DATABASE_URL", None)
-    os.environ.pop("REDIS_URL", None)
-    from benchmarks.worker import _setup
-
-    call = _setup()
+    call = paired.stack(root)
     from django.conf import settings
     from django.test import override_settings
 
@@ -92,12 +61,12 @@ def serve(root: Path) -> None:
         if command["do"] == "pair":
             for enabled in (True, False):
                 with switch[enabled]:
-                    answer[str(enabled)] = _batch(call, endpoint, count)
+                    answer[str(enabled)] = paired.batch(call, endpoint, count)
         elif command["do"] == "calls":
             for enabled in (True, False):
                 with switch[enabled]:
-                    answer[str(enabled)] = _calls(lambda e=endpoint: call(e))
-            answer["line"] = _calls(line)
+                    answer[str(enabled)] = paired.calls(lambda e=endpoint: call(e))
+            answer["line"] = paired.calls(line)
         else:
             answer["alone"] = _alone(line)
         sys.stdout.write(json.dumps(answer) + "\n")
@@ -125,67 +94,30 @@ def _alone(line: Callable[[], None]) -> float:
     return min(timeit.repeat(line, number=2000, repeat=5)) / 2000 * 1e6
 
 
-def measure(checkouts: dict[str, Path], pairs: int, batch: int) -> dict[str, Any]:
-    from benchmarks.run import Worker
-
-    script = str(Path(__file__).resolve())
-    workers = [
-        Worker(
-            name,
-            subprocess.Popen(
-                [sys.executable, script, "--serve", str(root)],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                text=True,
-                cwd=root,
-            ),
-        )
-        for name, root in checkouts.items()
-    ]
-    times: dict[tuple[str, str, bool], list[float]] = {}
+def measure(roots: dict[str, Path], pairs: int, size: int) -> dict[str, Any]:
+    running = paired.workers(str(Path(__file__).resolve()), roots)
     try:
-        for worker in workers:  # warm up
-            for endpoint in ENDPOINTS:
-                worker.ask(do="pair", endpoint=endpoint, count=batch)
-        for _ in range(pairs):
-            for endpoint in ENDPOINTS:
-                random.shuffle(workers)
-                for worker in workers:
-                    answer = worker.ask(do="pair", endpoint=endpoint, count=batch)
-                    for enabled in (True, False):
-                        times.setdefault((worker.name, endpoint, enabled), []).append(
-                            answer[str(enabled)]
-                        )
-        calls = {
-            (worker.name, endpoint): worker.ask(do="calls", endpoint=endpoint)
-            for worker in workers
-            for endpoint in ENDPOINTS
-        }
+        times = paired.rounds(running, ENDPOINTS, pairs, size)
+        counts = paired.call_counts(running, ENDPOINTS)
         alone: dict[str, list[float]] = {}
         for _ in range(5):
-            random.shuffle(workers)
-            for worker in workers:
+            random.shuffle(running)
+            for worker in running:
                 answer = worker.ask(do="alone")
                 alone.setdefault(worker.name, []).append(answer["alone"])
     finally:
-        for worker in workers:
+        for worker in running:
             worker.stop()
-    return {"times": times, "calls": calls, "alone": alone}
-
-
-def _paired(values: list[float], others: list[float]) -> list[float]:
-    return [a - b for a, b in zip(values, others, strict=True)]
-
-
-def _summary(values: list[float]) -> str:
-    return f"{statistics.median(values):.1f} ({min(values):.1f}–{max(values):.1f})"
+    return {"times": times, "calls": counts, "alone": alone}
 
 
 def report(result: dict[str, Any], names: list[str]) -> list[str]:
-    times, calls, alone = result["times"], result["calls"], result["alone"]
+    times, counts, alone = result["times"], result["calls"], result["alone"]
 
     def cost(name: str, endpoint: str) -> list[float]:
-        return _paired(times[name, endpoint, True], times[name, endpoint, False])
+        return paired.differences(
+            times[name, endpoint, "True"], times[name, endpoint, "False"]
+        )
 
     lines = [
         "| checkout | endpoint | with the line, CPU µs | without, CPU µs "
@@ -195,12 +127,12 @@ def report(result: dict[str, Any], names: list[str]) -> list[str]:
     ]
     for name in names:
         for endpoint in ENDPOINTS:
-            on = statistics.median(times[name, endpoint, True])
-            off = statistics.median(times[name, endpoint, False])
-            count = calls[name, endpoint]
+            on = statistics.median(times[name, endpoint, "True"])
+            off = statistics.median(times[name, endpoint, "False"])
+            count = counts[name, endpoint]
             lines.append(
                 f"| {name} | {endpoint} | {on:.1f} | {off:.1f} "
-                f"| {_summary(cost(name, endpoint))} "
+                f"| {paired.summary(cost(name, endpoint))} "
                 f"| {statistics.median(cost(name, endpoint)) / on:.1%} "
                 f"| {count['True']:.0f} / {count['False']:.0f} |"
             )
@@ -213,7 +145,7 @@ def report(result: dict[str, Any], names: list[str]) -> list[str]:
     for name in names:
         lines.append(
             f"- {name}: {statistics.median(alone[name]):.1f} µs, "
-            f"{calls[name, ENDPOINTS[0]]['line']:.0f} calls."
+            f"{counts[name, ENDPOINTS[0]]['line']:.0f} calls."
         )
     if BASELINE in names:
         lines += [
@@ -225,40 +157,29 @@ def report(result: dict[str, Any], names: list[str]) -> list[str]:
             "|---|---|---|",
         ]
         for endpoint in ENDPOINTS:
-            with_line = _paired(
-                times[CURRENT, endpoint, True], times[BASELINE, endpoint, True]
+            with_line = paired.differences(
+                times[CURRENT, endpoint, "True"], times[BASELINE, endpoint, "True"]
             )
-            line_cost = _paired(cost(CURRENT, endpoint), cost(BASELINE, endpoint))
+            line_cost = paired.differences(
+                cost(CURRENT, endpoint), cost(BASELINE, endpoint)
+            )
             lines.append(
-                f"| {endpoint} | {_summary(with_line)} | {_summary(line_cost)} |"
+                f"| {endpoint} | {paired.summary(with_line)} "
+                f"| {paired.summary(line_cost)} |"
             )
     return lines
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--pairs", type=int, default=100)
-    parser.add_argument("--batch", type=int, default=30)
-    parser.add_argument(
-        "--baseline",
-        type=Path,
-        help="a checkout of another commit, measured in the same rounds",
-    )
-    parser.add_argument("--serve", type=Path, help=argparse.SUPPRESS)
-    parser.add_argument("--output", default=None)
-    args = parser.parse_args()
+    parser, args = paired.arguments(__doc__ or "")
     if args.serve is not None:
         serve(args.serve)
         return
     from benchmarks.results import RESULTS, environment, load, publish
 
-    checkouts = {CURRENT: ROOT}
-    if args.baseline is not None:
-        if not (args.baseline / "benchmarks" / "worker.py").exists():
-            parser.error(f"{args.baseline} has no benchmarks/worker.py")
-        checkouts[BASELINE] = args.baseline.resolve()
+    roots = paired.checkouts(ROOT, parser, args.baseline)
     start = load()
-    result = measure(checkouts, args.pairs, args.batch)
+    result = measure(roots, args.pairs, args.batch)
     text = "\n".join(
         [
             "## The access line's share",
@@ -272,13 +193,10 @@ def main() -> None:
             "rendered as JSON and written to /dev/null through a "
             "`logging.FileHandler`.",
             "",
-            *report(result, list(checkouts)),
+            *report(result, list(roots)),
         ]
     )
-    if args.baseline is not None:
-        git = ["git", "-C", str(args.baseline), "rev-parse", "--short", "HEAD"]
-        commit = subprocess.check_output(git, text=True).strip()
-        text += f"\n\n`{BASELINE}` is commit {commit} (`--baseline`).\n"
+    text += paired.baseline_note(args.baseline)
     publish("access-log", text + "\n", args.output or str(RESULTS))
 
 

@@ -23,16 +23,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[0] = str(ROOT)
 
-import argparse
 import json
-import os
-import random
 import statistics
-import subprocess
 from typing import Any
 
+from benchmarks import paired
+from benchmarks.paired import BASELINE, CURRENT
+
 ENDPOINTS = ("list", "not_found", "invalid")
-CURRENT, BASELINE = "current", "baseline"
 
 
 def memory_processor() -> Any:
@@ -63,15 +61,7 @@ def serve(root: Path, baseline: bool) -> None:
     """Answer the runner's commands, one JSON line each, measuring the
     microkit stack of the checkout at ``root``: tracing on and off, or, for
     a baseline, as it is."""
-    sys.path[0] = str(root)
-    os.environ["DJANGO_SETTINGS_MODULE"] = "benchmarks.stacks.microkit"
-    os.environ.pop("DATABASE_URL", None)
-    os.environ.pop("REDIS_URL", None)
-    # Imported once sys.path names the checkout measured.
-    from benchmarks.access_log import _batch, _calls
-    from benchmarks.worker import _setup
-
-    call = _setup()
+    call = paired.stack(root)
     from django.conf import settings
     from django.test import override_settings
 
@@ -102,9 +92,9 @@ def serve(root: Path, baseline: bool) -> None:
                 # the derived values again (the TracerProvider among them).
                 call(endpoint)
                 if command["do"] == "pair":
-                    answer[str(enabled)] = _batch(call, endpoint, count)
+                    answer[str(enabled)] = paired.batch(call, endpoint, count)
                 else:
-                    answer[str(enabled)] = _calls(lambda e=endpoint: call(e))
+                    answer[str(enabled)] = paired.calls(lambda e=endpoint: call(e))
                 _empty_exporter()
         sys.stdout.write(json.dumps(answer) + "\n")
         sys.stdout.flush()
@@ -153,55 +143,21 @@ def _alone() -> dict[str, float]:
     return answer
 
 
-def measure(checkouts: dict[str, Path], pairs: int, batch: int) -> dict[str, Any]:
-    from benchmarks.run import Worker
-
-    script = str(Path(__file__).resolve())
-    workers = [
-        Worker(
-            name,
-            subprocess.Popen(
-                [sys.executable, script, "--serve", str(root)]
-                + (["--as-baseline"] if name == BASELINE else []),
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                text=True,
-                cwd=root,
-            ),
-        )
-        for name, root in checkouts.items()
-    ]
-    times: dict[tuple[str, str, str], list[float]] = {}
+def measure(roots: dict[str, Path], pairs: int, size: int) -> dict[str, Any]:
+    running = paired.workers(str(Path(__file__).resolve()), roots, "--as-baseline")
     try:
-        for worker in workers:  # warm up
-            for endpoint in ENDPOINTS:
-                worker.ask(do="pair", endpoint=endpoint, count=batch)
-        for _ in range(pairs):
-            for endpoint in ENDPOINTS:
-                random.shuffle(workers)
-                for worker in workers:
-                    answer = worker.ask(do="pair", endpoint=endpoint, count=batch)
-                    for state, value in answer.items():
-                        times.setdefault((worker.name, endpoint, state), []).append(
-                            value
-                        )
-        calls = {
-            (worker.name, endpoint): worker.ask(do="calls", endpoint=endpoint)
-            for worker in workers
-            for endpoint in ENDPOINTS
-        }
-        (current,) = [worker for worker in workers if worker.name == CURRENT]
+        times = paired.rounds(running, ENDPOINTS, pairs, size)
+        counts = paired.call_counts(running, ENDPOINTS)
+        (current,) = [worker for worker in running if worker.name == CURRENT]
         alone = [current.ask(do="alone") for _ in range(5)]
     finally:
-        for worker in workers:
+        for worker in running:
             worker.stop()
-    return {"times": times, "calls": calls, "alone": alone}
+    return {"times": times, "calls": counts, "alone": alone}
 
 
 def report(result: dict[str, Any], names: list[str]) -> list[str]:
-    from benchmarks.access_log import _paired, _summary
-
-    times, calls = result["times"], result["calls"]
+    times, counts = result["times"], result["calls"]
     lines = [
         "| endpoint | tracing on, CPU µs | off, CPU µs "
         "| added per request, µs (median; min–max over pairs) "
@@ -210,10 +166,11 @@ def report(result: dict[str, Any], names: list[str]) -> list[str]:
     ]
     for endpoint in ENDPOINTS:
         on, off = times[CURRENT, endpoint, "True"], times[CURRENT, endpoint, "False"]
-        count = calls[CURRENT, endpoint]
+        count = counts[CURRENT, endpoint]
         lines.append(
             f"| {endpoint} | {statistics.median(on):.1f} "
-            f"| {statistics.median(off):.1f} | {_summary(_paired(on, off))} "
+            f"| {statistics.median(off):.1f} "
+            f"| {paired.summary(paired.differences(on, off))} "
             f"| {count['True']:.0f} / {count['False']:.0f} |"
         )
     alone = result["alone"]
@@ -241,42 +198,27 @@ def report(result: dict[str, Any], names: list[str]) -> list[str]:
             "|---|---|---|",
         ]
         for endpoint in ENDPOINTS:
-            difference = _paired(
+            difference = paired.differences(
                 times[CURRENT, endpoint, "False"], times[BASELINE, endpoint, "False"]
             )
             lines.append(
-                f"| {endpoint} | {_summary(difference)} "
-                f"| {calls[CURRENT, endpoint]['False']:.0f} / "
-                f"{calls[BASELINE, endpoint]['False']:.0f} |"
+                f"| {endpoint} | {paired.summary(difference)} "
+                f"| {counts[CURRENT, endpoint]['False']:.0f} / "
+                f"{counts[BASELINE, endpoint]['False']:.0f} |"
             )
     return lines
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--pairs", type=int, default=100)
-    parser.add_argument("--batch", type=int, default=30)
-    parser.add_argument(
-        "--baseline",
-        type=Path,
-        help="a checkout of another commit, measured in the same rounds",
-    )
-    parser.add_argument("--serve", type=Path, help=argparse.SUPPRESS)
-    parser.add_argument("--as-baseline", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--output", default=None)
-    args = parser.parse_args()
+    parser, args = paired.arguments(__doc__ or "")
     if args.serve is not None:
         serve(args.serve, args.as_baseline)
         return
     from benchmarks.results import RESULTS, environment, load, publish
 
-    checkouts = {CURRENT: ROOT}
-    if args.baseline is not None:
-        if not (args.baseline / "benchmarks" / "worker.py").exists():
-            parser.error(f"{args.baseline} has no benchmarks/worker.py")
-        checkouts[BASELINE] = args.baseline.resolve()
+    roots = paired.checkouts(ROOT, parser, args.baseline)
     start = load()
-    result = measure(checkouts, args.pairs, args.batch)
+    result = measure(roots, args.pairs, args.batch)
     text = "\n".join(
         [
             "## Tracing's cost",
@@ -292,13 +234,10 @@ def main() -> None:
             "`InMemorySpanExporter` by a `SimpleSpanProcessor` as it ends; log "
             "lines carry `span_id`.",
             "",
-            *report(result, list(checkouts)),
+            *report(result, list(roots)),
         ]
     )
-    if args.baseline is not None:
-        git = ["git", "-C", str(args.baseline), "rev-parse", "--short", "HEAD"]
-        commit = subprocess.check_output(git, text=True).strip()
-        text += f"\n\n`{BASELINE}` is commit {commit} (`--baseline`).\n"
+    text += paired.baseline_note(args.baseline)
     publish("tracing", text + "\n", args.output or str(RESULTS))
 
 

@@ -197,3 +197,8 @@ def test_a_worker_process_logs_the_request_id_and_trace_of_the_request(
     (task_line,) = [line for line in lines if line.get("event") == "task ran"]
     assert task_line["request_id"] == "req-rabbit"
     assert task_line["trace_id"] == TRACE_ID
+
+
+def test_a_failure_of_a_task_not_seen_running_is_ignored() -> None:
+    signals.task_failure.send(sender=None, task_id="never-ran", exception=ValueError())
+    signals.task_postrun.send(sender=None, task_id="never-ran")

@@ -552,3 +552,76 @@ def test_unusable_tracing_settings_are_reported(
 
 def test_a_subclass_of_tracing_passes_the_checks() -> None:
     assert tracing_messages(TRACING_CLASS="tests.test_tracing.NamedTracing") == {}
+
+
+# --------------------------------------------------------------------------
+# Edges
+# --------------------------------------------------------------------------
+
+
+def test_outside_any_span_a_call_continues_the_bound_trace(
+    exporter: InMemorySpanExporter,
+) -> None:
+    from django_microkit.request_id import outgoing_headers
+
+    with bind_request_context(None, TraceContext(TRACE_ID, PARENT_ID, True)):
+        traceparent = outgoing_headers()["traceparent"]
+    trace_id, parent_id, flags = traceparent.split("-")[1:]
+    assert (trace_id, flags) == (TRACE_ID, "01")
+    assert parent_id != PARENT_ID
+
+
+def test_the_current_spans_sampling_decision_is_sent_on(
+    exporter: InMemorySpanExporter,
+) -> None:
+    from django_microkit.request_id import outgoing_headers
+
+    current = trace.NonRecordingSpan(
+        trace.SpanContext(
+            int(TRACE_ID, 16), int(PARENT_ID, 16), False, trace.TraceFlags(1)
+        )
+    )
+    unsampled = TraceContext(TRACE_ID, "1" * 16, False, "a=b")
+    with bind_request_context(None, unsampled), trace.use_span(current):
+        headers = outgoing_headers()
+    assert headers == {
+        "traceparent": f"00-{TRACE_ID}-{PARENT_ID}-01",
+        "tracestate": "a=b",
+    }
+
+
+def test_server_attributes_leave_out_what_the_server_did_not_say(
+    exporter: InMemorySpanExporter,
+) -> None:
+    tracing = get_tracing()
+    assert tracing is not None
+    request = RequestFactory().get("/odd path/é")
+    request.META["SERVER_PORT"] = "http"
+    attributes = tracing.server_attributes(request, "GET")
+    assert attributes["url.path"] == "/odd%20path/%C3%A9"
+    assert "server.port" not in attributes
+    del request.META["SERVER_NAME"]
+    assert "server.address" not in tracing.server_attributes(request, "GET")
+
+
+def test_an_unsampled_request_records_no_client_span_and_says_so(
+    catalog: ScriptedServer,
+) -> None:
+    catalog.script("/api/products/7/", Reply(503), Reply(json={"id": 7}))
+    Client().get(
+        "/client/products/7/", headers={"traceparent": f"00-{TRACE_ID}-{PARENT_ID}-00"}
+    )
+    assert EXPORTER.get_finished_spans() == ()
+    for hit in catalog.hits():
+        trace_id, parent_id, flags = (hit.header("traceparent") or "").split("-")[1:]
+        assert (trace_id, flags) == (TRACE_ID, "00")
+        assert parent_id != PARENT_ID
+
+
+def test_an_unsampled_consumer_fails_quietly(exporter: InMemorySpanExporter) -> None:
+    with (
+        pytest.raises(ValueError),
+        consumer_span("x process", {"traceparent": f"00-{TRACE_ID}-{PARENT_ID}-00"}),
+    ):
+        raise ValueError("handler failed")
+    assert exporter.get_finished_spans() == ()
