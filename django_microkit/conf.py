@@ -35,6 +35,7 @@ __all__ = [
     "ClientSettings",
     "Derived",
     "ErrorsSettings",
+    "EventsSettings",
     "HealthSettings",
     "IdempotencySettings",
     "MicrokitSettings",
@@ -258,6 +259,56 @@ DEFAULTS: dict[str, Option | dict[str, Option]] = {
         # The Tracing subclass that names spans and sets their attributes.
         "TRACING_CLASS": Option("django_microkit.tracing.otel.Tracing", _STR),
     },
+    # Events between services (django_microkit.events): the outbox, the relay
+    # that sends it to the broker, and the worker that consumes.
+    "EVENTS": {
+        # kombu URL of the broker ("amqp://user:pass@host:5672/vhost"). Empty:
+        # kombu's filesystem transport in FILESYSTEM_FOLDER, which needs no
+        # server and is shared by the services of one machine (development).
+        "BROKER_URL": Option("", _STR),
+        # The folder of the filesystem transport; empty: a folder named
+        # django-microkit-events in the system's temporary directory.
+        "FILESYSTEM_FOLDER": Option("", _STR),
+        # Producers publish to the topic exchange EXCHANGE_PREFIX + their name.
+        "EXCHANGE_PREFIX": Option("events.", _STR),
+        # The durable queue this service consumes from; empty: "<service>.events".
+        "QUEUE": Option("", _STR),
+        # Event types this service consumes, each with its handler:
+        # {"orders.order.placed.v1": "catalog.events.OrderPlaced"}.
+        "HANDLERS": Option({}, (dict,)),
+        # The Transport class (dotted path) the relay and the worker use.
+        "TRANSPORT_CLASS": Option(
+            "django_microkit.events.transport.KombuTransport", _STR
+        ),
+        # Send an event as soon as its transaction commits (the relay sends
+        # whatever that left behind).
+        "SEND_ON_COMMIT": Option(True, _BOOL),
+        # Seconds a publish may wait for the broker's confirmation.
+        "PUBLISH_TIMEOUT": Option(5.0, _NUMBER),
+        # Relay: seconds between rounds, rows per round, and the backoff of a
+        # row the broker refused: RETRY_BACKOFF * 2 ** (attempts - 1), at most
+        # RETRY_BACKOFF_MAX seconds.
+        "RELAY_INTERVAL": Option(1.0, _NUMBER),
+        "RELAY_BATCH_SIZE": Option(100, (int,)),
+        "RETRY_BACKOFF": Option(1.0, _NUMBER),
+        "RETRY_BACKOFF_MAX": Option(60.0, _NUMBER),
+        # Seconds a sent outbox row, and a handled inbox row, are kept.
+        "OUTBOX_RETENTION": Option(7 * 24 * 3600, (int,)),
+        "INBOX_RETENTION": Option(30 * 24 * 3600, (int,)),
+        # Worker: attempts of a failing handler before the event is a dead
+        # letter, and the backoff between them (as for the relay).
+        "MAX_ATTEMPTS": Option(5, (int,)),
+        "HANDLER_BACKOFF": Option(0.5, _NUMBER),
+        "HANDLER_BACKOFF_MAX": Option(30.0, _NUMBER),
+        # Messages the worker takes from the broker before acking any.
+        "PREFETCH": Option(10, (int,)),
+        # Bytes of an event's envelope, at most; a longer one is refused.
+        "MAX_EVENT_SIZE": Option(256 * 1024, (int,)),
+        # Readiness: the age in seconds of the oldest unsent event at which
+        # the outbox check warns, and fails.
+        "LAG_WARN": Option(30.0, _NUMBER),
+        "LAG_FAIL": Option(300.0, _NUMBER),
+    },
 }
 
 
@@ -380,6 +431,30 @@ class ServiceSettings(ClientSettings):
     SCOPES: Sequence[str]
 
 
+class EventsSettings(TypedDict):
+    BROKER_URL: str
+    FILESYSTEM_FOLDER: str
+    EXCHANGE_PREFIX: str
+    QUEUE: str
+    HANDLERS: Mapping[str, Any]
+    TRANSPORT_CLASS: str
+    SEND_ON_COMMIT: bool
+    PUBLISH_TIMEOUT: float
+    RELAY_INTERVAL: float
+    RELAY_BATCH_SIZE: int
+    RETRY_BACKOFF: float
+    RETRY_BACKOFF_MAX: float
+    OUTBOX_RETENTION: int
+    INBOX_RETENTION: int
+    MAX_ATTEMPTS: int
+    HANDLER_BACKOFF: float
+    HANDLER_BACKOFF_MAX: float
+    PREFETCH: int
+    MAX_EVENT_SIZE: int
+    LAG_WARN: float
+    LAG_FAIL: float
+
+
 class MicrokitSettings:
     """Merged ``MICROKIT`` settings, looked up lazily and cached.
 
@@ -404,6 +479,7 @@ class MicrokitSettings:
     CLIENT: ClientSettings
     SERVICES: Mapping[str, Mapping[str, Any]]
     TRACING: TracingSettings
+    EVENTS: EventsSettings
 
     def __init__(self, defaults: Mapping[str, Option | dict[str, Option]]) -> None:
         self._defaults = defaults

@@ -51,8 +51,8 @@ __all__ = [
     "TRACESTATE_HEADER",
     "RequestIDMiddleware",
     "TraceContext",
-    "bind_request_context",
     "check_request_id",
+    "continued_context",
     "get_request_id",
     "get_trace_context",
     "is_valid_request_id",
@@ -100,24 +100,6 @@ def outgoing_headers() -> dict[str, str]:
     if request_id is not None:
         headers[_settings().header] = request_id
     return headers
-
-
-@contextmanager
-def bind_request_context(request_id: str | None, trace: TraceContext) -> Iterator[None]:
-    """Within, ``request_id`` and ``trace`` are the current ones, as while a
-    request is handled: for work that continues a request elsewhere (a task, a
-    consumed message). Log lines carry them, :func:`outgoing_headers` continues
-    ``trace``; the values before are back after the block."""
-    fields = {"trace_id": trace.trace_id}
-    if request_id is not None:
-        fields["request_id"] = request_id
-    tokens = (_request_id.set(request_id), _trace_context.set(trace))
-    try:
-        with bound_contextvars(**fields):
-            yield
-    finally:
-        _request_id.reset(tokens[0])
-        _trace_context.reset(tokens[1])
 
 
 # --------------------------------------------------------------------------
@@ -364,6 +346,31 @@ def _end_context(**kwargs: Any) -> None:
         _request_id.set(None)
         _trace_context.set(None)
         clear_contextvars()
+
+
+@contextmanager
+def continued_context(
+    request_id: str | None, trace: TraceContext | None
+) -> Iterator[TraceContext]:
+    """Continue, outside a request, the request and trace a message came from.
+
+    For a worker handling an event or a task: inside the block,
+    :func:`get_request_id`, :func:`get_trace_context`, :func:`outgoing_headers`
+    and every log line see ``request_id`` (kept only if it is a valid request
+    ID; otherwise a new one) and ``trace`` (a new trace when ``None``), exactly
+    as in a request. The previous context is restored afterwards.
+    """
+    if request_id is None or not is_valid_request_id(request_id):
+        request_id = new_request_id()
+    trace = trace or TraceContext.new()
+    id_token = _request_id.set(request_id)
+    trace_token = _trace_context.set(trace)
+    with bound_contextvars(request_id=request_id, trace_id=trace.trace_id):
+        try:
+            yield trace
+        finally:
+            _request_id.reset(id_token)
+            _trace_context.reset(trace_token)
 
 
 request_started.connect(_end_context, dispatch_uid=__name__)

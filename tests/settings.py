@@ -26,6 +26,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "django_microkit",
+    "django_microkit.events",
     "tests.testapp",
 ]
 

@@ -235,6 +235,9 @@ def test_start_up_imports_no_concern_module() -> None:
             "django_microkit.apps",
             "django_microkit.checks",
             "django_microkit.conf",
+            "django_microkit.events",
+            "django_microkit.events.apps",
+            "django_microkit.events.models",
         ]
     )
 
