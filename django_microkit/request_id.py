@@ -52,7 +52,6 @@ __all__ = [
     "TRACESTATE_HEADER",
     "RequestIDMiddleware",
     "TraceContext",
-    "bind_request_context",
     "check_request_id",
     "continued_context",
     "get_request_id",
@@ -102,24 +101,6 @@ def outgoing_headers() -> dict[str, str]:
     if request_id is not None:
         headers[_settings().header] = request_id
     return headers
-
-
-@contextmanager
-def bind_request_context(request_id: str | None, trace: TraceContext) -> Iterator[None]:
-    """Within, ``request_id`` and ``trace`` are the current ones, as while a
-    request is handled: for work that continues a request elsewhere (a task, a
-    consumed message). Log lines carry them, :func:`outgoing_headers` continues
-    ``trace``; the values before are back after the block."""
-    fields = {"trace_id": trace.trace_id}
-    if request_id is not None:
-        fields["request_id"] = request_id
-    tokens = (_request_id.set(request_id), _trace_context.set(trace))
-    try:
-        with bound_contextvars(**fields):
-            yield
-    finally:
-        _request_id.reset(tokens[0])
-        _trace_context.reset(tokens[1])
 
 
 # --------------------------------------------------------------------------

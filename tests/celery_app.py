@@ -11,7 +11,7 @@ import os
 from typing import Any
 
 import structlog
-from celery import Celery
+from celery import Celery, signals
 from django.http import HttpRequest, JsonResponse
 from django.urls import path
 
@@ -30,6 +30,12 @@ app.conf.update(
     broker_connection_retry_on_startup=False,
 )
 django_microkit.celery.connect_signals()
+
+
+@signals.setup_logging.connect  # type: ignore[untyped-decorator]
+def keep_logging(**kwargs: Any) -> None:
+    """The worker keeps the process's logging (django-microkit's JSON lines):
+    with a receiver here, Celery configures none of its own."""
 
 
 @app.task(name="tests.seen")  # type: ignore[untyped-decorator]

@@ -25,6 +25,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import (
 from opentelemetry.trace import SpanKind, StatusCode
 
 import django_microkit.celery
+from django_microkit.request_id import is_valid_request_id
 from tests import celery_app
 from tests.celery_app import app, seen
 from tests.tracing_exporter import EXPORTER
@@ -111,7 +112,8 @@ def test_a_task_sent_outside_a_request_starts_a_trace(
 ) -> None:
     settings.MICROKIT = {"SERVICE_NAME": "orders"}
     seen_by_task = seen.delay().get(timeout=10)
-    assert seen_by_task["request_id"] is None
+    # A request ID of the task's own, as a request without one gets.
+    assert is_valid_request_id(seen_by_task["request_id"])
     assert seen_by_task["trace_id"] is not None
 
 

@@ -24,7 +24,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 from django_microkit.request_id import (
     RequestIDMiddleware,
     TraceContext,
-    bind_request_context,
+    continued_context,
     get_trace_context,
 )
 from django_microkit.tracing import (
@@ -341,7 +341,7 @@ def test_a_message_continues_the_trace_from_producer_to_consumer(
 ) -> None:
     parent = TraceContext(TRACE_ID, PARENT_ID, True, "congo=t61rcWkgMzE")
     with (
-        bind_request_context("req-1", parent),
+        continued_context("req-1", parent),
         producer_span("orders.order.created.v1 publish") as headers,
     ):
         pass
@@ -349,7 +349,7 @@ def test_a_message_continues_the_trace_from_producer_to_consumer(
     assert producer.kind is SpanKind.PRODUCER
     assert producer.parent is None  # no span was current: a new trace
     with (
-        bind_request_context("req-1", parent),
+        continued_context("req-1", parent),
         trace.use_span(
             trace.NonRecordingSpan(
                 trace.SpanContext(
@@ -564,7 +564,7 @@ def test_outside_any_span_a_call_continues_the_bound_trace(
 ) -> None:
     from django_microkit.request_id import outgoing_headers
 
-    with bind_request_context(None, TraceContext(TRACE_ID, PARENT_ID, True)):
+    with continued_context(None, TraceContext(TRACE_ID, PARENT_ID, True)):
         traceparent = outgoing_headers()["traceparent"]
     trace_id, parent_id, flags = traceparent.split("-")[1:]
     assert (trace_id, flags) == (TRACE_ID, "01")
@@ -582,8 +582,9 @@ def test_the_current_spans_sampling_decision_is_sent_on(
         )
     )
     unsampled = TraceContext(TRACE_ID, "1" * 16, False, "a=b")
-    with bind_request_context(None, unsampled), trace.use_span(current):
+    with continued_context(None, unsampled), trace.use_span(current):
         headers = outgoing_headers()
+    del headers["X-Request-ID"]  # a new one: the context had none
     assert headers == {
         "traceparent": f"00-{TRACE_ID}-{PARENT_ID}-01",
         "tracestate": "a=b",

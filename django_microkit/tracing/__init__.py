@@ -137,7 +137,7 @@ def producer_span(
     with ExitStack() as stack:
         if trace is not None:
             received = received or request_id.get_request_id()
-            stack.enter_context(request_id.bind_request_context(received, trace))
+            stack.enter_context(request_id.continued_context(received, trace))
         tracing = get_tracing()
         if tracing is not None:
             stack.enter_context(
@@ -171,11 +171,11 @@ def consumer_span(
     trace = trace or request_id.TraceContext.new()
     tracing = get_tracing()
     if tracing is None:
-        with request_id.bind_request_context(received, trace):
+        with request_id.continued_context(received, trace):
             yield
         return
     with (
         tracing.span(name, "consumer", attributes, parent=trace) as span,
-        request_id.bind_request_context(received, tracing.sampled_trace(span, trace)),
+        request_id.continued_context(received, tracing.sampled_trace(span, trace)),
     ):
         yield
