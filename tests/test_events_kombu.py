@@ -4,6 +4,7 @@ that is not there; the readiness checks and the system checks of publishing."""
 from __future__ import annotations
 
 import logging
+import shutil
 import socket
 import threading
 import time
@@ -137,6 +138,25 @@ def test_consume_returns_within_a_second_of_should_stop(
     thread.join(5)
     assert not thread.is_alive()
     assert time.monotonic() - stopped < 1.5
+
+
+def test_a_consumer_whose_folder_vanished_reconnects(
+    transport: KombuTransport, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with (
+        caplog.at_level(logging.WARNING, "django_microkit.events"),
+        listening(transport, "tests.events", BINDINGS) as listener,
+    ):
+        transport.publish(outgoing(1))
+        assert listener.wait_for(1) == [b'{"n": 1}']
+        shutil.rmtree(tmp_path / "queues")
+        deadline = time.monotonic() + 10
+        while "reconnecting" not in caplog.text and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert "The events broker connection was lost" in caplog.text
+        time.sleep(1.5)  # the consumer's backoff: it declares its queue again
+        transport.publish(outgoing(2))
+        assert listener.wait_for(2) == [b'{"n": 1}', b'{"n": 2}']
 
 
 def test_check_passes_on_a_writable_folder(transport: KombuTransport) -> None:

@@ -105,9 +105,8 @@ class _OrderedFilesystemTransport(filesystem.Transport):  # type: ignore[misc]
 class _KombuDelivery(Delivery):
     def __init__(self, message: Any) -> None:
         self._message = message
-        self.body = message.body if isinstance(message.body, bytes) else b""
-        if isinstance(message.body, str):
-            self.body = message.body.encode()
+        body = message.body
+        self.body = body if isinstance(body, bytes) else str(body).encode()
         self.redelivered = bool(message.delivery_info.get("redelivered", False))
 
     def ack(self) -> None:
@@ -169,17 +168,10 @@ class KombuTransport(Transport):
         connection = self.connection()
         try:
             connection.ensure_connection(max_retries=0)
-            if not self.settings["BROKER_URL"]:
-                self._check_folder()
         except BaseException:
             connection.release()
             raise
         return connection
-
-    def _check_folder(self) -> None:
-        folder = filesystem_folder(self.settings) / "queues"
-        if not os.access(folder, os.W_OK | os.X_OK):
-            raise OSError(f"The events folder {str(folder)!r} is not writable.")
 
     def message_options(self, event: OutgoingEvent) -> dict[str, Any]:
         """The properties of ``event``'s message (``Producer.publish`` options)."""
