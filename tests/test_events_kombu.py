@@ -38,7 +38,9 @@ BINDINGS = {"tests": [PLACED]}
 
 
 def settings_of(**events: Any) -> Any:
-    values = {key: option.default for key, option in DEFAULTS["EVENTS"].items()}
+    section = DEFAULTS["EVENTS"]
+    assert isinstance(section, dict)
+    values = {key: option.default for key, option in section.items()}
     values.update(events)
     return values
 

@@ -21,6 +21,7 @@ from django.test import override_settings
 from django.utils import timezone
 
 from django_microkit.events.envelope import decode_event
+from django_microkit.events.kombu import KombuTransport
 from django_microkit.events.models import OutboxEvent
 from django_microkit.events.publish import publish
 from django_microkit.events.relay import Relay, RoundResult
@@ -81,8 +82,7 @@ def test_publish_writes_the_signed_event_and_sends_it_after_commit(
         assert row.sent_at is None
         assert listener.bodies == []
     assert len(callbacks) == 1
-    row.refresh_from_db()
-    assert row.sent_at is not None
+    assert OutboxEvent.objects.get(id=row.id).sent_at is not None
     (body,) = listener.wait_for(1)
     event = decoded(body)
     assert (event.id, event.type, event.subject, event.data) == (
@@ -126,7 +126,9 @@ def test_without_send_on_commit_the_relay_sends(
 ) -> None:
     settings = events_settings(FILESYSTEM_FOLDER=str(folder), SEND_ON_COMMIT=False)
     with override_settings(MICROKIT=settings):
-        with listening(get_transport(), "tests.events", BINDINGS) as listener:
+        transport = get_transport()
+        assert isinstance(transport, KombuTransport)
+        with listening(transport, "tests.events", BINDINGS) as listener:
             with django_capture_on_commit_callbacks(execute=True) as callbacks:
                 publish(PLACED, {"n": 1}, key="a")
             assert callbacks == []
