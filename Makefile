@@ -98,6 +98,7 @@ bench: $(VENV)/.bench
 	$(BIN)/python benchmarks/access_log.py
 	$(BIN)/python benchmarks/probes.py
 	$(BIN)/python benchmarks/client.py
+	$(BIN)/python benchmarks/events.py
 	$(BIN)/python benchmarks/http.py
 
 clean:
