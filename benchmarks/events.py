@@ -157,7 +157,8 @@ def outbox_write(rounds: int, batch: int) -> str:
         OutboxEvent.objects.all().delete()
     base = times["row"]
     lines = [
-        "| transaction | µs, median | + µs over the row alone (paired, min / median / max) |",
+        "| transaction | µs, median "
+        "| + µs over the row alone (paired, min / median / max) |",
         "|---|---|---|",
     ]
     for name, values in times.items():
