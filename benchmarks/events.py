@@ -49,18 +49,6 @@ from benchmarks.results import RESULTS, environment, load, publish
 
 
 def configure(folder: str) -> None:
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
-    private = (
-        Ed25519PrivateKey.generate()
-        .private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-        .decode()
-    )
     database = os.environ.get("DATABASE_URL", "")
     if database:
         import dj_database_url
@@ -89,14 +77,16 @@ def configure(folder: str) -> None:
         LOGGING_CONFIG=None,
         MICROKIT={
             "SERVICE_NAME": "bench",
-            "SERVICE_AUTH": {
-                "SIGNING_KEYS": [
-                    {"kid": "bench-1", "alg": "EdDSA", "key": {"value": private}}
-                ]
-            },
             "EVENTS": {"FILESYSTEM_FOLDER": os.path.join(folder, "events")},
         },
     )
+    # Settings are configured: the key helpers can be imported now.
+    from django_microkit.service_auth.keys import generate_key
+
+    private, _public = generate_key("EdDSA")
+    settings.MICROKIT["SERVICE_AUTH"] = {
+        "SIGNING_KEYS": [{"kid": "bench-1", "alg": "EdDSA", "key": {"value": private}}]
+    }
     django.setup()
     from django.core.management import call_command
 

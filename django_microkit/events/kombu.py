@@ -241,10 +241,7 @@ class KombuTransport(Transport):
     def _discard(self) -> None:
         connection, self._connection, self._producer = self._connection, None, None
         if connection is not None:
-            try:
-                connection.release()
-            except Exception:  # pragma: no cover - closing a broken socket
-                logger.debug("Closing a broken connection failed.", exc_info=True)
+            _release(connection)
 
     def consume(
         self,
@@ -281,10 +278,7 @@ class KombuTransport(Transport):
                 )
                 sleep_unless_stopped(backoff, should_stop)
             finally:
-                try:
-                    connection.release()
-                except Exception:  # pragma: no cover - closing a broken socket
-                    logger.debug("Closing a broken connection failed.", exc_info=True)
+                _release(connection)
 
     def _consume_on(
         self,
@@ -336,6 +330,14 @@ class KombuTransport(Transport):
     def close(self) -> None:
         with self._lock:
             self._discard()
+
+
+def _release(connection: Connection) -> None:
+    """Close ``connection``, which may be broken already."""
+    try:
+        connection.release()
+    except Exception:  # pragma: no cover - closing a broken socket
+        logger.debug("Closing a broken connection failed.", exc_info=True)
 
 
 def _describe(error: BaseException) -> str:
