@@ -15,6 +15,7 @@ must not hold back the events after it).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import tempfile
@@ -53,6 +54,11 @@ logger = logging.getLogger("django_microkit.events")
 _POLLING_INTERVAL = 0.1
 # Seconds between reconnection attempts of a worker, doubling up to the last.
 _RECONNECT_BACKOFF = (0.5, 30.0)
+# Seconds between AMQP heartbeats of a worker's connection: a broker gone
+# silent (a half-open connection) is noticed within two of them. The
+# publishing connection has none: idle between events, it would be closed by
+# the broker; an error on it is retried anyway.
+_HEARTBEAT = 20.0
 # drain_events() returns at least this often, so should_stop() is asked.
 _DRAIN_TIMEOUT = 1.0
 
@@ -143,14 +149,15 @@ class KombuTransport(Transport):
     def timeout(self) -> float:
         return float(self.settings["PUBLISH_TIMEOUT"])
 
-    def connection(self) -> Connection:
-        """A new, unopened kombu connection to the broker."""
+    def connection(self, *, heartbeat: float = 0) -> Connection:
+        """A new, unopened kombu connection to the broker (AMQP heartbeats
+        every ``heartbeat`` seconds, none by default)."""
         url = self.settings["BROKER_URL"]
         if url:
             return Connection(
                 url,
                 connect_timeout=self.timeout,
-                heartbeat=0,
+                heartbeat=heartbeat,
                 transport_options={"confirm_publish": True},
             )
         folder = filesystem_folder(self.settings)
@@ -168,8 +175,8 @@ class KombuTransport(Transport):
             },
         )
 
-    def _open(self) -> Connection:
-        connection = self.connection()
+    def _open(self, heartbeat: float = 0) -> Connection:
+        connection = self.connection(heartbeat=heartbeat)
         try:
             connection.ensure_connection(max_retries=0)
         except BaseException:
@@ -254,7 +261,7 @@ class KombuTransport(Transport):
         backoff = _RECONNECT_BACKOFF[0]
         while not should_stop():
             try:
-                connection = self._open()
+                connection = self._open(heartbeat=_HEARTBEAT)
             except Exception as error:
                 logger.warning(
                     "The events broker is unreachable (%s); retrying in %.1f s.",
@@ -313,10 +320,10 @@ class KombuTransport(Transport):
         )
         with consumer:
             while not should_stop():
-                try:
+                with contextlib.suppress(TimeoutError):
                     connection.drain_events(timeout=_DRAIN_TIMEOUT)
-                except TimeoutError:
-                    continue
+                # Sends our heartbeat when due; raises if the broker went silent.
+                connection.heartbeat_check()
 
     def check(self) -> None:
         try:
