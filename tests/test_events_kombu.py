@@ -23,7 +23,7 @@ from django_microkit.events.checks import check_publishing, check_publishing_dep
 from django_microkit.events.health import Events, outbox_lag
 from django_microkit.events.kombu import KombuTransport, filesystem_folder
 from django_microkit.events.models import OutboxEvent
-from django_microkit.events.outbox import publish
+from django_microkit.events.publish import publish
 from django_microkit.events.transport import (
     Delivery,
     OutgoingEvent,

@@ -23,7 +23,7 @@ from django.utils import timezone
 from django_microkit.events.envelope import decode_event
 from django_microkit.events.kombu import KombuTransport
 from django_microkit.events.models import OutboxEvent
-from django_microkit.events.outbox import publish
+from django_microkit.events.publish import publish
 from django_microkit.events.relay import Relay, RoundResult
 from django_microkit.events.transport import get_transport
 from django_microkit.request_id import TraceContext, continued_context

@@ -29,7 +29,7 @@ from kombu.connection import Connection
 from django_microkit.events.health import Events
 from django_microkit.events.kombu import CONTENT_TYPE, KombuTransport
 from django_microkit.events.models import OutboxEvent
-from django_microkit.events.outbox import publish
+from django_microkit.events.publish import publish
 from django_microkit.events.relay import Relay, RoundResult
 from django_microkit.events.transport import (
     OutgoingEvent,

@@ -15,13 +15,11 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # the names of _LAZY, for type checkers
     from django_microkit.events.envelope import Event as Event
     from django_microkit.events.envelope import EventRejected as EventRejected
-    from django_microkit.events.outbox import publish as publish
 
 # Each re-exported name -> the module defining it (where docs/api.md lists it).
 _LAZY: dict[str, str] = {
     "Event": "django_microkit.events.envelope",
     "EventRejected": "django_microkit.events.envelope",
-    "publish": "django_microkit.events.outbox",
 }
 
 __all__ = sorted(_LAZY)

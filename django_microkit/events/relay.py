@@ -65,7 +65,7 @@ class Relay:
 
     ``Relay().run(should_stop=...)`` is the loop of ``manage.py microkit_relay``
     (and of a worker's relay thread); :meth:`send_round` is one round;
-    :meth:`send_events` is what :func:`~django_microkit.events.publish` calls
+    :meth:`send_events` is what :func:`~django_microkit.events.publish.publish` calls
     after commit. Subclass it to change :meth:`backoff`.
     """
 
