@@ -8,6 +8,7 @@ import logging
 import os
 import signal
 import threading
+import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -295,20 +296,31 @@ def test_prune_deletes_only_rows_sent_before_the_retention(folder: Path) -> None
 
 
 def test_run_prunes_and_stops_when_asked(folder: Path) -> None:
-    row = publish(PLACED, {}, key="1")
-    OutboxEvent.objects.filter(id=row.id).update(
-        sent_at=timezone.now() - timedelta(days=30)
+    settings = events_settings(
+        FILESYSTEM_FOLDER=str(folder), RELAY_BATCH_SIZE=1, RELAY_INTERVAL=60
     )
-    publish(PLACED, {}, key="2")
-    rounds = []
+    with override_settings(MICROKIT=settings):
+        row = publish(PLACED, {}, key="1")
+        OutboxEvent.objects.filter(id=row.id).update(
+            sent_at=timezone.now() - timedelta(days=30)
+        )
+        publish(PLACED, {}, key="2")
+        publish(PLACED, {}, key="3")
+        asked = []
 
-    def should_stop() -> bool:
-        rounds.append(1)
-        return len(rounds) > 3
+        def should_stop() -> bool:
+            # Rounds of one row: full, so the next follows at once; then an
+            # empty one, then the (interrupted) wait of RELAY_INTERVAL.
+            asked.append(1)
+            return len(asked) > 4
 
-    Relay(transport=get_transport()).run(should_stop=should_stop)
-    ((key, sent_at),) = OutboxEvent.objects.values_list("key", "sent_at")
-    assert key == "2" and sent_at is not None
+        started = time.monotonic()
+        Relay(transport=get_transport()).run(should_stop=should_stop)
+        assert time.monotonic() - started < 5
+        get_transport().close()
+    rows = OutboxEvent.objects.values_list("key", "sent_at")
+    assert [key for key, _ in rows] == ["2", "3"]
+    assert all(sent_at is not None for _, sent_at in rows)
 
 
 def test_a_failing_round_is_logged_and_the_loop_goes_on(
