@@ -373,3 +373,26 @@ def test_the_relay_command_runs_until_a_signal(listener: Listener, signum: int) 
             signal.signal(s, handler)
     assert unsent() == []
     assert json.loads(listener.wait_for(1)[0])["subject"] == "a"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_relay_thread_uses_and_closes_a_connection_of_its_own(
+    listener: Listener,
+) -> None:
+    for n in range(3):
+        with transaction.atomic():
+            publish(PLACED, {"n": n}, key="a")
+    OutboxEvent.objects.update(sent_at=None)  # as if the sends had failed
+    stop = threading.Event()
+    thread = threading.Thread(target=Relay().run, kwargs={"should_stop": stop.is_set})
+    thread.start()
+    deadline = time.monotonic() + 10
+    while unsent() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    stop.set()
+    thread.join(5)
+    assert not thread.is_alive()
+    assert unsent() == []
+    # Sent after commit, then again by the relay: each event twice, in order.
+    numbers = [decoded(body).data["n"] for body in listener.wait_for(6)]
+    assert numbers == [0, 1, 2, 0, 1, 2]

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 
-from django.db import close_old_connections, connections, router, transaction
+from django.db import connections, router, transaction
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
@@ -211,14 +211,23 @@ class Relay:
                         float(microkit_settings.EVENTS["RELAY_INTERVAL"]), should_stop
                     )
         finally:
-            connections[self.using].close()
+            # The loop's own connection (of its thread or process); not one a
+            # caller's transaction still uses.
+            database = connections[self.using]
+            if not database.in_atomic_block:
+                database.close()
             if self._transport is None:
                 get_transport().close()
 
     def run_once(self) -> bool:
         """One step of :meth:`run`: a round (and pruning when due). True when
         the round was full and another should follow at once."""
-        close_old_connections()
+        database = connections[self.using]
+        if not database.in_atomic_block:
+            # As at the end of a request: a connection broken by a database
+            # restart, or past CONN_MAX_AGE, is replaced rather than failing
+            # every round.
+            database.close_if_unusable_or_obsolete()
         try:
             result = self.send_round()
             if time.monotonic() - self._last_prune >= _PRUNE_EVERY:
