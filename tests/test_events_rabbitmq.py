@@ -25,6 +25,7 @@ import pytest
 from django.db import connection, transaction
 from django.test import override_settings
 from kombu.connection import Connection
+from kombu.entity import Queue
 
 from django_microkit.events.health import Events
 from django_microkit.events.kombu import CONTENT_TYPE, KombuTransport
@@ -105,7 +106,8 @@ def test_publish_waits_for_the_confirm_and_the_message_is_persistent(
     rabbit.publish(OutgoingEvent("e-1", PLACED, "k", '{"n": 1}'))
     # Confirmed means the broker has it: it is in the queue now.
     with Connection(RABBITMQ_URL) as broker:
-        message = broker.SimpleQueue(queue, no_ack=True).get(timeout=5)
+        message = Queue(queue, channel=broker.channel()).get(no_ack=True)
+        assert message is not None
         # py-amqp decodes the body by its content_encoding.
         assert message.body == '{"n": 1}'
         assert message.content_encoding == "utf-8"
