@@ -111,8 +111,8 @@ def outbox_write(rounds: int, batch: int) -> str:
     from django.db import transaction
 
     from benchmarks.benchapp.models import Item
-    from django_microkit.events import publish as publish_event
     from django_microkit.events.models import OutboxEvent
+    from django_microkit.events.publish import publish as publish_event
 
     data = {"id": 1, "items": [{"sku": "A-1", "quantity": 2}], "total": "19.90"}
 
@@ -170,9 +170,9 @@ def relay_throughput(rounds: int, count: int, url: str) -> str:
     from kombu.entity import Exchange, Queue
     from kombu.messaging import Producer
 
-    from django_microkit.events import publish as publish_event
     from django_microkit.events.kombu import KombuTransport
     from django_microkit.events.models import OutboxEvent
+    from django_microkit.events.publish import publish as publish_event
     from django_microkit.events.relay import Relay
     from django_microkit.events.transport import OutgoingEvent, get_transport
 
