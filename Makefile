@@ -106,6 +106,7 @@ bench: $(VENV)/.bench
 	$(BIN)/python benchmarks/tracing.py
 	$(BIN)/python benchmarks/probes.py
 	$(BIN)/python benchmarks/client.py
+	$(BIN)/python benchmarks/events.py
 	$(BIN)/python benchmarks/http.py
 
 clean:

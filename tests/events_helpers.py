@@ -9,7 +9,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-import kombu
+from kombu.entity import Exchange, Queue, binding
 
 from django_microkit.events.kombu import KombuTransport
 from django_microkit.events.transport import Delivery, exchange_name
@@ -43,11 +43,11 @@ class Listener:
         """Declare the queue and its bindings now, so publishing routes to it."""
         with self.transport.connection() as connection:
             channel = connection.channel()
-            kombu.Queue(
+            Queue(
                 self.queue,
                 bindings=[
-                    kombu.binding(
-                        kombu.Exchange(
+                    binding(
+                        Exchange(
                             exchange_name(producer, self.transport.settings),
                             "topic",
                             durable=True,

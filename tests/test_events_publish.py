@@ -8,6 +8,7 @@ import logging
 import os
 import signal
 import threading
+import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -21,6 +22,7 @@ from django.test import override_settings
 from django.utils import timezone
 
 from django_microkit.events.envelope import decode_event
+from django_microkit.events.kombu import KombuTransport
 from django_microkit.events.models import OutboxEvent
 from django_microkit.events.publish import publish
 from django_microkit.events.relay import Relay, RoundResult
@@ -81,8 +83,7 @@ def test_publish_writes_the_signed_event_and_sends_it_after_commit(
         assert row.sent_at is None
         assert listener.bodies == []
     assert len(callbacks) == 1
-    row.refresh_from_db()
-    assert row.sent_at is not None
+    assert OutboxEvent.objects.get(id=row.id).sent_at is not None
     (body,) = listener.wait_for(1)
     event = decoded(body)
     assert (event.id, event.type, event.subject, event.data) == (
@@ -126,7 +127,9 @@ def test_without_send_on_commit_the_relay_sends(
 ) -> None:
     settings = events_settings(FILESYSTEM_FOLDER=str(folder), SEND_ON_COMMIT=False)
     with override_settings(MICROKIT=settings):
-        with listening(get_transport(), "tests.events", BINDINGS) as listener:
+        transport = get_transport()
+        assert isinstance(transport, KombuTransport)
+        with listening(transport, "tests.events", BINDINGS) as listener:
             with django_capture_on_commit_callbacks(execute=True) as callbacks:
                 publish(PLACED, {"n": 1}, key="a")
             assert callbacks == []
@@ -293,20 +296,31 @@ def test_prune_deletes_only_rows_sent_before_the_retention(folder: Path) -> None
 
 
 def test_run_prunes_and_stops_when_asked(folder: Path) -> None:
-    row = publish(PLACED, {}, key="1")
-    OutboxEvent.objects.filter(id=row.id).update(
-        sent_at=timezone.now() - timedelta(days=30)
+    settings = events_settings(
+        FILESYSTEM_FOLDER=str(folder), RELAY_BATCH_SIZE=1, RELAY_INTERVAL=60
     )
-    publish(PLACED, {}, key="2")
-    rounds = []
+    with override_settings(MICROKIT=settings):
+        row = publish(PLACED, {}, key="1")
+        OutboxEvent.objects.filter(id=row.id).update(
+            sent_at=timezone.now() - timedelta(days=30)
+        )
+        publish(PLACED, {}, key="2")
+        publish(PLACED, {}, key="3")
+        asked = []
 
-    def should_stop() -> bool:
-        rounds.append(1)
-        return len(rounds) > 3
+        def should_stop() -> bool:
+            # Rounds of one row: full, so the next follows at once; then an
+            # empty one, then the (interrupted) wait of RELAY_INTERVAL.
+            asked.append(1)
+            return len(asked) > 4
 
-    Relay(transport=get_transport()).run(should_stop=should_stop)
-    ((key, sent_at),) = OutboxEvent.objects.values_list("key", "sent_at")
-    assert key == "2" and sent_at is not None
+        started = time.monotonic()
+        Relay(transport=get_transport()).run(should_stop=should_stop)
+        assert time.monotonic() - started < 5
+        get_transport().close()
+    rows = OutboxEvent.objects.values_list("key", "sent_at")
+    assert [key for key, _ in rows] == ["2", "3"]
+    assert all(sent_at is not None for _, sent_at in rows)
 
 
 def test_a_failing_round_is_logged_and_the_loop_goes_on(
@@ -359,3 +373,26 @@ def test_the_relay_command_runs_until_a_signal(listener: Listener, signum: int) 
             signal.signal(s, handler)
     assert unsent() == []
     assert json.loads(listener.wait_for(1)[0])["subject"] == "a"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_relay_thread_uses_and_closes_a_connection_of_its_own(
+    listener: Listener,
+) -> None:
+    for n in range(3):
+        with transaction.atomic():
+            publish(PLACED, {"n": n}, key="a")
+    OutboxEvent.objects.update(sent_at=None)  # as if the sends had failed
+    stop = threading.Event()
+    thread = threading.Thread(target=Relay().run, kwargs={"should_stop": stop.is_set})
+    thread.start()
+    deadline = time.monotonic() + 10
+    while unsent() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    stop.set()
+    thread.join(5)
+    assert not thread.is_alive()
+    assert unsent() == []
+    # Sent after commit, then again by the relay: each event twice, in order.
+    numbers = [decoded(body).data["n"] for body in listener.wait_for(6)]
+    assert numbers == [0, 1, 2, 0, 1, 2]

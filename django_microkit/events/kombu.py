@@ -15,6 +15,7 @@ must not hold back the events after it).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import tempfile
@@ -25,8 +26,11 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import kombu
+from kombu.connection import Connection
+from kombu.entity import Exchange, Queue, binding
+from kombu.messaging import Consumer, Producer
 from kombu.transport import filesystem, virtual
+from kombu.utils.json import dumps
 
 from django_microkit.conf import EventsSettings
 from django_microkit.events.transport import (
@@ -50,6 +54,11 @@ logger = logging.getLogger("django_microkit.events")
 _POLLING_INTERVAL = 0.1
 # Seconds between reconnection attempts of a worker, doubling up to the last.
 _RECONNECT_BACKOFF = (0.5, 30.0)
+# Seconds between AMQP heartbeats of a worker's connection: a broker gone
+# silent (a half-open connection) is noticed within two of them. The
+# publishing connection has none: idle between events, it would be closed by
+# the broker; an error on it is retried anyway.
+_HEARTBEAT = 20.0
 # drain_events() returns at least this often, so should_stop() is asked.
 _DRAIN_TIMEOUT = 1.0
 
@@ -69,7 +78,8 @@ class _OrderedChannel(filesystem.Channel):
     _lock = threading.Lock()
     _last = 0
 
-    def _put(self, queue: str, payload: Any, **kwargs: Any) -> None:
+    # kombu's two base classes name the message differently: either fits.
+    def _put(self, queue: Any, payload: Any, **kwargs: Any) -> None:  # type: ignore[override]
         with self._lock:
             stamp = max(time.time_ns(), _OrderedChannel._last + 1)
             _OrderedChannel._last = stamp
@@ -78,17 +88,17 @@ class _OrderedChannel(filesystem.Channel):
         partial = os.path.join(self.data_folder_out, f".{name}.part")
         # Written aside, then renamed: a reader never sees half a message.
         with open(partial, "wb") as file:
-            file.write(filesystem.str_to_bytes(filesystem.dumps(payload)))
+            file.write(dumps(payload).encode())
         os.replace(partial, path)
 
     def _restore(self, message: Any) -> None:
         # kombu marks a requeued message redelivered outside its delivery_info,
         # where AMQP (and Delivery.redelivered) has it.
         message.delivery_info["redelivered"] = True
-        super()._restore(message)
+        super()._restore(message)  # type: ignore[no-untyped-call]
 
 
-class _OrderedFilesystemTransport(filesystem.Transport):  # type: ignore[misc]
+class _OrderedFilesystemTransport(filesystem.Transport):
     Channel = _OrderedChannel
     # kombu keeps one state (exchanges, bindings) per process, so a binding
     # made in one folder would be taken as made in every other: one per folder.
@@ -96,7 +106,7 @@ class _OrderedFilesystemTransport(filesystem.Transport):  # type: ignore[misc]
     _states_lock = threading.Lock()
 
     def __init__(self, client: Any, **kwargs: Any) -> None:
-        super().__init__(client, **kwargs)
+        super().__init__(client, **kwargs)  # type: ignore[no-untyped-call]
         folder = str(client.transport_options["control_folder"])
         with self._states_lock:
             self.state = self._states.setdefault(folder, virtual.BrokerState())
@@ -105,9 +115,8 @@ class _OrderedFilesystemTransport(filesystem.Transport):  # type: ignore[misc]
 class _KombuDelivery(Delivery):
     def __init__(self, message: Any) -> None:
         self._message = message
-        self.body = message.body if isinstance(message.body, bytes) else b""
-        if isinstance(message.body, str):
-            self.body = message.body.encode()
+        body = message.body
+        self.body = body if isinstance(body, bytes) else str(body).encode()
         self.redelivered = bool(message.delivery_info.get("redelivered", False))
 
     def ack(self) -> None:
@@ -130,8 +139,8 @@ class KombuTransport(Transport):
     def __init__(self, service: str, settings: EventsSettings) -> None:
         super().__init__(service, settings)
         self._lock = threading.Lock()
-        self._connection: kombu.Connection | None = None
-        self._producer: kombu.Producer | None = None
+        self._connection: Connection | None = None
+        self._producer: Producer | None = None
         self._returned: set[str] = set()
 
     # --- connections -------------------------------------------------------
@@ -140,21 +149,22 @@ class KombuTransport(Transport):
     def timeout(self) -> float:
         return float(self.settings["PUBLISH_TIMEOUT"])
 
-    def connection(self) -> kombu.Connection:
-        """A new, unopened kombu connection to the broker."""
+    def connection(self, *, heartbeat: float = 0) -> Connection:
+        """A new, unopened kombu connection to the broker (AMQP heartbeats
+        every ``heartbeat`` seconds, none by default)."""
         url = self.settings["BROKER_URL"]
         if url:
-            return kombu.Connection(
+            return Connection(
                 url,
                 connect_timeout=self.timeout,
-                heartbeat=0,
+                heartbeat=heartbeat,
                 transport_options={"confirm_publish": True},
             )
         folder = filesystem_folder(self.settings)
         queues, control = folder / "queues", folder / "control"
         for path in (queues, control):
             path.mkdir(parents=True, exist_ok=True)
-        return kombu.Connection(
+        return Connection(
             "filesystem://",
             transport=_OrderedFilesystemTransport,
             transport_options={
@@ -165,21 +175,14 @@ class KombuTransport(Transport):
             },
         )
 
-    def _open(self) -> kombu.Connection:
-        connection = self.connection()
+    def _open(self, heartbeat: float = 0) -> Connection:
+        connection = self.connection(heartbeat=heartbeat)
         try:
             connection.ensure_connection(max_retries=0)
-            if not self.settings["BROKER_URL"]:
-                self._check_folder()
         except BaseException:
             connection.release()
             raise
         return connection
-
-    def _check_folder(self) -> None:
-        folder = filesystem_folder(self.settings) / "queues"
-        if not os.access(folder, os.W_OK | os.X_OK):
-            raise OSError(f"The events folder {str(folder)!r} is not writable.")
 
     def message_options(self, event: OutgoingEvent) -> dict[str, Any]:
         """The properties of ``event``'s message (``Producer.publish`` options)."""
@@ -222,17 +225,17 @@ class KombuTransport(Transport):
                     event.event_id,
                 )
 
-    def _new_producer(self) -> kombu.Producer:
+    def _new_producer(self) -> Producer:
         connection = self._open()
         self._connection = connection
         channel = connection.channel()
         events = getattr(channel, "events", None)
         if events is not None:  # py-amqp: where basic.return arrives
             events["basic_return"].add(self._on_return)
-        exchange = kombu.Exchange(
+        exchange = Exchange(
             exchange_name(self.service, self.settings), "topic", durable=True
         )
-        self._producer = kombu.Producer(channel, exchange=exchange)
+        self._producer = Producer(channel, exchange=exchange)
         return self._producer
 
     def _on_return(
@@ -245,10 +248,7 @@ class KombuTransport(Transport):
     def _discard(self) -> None:
         connection, self._connection, self._producer = self._connection, None, None
         if connection is not None:
-            try:
-                connection.release()
-            except Exception:  # pragma: no cover - closing a broken socket
-                logger.debug("Closing a broken connection failed.", exc_info=True)
+            _release(connection)
 
     def consume(
         self,
@@ -261,7 +261,7 @@ class KombuTransport(Transport):
         backoff = _RECONNECT_BACKOFF[0]
         while not should_stop():
             try:
-                connection = self._open()
+                connection = self._open(heartbeat=_HEARTBEAT)
             except Exception as error:
                 logger.warning(
                     "The events broker is unreachable (%s); retrying in %.1f s.",
@@ -285,25 +285,22 @@ class KombuTransport(Transport):
                 )
                 sleep_unless_stopped(backoff, should_stop)
             finally:
-                try:
-                    connection.release()
-                except Exception:  # pragma: no cover - closing a broken socket
-                    logger.debug("Closing a broken connection failed.", exc_info=True)
+                _release(connection)
 
     def _consume_on(
         self,
-        connection: kombu.Connection,
+        connection: Connection,
         queue: str,
         bindings: Mapping[str, Sequence[str]],
         on_message: Callable[[Delivery], None],
         should_stop: Callable[[], bool],
     ) -> None:
         channel = connection.channel()
-        declared = kombu.Queue(
+        declared = Queue(
             queue,
             bindings=[
-                kombu.binding(
-                    kombu.Exchange(
+                binding(
+                    Exchange(
                         exchange_name(producer, self.settings), "topic", durable=True
                     ),
                     routing_key=event_type,
@@ -315,7 +312,7 @@ class KombuTransport(Transport):
             channel=channel,
         )
         declared.declare()
-        consumer = kombu.Consumer(
+        consumer = Consumer(
             channel,
             [declared],
             on_message=lambda message: on_message(_KombuDelivery(message)),
@@ -323,10 +320,10 @@ class KombuTransport(Transport):
         )
         with consumer:
             while not should_stop():
-                try:
+                with contextlib.suppress(TimeoutError):
                     connection.drain_events(timeout=_DRAIN_TIMEOUT)
-                except TimeoutError:
-                    continue
+                # Sends our heartbeat when due; raises if the broker went silent.
+                connection.heartbeat_check()
 
     def check(self) -> None:
         try:
@@ -340,6 +337,14 @@ class KombuTransport(Transport):
     def close(self) -> None:
         with self._lock:
             self._discard()
+
+
+def _release(connection: Connection) -> None:
+    """Close ``connection``, which may be broken already."""
+    try:
+        connection.release()
+    except Exception:  # pragma: no cover - closing a broken socket
+        logger.debug("Closing a broken connection failed.", exc_info=True)
 
 
 def _describe(error: BaseException) -> str:

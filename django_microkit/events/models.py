@@ -15,7 +15,7 @@ __all__ = ["DeadLetter", "InboxEvent", "OutboxEvent"]
 
 
 class OutboxEvent(models.Model):
-    """An event written by :func:`~django_microkit.events.publish`, kept until
+    """An event written by :func:`~django_microkit.events.publish.publish`, kept until
     the broker confirmed it and for ``OUTBOX_RETENTION`` seconds after.
 
     The primary key is the order of writing: the relay sends the rows of one

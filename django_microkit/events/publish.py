@@ -7,7 +7,10 @@ sent once that transaction commits.
         order = Order.objects.create(...)
         publish("orders.order.placed.v1", {"id": order.pk}, key=str(order.pk))
 
-A rolled-back transaction publishes nothing. After the commit the event is sent
+The function is imported from this module (``from
+django_microkit.events.publish import publish``), not re-exported by the
+package: there the module's name would hide it. A rolled-back transaction
+publishes nothing. After the commit the event is sent
 at once (``SEND_ON_COMMIT``) through the relay's code, so the order of a key
 holds; if that fails, or the process dies first, the relay sends it later.
 """
@@ -63,7 +66,7 @@ def publish(
             "bytes): consumers would refuse it."
         )
     using = using or router.db_for_write(OutboxEvent)
-    row = OutboxEvent.objects.using(using).create(
+    row: OutboxEvent = OutboxEvent.objects.using(using).create(
         event_id=event.id,
         type=event.type,
         key=event.subject,

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 
-from django.db import close_old_connections, connections, router, transaction
+from django.db import connections, router, transaction
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
@@ -65,7 +65,7 @@ class Relay:
 
     ``Relay().run(should_stop=...)`` is the loop of ``manage.py microkit_relay``
     (and of a worker's relay thread); :meth:`send_round` is one round;
-    :meth:`send_events` is what :func:`~django_microkit.events.publish` calls
+    :meth:`send_events` is what :func:`~django_microkit.events.publish.publish` calls
     after commit. Subclass it to change :meth:`backoff`.
     """
 
@@ -84,9 +84,8 @@ class Relay:
         """Seconds before a row that failed ``attempts`` times is tried again."""
         settings = microkit_settings.EVENTS
         base = float(settings["RETRY_BACKOFF"])
-        return min(
-            base * 2 ** min(attempts - 1, 62), float(settings["RETRY_BACKOFF_MAX"])
-        )
+        doubled = base * float(2 ** min(attempts - 1, 62))
+        return min(doubled, float(settings["RETRY_BACKOFF_MAX"]))
 
     # --- rounds -----------------------------------------------------------
 
@@ -197,7 +196,7 @@ class Relay:
         if not ids:
             return 0
         deleted, _ = manager.filter(id__in=ids).delete()
-        return deleted
+        return int(deleted)
 
     def run(self, *, should_stop: Callable[[], bool]) -> None:
         """Send rounds until ``should_stop()`` is true (asked at least once a
@@ -212,14 +211,23 @@ class Relay:
                         float(microkit_settings.EVENTS["RELAY_INTERVAL"]), should_stop
                     )
         finally:
-            connections[self.using].close()
+            # The loop's own connection (of its thread or process); not one a
+            # caller's transaction still uses.
+            database = connections[self.using]
+            if not database.in_atomic_block:
+                database.close()
             if self._transport is None:
                 get_transport().close()
 
     def run_once(self) -> bool:
         """One step of :meth:`run`: a round (and pruning when due). True when
         the round was full and another should follow at once."""
-        close_old_connections()
+        database = connections[self.using]
+        if not database.in_atomic_block:
+            # As at the end of a request: a connection broken by a database
+            # restart, or past CONN_MAX_AGE, is replaced rather than failing
+            # every round.
+            database.close_if_unusable_or_obsolete()
         try:
             result = self.send_round()
             if time.monotonic() - self._last_prune >= _PRUNE_EVERY:
