@@ -5,6 +5,7 @@ skips."""
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import signal
@@ -58,14 +59,16 @@ class Broker:
     own, deleted afterwards), and a raw kombu publisher into them."""
 
     def __init__(self) -> None:
-        import kombu
-
+        # kombu has no type annotations: reached through Any.
+        kombu: Any = importlib.import_module("kombu")
         run = uuid.uuid4().hex[:10]
         self.prefix = f"microkit-test-{run}."
         self.queue_name = f"microkit-test-{run}.tests.events"
-        self.connection = kombu.Connection(RABBITMQ_URL, connect_timeout=5)
-        self.exchange = kombu.Exchange(f"{self.prefix}orders", "topic", durable=True)
-        self.queue = kombu.Queue(
+        self.connection: Any = kombu.Connection(RABBITMQ_URL, connect_timeout=5)
+        self.exchange: Any = kombu.Exchange(
+            f"{self.prefix}orders", "topic", durable=True
+        )
+        self.queue: Any = kombu.Queue(
             self.queue_name,
             [kombu.binding(self.exchange, routing_key=CREATED)],
             durable=True,
