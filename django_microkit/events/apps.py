@@ -16,7 +16,3 @@ class EventsConfig(AppConfig):
     label = "microkit_events"
     verbose_name = "django-microkit events"
     default_auto_field = "django.db.models.BigAutoField"
-
-    def ready(self) -> None:
-        # Registers the readiness checks events:broker and events:outbox.
-        from django_microkit.events import health  # noqa: F401

@@ -84,7 +84,8 @@ class Relay:
         """Seconds before a row that failed ``attempts`` times is tried again."""
         settings = microkit_settings.EVENTS
         base = float(settings["RETRY_BACKOFF"])
-        return min(base * 2 ** min(attempts - 1, 62), float(settings["RETRY_BACKOFF_MAX"]))
+        doubled = base * float(2 ** min(attempts - 1, 62))
+        return min(doubled, float(settings["RETRY_BACKOFF_MAX"]))
 
     # --- rounds -----------------------------------------------------------
 
@@ -168,7 +169,10 @@ class Relay:
     def _failed(self, row: OutboxEvent, error: str) -> None:
         attempts = row.attempts + 1
         logger.warning(
-            "Sending the event %s failed (attempt %d): %s", row.event_id, attempts, error
+            "Sending the event %s failed (attempt %d): %s",
+            row.event_id,
+            attempts,
+            error,
         )
         OutboxEvent.objects.using(self.using).filter(id=row.id).update(
             attempts=F("attempts") + 1,
@@ -192,7 +196,7 @@ class Relay:
         if not ids:
             return 0
         deleted, _ = manager.filter(id__in=ids).delete()
-        return deleted
+        return int(deleted)
 
     def run(self, *, should_stop: Callable[[], bool]) -> None:
         """Send rounds until ``should_stop()`` is true (asked at least once a
@@ -203,7 +207,9 @@ class Relay:
             while not should_stop():
                 busy = self.run_once()
                 if not busy:
-                    sleep_unless_stopped(float(microkit_settings.EVENTS["RELAY_INTERVAL"]), should_stop)
+                    sleep_unless_stopped(
+                        float(microkit_settings.EVENTS["RELAY_INTERVAL"]), should_stop
+                    )
         finally:
             connections[self.using].close()
             if self._transport is None:
