@@ -103,9 +103,11 @@ def _number_issues(section: Any) -> list[Issue]:
     return issues
 
 
-def _range(key: str, value: Any, expected: str) -> Issue:
+def _range(
+    key: str, value: Any, expected: str, id: str = "django_microkit.E083"
+) -> Issue:
     return Issue(
-        "django_microkit.E083",
+        id,
         f"MICROKIT['EVENTS'][{key!r}] is {value!r}.",
         f"Use {expected}.",
     )
@@ -178,6 +180,7 @@ def check_consuming(**kwargs: Any) -> list[CheckMessage]:
 
 
 _WORKER_AT_LEAST_ONE = ("MAX_ATTEMPTS", "PREFETCH")
+_WORKER_RANGE = "django_microkit.E095"
 _WORKER_NOT_NEGATIVE = ("HANDLER_BACKOFF", "HANDLER_BACKOFF_MAX", "INBOX_RETENTION")
 
 
@@ -186,11 +189,11 @@ def _worker_issues(section: Any) -> list[Issue]:
     for key in _WORKER_AT_LEAST_ONE:
         value = section[key]
         if is_number(value) and value < 1:
-            issues.append(_worker_range(key, value, "at least 1"))
+            issues.append(_range(key, value, "at least 1", _WORKER_RANGE))
     for key in _WORKER_NOT_NEGATIVE:
         value = section[key]
         if is_number(value) and value < 0:
-            issues.append(_worker_range(key, value, "0 or more"))
+            issues.append(_range(key, value, "0 or more", _WORKER_RANGE))
     inbox, outbox = section["INBOX_RETENTION"], section["OUTBOX_RETENTION"]
     if is_number(inbox) and is_number(outbox) and 0 <= inbox < outbox:
         issues.append(
@@ -204,11 +207,3 @@ def _worker_issues(section: Any) -> list[Issue]:
             )
         )
     return issues
-
-
-def _worker_range(key: str, value: Any, expected: str) -> Issue:
-    return Issue(
-        "django_microkit.E095",
-        f"MICROKIT['EVENTS'][{key!r}] is {value!r}; it must be {expected}.",
-        f"Set {key} to a number {expected}.",
-    )
