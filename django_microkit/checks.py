@@ -272,7 +272,7 @@ _CONCERN_CHECKS: tuple[tuple[str, str, bool], ...] = (
     ("django_microkit.drain.check_drain", _COMPATIBILITY, False),
     ("django_microkit.events.checks.check_publishing", _COMPATIBILITY, False),
     ("django_microkit.events.checks.check_publishing_deploy", _COMPATIBILITY, True),
-    ("django_microkit.events.handlers.check_events_consumer", _COMPATIBILITY, False),
+    ("django_microkit.events.checks.check_consuming", _COMPATIBILITY, False),
 )
 
 

@@ -380,6 +380,8 @@ class _Broker:
     def __init__(self) -> None:
         self.sent: list[OutgoingEvent] = []
         self.pending: collections.deque[bytes] = collections.deque()
+        #: Pending bodies given back once: delivered again, as redelivered.
+        self.requeued: set[bytes] = set()
         self.outcomes: list[Outcome | None] = []
         self.deliver = False
         self.down = False
@@ -394,17 +396,14 @@ class _InMemoryDelivery(Delivery):
     def __init__(self, broker: _Broker, body: bytes) -> None:
         self.broker = broker
         self.body = body
-        self.redelivered = False
-        #: ``"acked"`` or ``"requeued"`` once settled.
-        self.settled: str | None = None
+        self.redelivered = body in broker.requeued
 
     def ack(self) -> None:
-        self.settled = "acked"
+        """Nothing to do: the message left :attr:`_Broker.pending` when taken."""
 
     def requeue(self) -> None:
-        self.settled = "requeued"
-        self.redelivered = True
         with self.broker.lock:
+            self.broker.requeued.add(self.body)
             self.broker.pending.appendleft(self.body)
 
 

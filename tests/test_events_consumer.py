@@ -28,7 +28,7 @@ from django_microkit.events.handlers import (
     FunctionHandler,
     get_handlers,
 )
-from django_microkit.events.models import DeadLetter, InboxEvent
+from django_microkit.events.models import DeadLetter, DeliveryAttempt, InboxEvent
 from django_microkit.events.publish import publish
 from django_microkit.events.transport import OutgoingEvent, TransportError
 from django_microkit.service_auth.keys import load_key
@@ -558,15 +558,7 @@ def test_events_of_handled_types_wait_for_a_worker(
             publish("tests.widget.created.v1", widget("queued"), key="q")
         assert not Widget.objects.exists()
         assert len(events.transport.pending) == 1
-        with override_settings(
-            MICROKIT={
-                **events_settings(HANDLERS=handlers),
-                "SERVICE_AUTH": {
-                    **events_settings()["SERVICE_AUTH"],
-                },
-            }
-        ):
-            events.run_worker()
+        events.run_worker()
     assert Widget.objects.get().name == "queued"
 
 
@@ -640,3 +632,66 @@ def test_deliver_true_trusts_an_hmac_signing_key_too(
     ):
         publish("tests.widget.created.v1", widget("hmac"), key="h")
     assert [outcome.status for outcome in events.outcomes if outcome] == ["handled"]
+
+
+# --- redeliveries -------------------------------------------------------------------
+
+
+def test_an_event_that_keeps_stopping_its_worker_becomes_a_dead_letter(
+    events: EventCapture,
+) -> None:
+    body = signed(CREATED, widget("crash"))
+    consumer = Consumer()
+    # MAX_ATTEMPTS is 3: delivered twice more (three times in all), it may
+    # still be handled; a fourth delivery makes it a dead letter.
+    assert consumer.count_redelivery(body) is None
+    assert consumer.count_redelivery(body) is None
+    outcome = consumer.count_redelivery(body.encode())
+    assert outcome is not None and outcome.status == "failed"
+    letter = DeadLetter.objects.get()
+    assert (letter.reason, letter.attempts) == ("handler_failed", 4)
+    assert letter.error.startswith("Delivered 4 times without being settled")
+    assert not DeliveryAttempt.objects.exists()
+    assert not Widget.objects.exists()
+
+
+def test_a_handled_event_redelivered_often_is_a_duplicate(events: EventCapture) -> None:
+    body = signed(CREATED, widget())
+    events.deliver(body)
+    consumer = Consumer()
+    for _ in range(5):
+        assert consumer.count_redelivery(body) is None
+    attempt = DeliveryAttempt.objects.get()
+    assert str(attempt) == f"orders {json.loads(body)['id']} (5)"
+    assert not DeadLetter.objects.exists()
+
+
+def test_a_redelivered_message_that_is_not_an_event_is_not_counted(
+    events: EventCapture,
+) -> None:
+    assert Consumer().count_redelivery(b"not json") is None
+    assert not DeliveryAttempt.objects.exists()
+
+
+def test_the_worker_counts_a_message_it_gave_back_and_forgets_it_once_handled(
+    events: EventCapture,
+) -> None:
+    event_handlers.FAILURES["again"] = 1
+    body = signed(CREATED, widget("again")).encode()
+    events.transport.pending.append(body)
+    with override_settings(MICROKIT=_with_orders(HANDLER_BACKOFF=10)):
+        worker = Worker(transport=events.transport)
+        threading.Timer(0.3, worker.stop).start()
+        worker.run()  # stopped in the backoff: given back
+    assert DeliveryAttempt.objects.count() == 0
+    events.run_worker()  # delivered again, counted, handled, forgotten
+    assert Widget.objects.filter(name="again").count() == 1
+    assert not DeliveryAttempt.objects.exists()
+    assert not events.transport.pending
+
+
+def test_old_delivery_counts_are_pruned_with_the_inbox(events: EventCapture) -> None:
+    old = datetime.now(tz=timezone.utc) - timedelta(days=31)
+    DeliveryAttempt.objects.create(source="orders", event_id="1", last_at=old)
+    Consumer().prune_inbox()
+    assert not DeliveryAttempt.objects.exists()

@@ -5,6 +5,7 @@ skips."""
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import signal
@@ -20,7 +21,7 @@ import pytest
 from django.db import connection
 
 from django_microkit.events.envelope import encode_event, new_event
-from django_microkit.events.models import DeadLetter, InboxEvent
+from django_microkit.events.models import DeadLetter, DeliveryAttempt, InboxEvent
 from django_microkit.service_auth.keys import load_key
 from tests.service_auth_keys import TESTS_PRIVATE, TESTS_PUBLIC
 from tests.testapp.event_handlers import HANDLERS
@@ -58,14 +59,16 @@ class Broker:
     own, deleted afterwards), and a raw kombu publisher into them."""
 
     def __init__(self) -> None:
-        import kombu
-
+        # kombu has no type annotations: reached through Any.
+        kombu: Any = importlib.import_module("kombu")
         run = uuid.uuid4().hex[:10]
         self.prefix = f"microkit-test-{run}."
         self.queue_name = f"microkit-test-{run}.tests.events"
-        self.connection = kombu.Connection(RABBITMQ_URL, connect_timeout=5)
-        self.exchange = kombu.Exchange(f"{self.prefix}orders", "topic", durable=True)
-        self.queue = kombu.Queue(
+        self.connection: Any = kombu.Connection(RABBITMQ_URL, connect_timeout=5)
+        self.exchange: Any = kombu.Exchange(
+            f"{self.prefix}orders", "topic", durable=True
+        )
+        self.queue: Any = kombu.Queue(
             self.queue_name,
             [kombu.binding(self.exchange, routing_key=CREATED)],
             durable=True,
@@ -199,6 +202,7 @@ def test_a_worker_killed_in_a_handler_leaves_one_effect(
         assert stop(second) == 0
     assert list(Widget.objects.values_list("name", flat=True)) == ["slow-1"]
     assert InboxEvent.objects.count() == 1
+    assert not DeliveryAttempt.objects.exists()  # counted once, then forgotten
     assert not DeadLetter.objects.exists()
 
 
@@ -244,3 +248,25 @@ def test_poison_is_dead_lettered_and_the_worker_keeps_going(
         passive=True
     )
     assert messages == 0
+
+
+def test_an_event_that_kills_every_worker_becomes_a_dead_letter(
+    broker: Broker, tmp_path: Path
+) -> None:
+    broker.publish(signed("crash-1"))
+    # MAX_ATTEMPTS is 2: two workers die in the handler, the third delivery
+    # is a dead letter and that worker goes on.
+    for _ in range(2):
+        crashed = start_worker(broker, tmp_path, MICROKIT_TEST_CRASH="1")
+        assert crashed.wait(_TIMEOUT) == 70
+    worker = start_worker(broker, tmp_path, MICROKIT_TEST_CRASH="1")
+    try:
+        wait_for(lambda: DeadLetter.objects.exists(), "the dead letter")
+        broker.publish(signed("after"))
+        wait_for(lambda: Widget.objects.exists(), "the next event")
+    finally:
+        assert stop(worker) == 0
+    letter = DeadLetter.objects.get()
+    assert (letter.reason, letter.attempts) == ("handler_failed", 3)
+    assert "Delivered 3 times without being settled" in letter.error
+    assert list(Widget.objects.values_list("name", flat=True)) == ["after"]

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import structlog
-from django.db import IntegrityError, close_old_connections, transaction
+from django.db import IntegrityError, connections, transaction
 from structlog.contextvars import bound_contextvars
 
 from django_microkit.conf import EventsSettings, microkit_settings
@@ -42,7 +42,7 @@ from django_microkit.events.handlers import (
     InvalidEventData,
     get_handlers,
 )
-from django_microkit.events.models import DeadLetter, InboxEvent
+from django_microkit.events.models import DeadLetter, DeliveryAttempt, InboxEvent
 from django_microkit.events.transport import (
     Delivery,
     Transport,
@@ -226,6 +226,47 @@ class Consumer:
         )
         return letter
 
+    def count_redelivery(self, body: bytes | str) -> Outcome | None:
+        """Count a redelivery of ``body`` (a worker took it before and never
+        settled it). Once it has been delivered ``MAX_ATTEMPTS`` times without
+        being handled it is a dead letter (``handler_failed``) and that outcome
+        is returned; ``None`` while it may be handled again."""
+        text = body if isinstance(body, str) else body.decode("utf-8", "replace")
+        event_id, source, _type = _attributes(None, text)
+        if not (event_id and source):
+            return None  # not an event: refused at once, whatever it did
+        now = datetime.now(tz=timezone.utc)
+        with transaction.atomic():
+            attempt, _created = (
+                DeliveryAttempt.objects.select_for_update().get_or_create(
+                    source=source, event_id=event_id, defaults={"last_at": now}
+                )
+            )
+            attempt.redeliveries += 1
+            attempt.last_at = now
+            attempt.save()
+        deliveries = attempt.redeliveries + 1
+        if deliveries <= self._max_attempts():
+            return None
+        if InboxEvent.objects.filter(source=source, event_id=event_id).exists():
+            return None  # handled already: the redelivery is a duplicate
+        outcome = Outcome(
+            "failed",
+            str(DeadLetter.Reason.HANDLER_FAILED),
+            f"Delivered {deliveries} times without being settled: the worker "
+            "handling it stopped each time.",
+        )
+        self._log(outcome, deliveries, replay=False)
+        self.dead_letter(body, outcome, deliveries)
+        self.forget_deliveries(body)
+        return outcome
+
+    def forget_deliveries(self, body: bytes | str) -> None:
+        """Drop the redelivery count of ``body``, now settled."""
+        text = body if isinstance(body, str) else body.decode("utf-8", "replace")
+        event_id, source, _type = _attributes(None, text)
+        DeliveryAttempt.objects.filter(source=source, event_id=event_id).delete()
+
     def replay(self, dead_letter: DeadLetter) -> Outcome:
         """Hand ``dead_letter``'s message to its handler again, once, through
         the inbox (an event handled meanwhile has no second effect). Handled or
@@ -247,6 +288,7 @@ class Consumer:
         """Delete inbox rows older than ``INBOX_RETENTION`` seconds; how many."""
         now = now or datetime.now(tz=timezone.utc)
         cutoff = now - timedelta(seconds=int(self.settings["INBOX_RETENTION"]))
+        DeliveryAttempt.objects.filter(last_at__lt=cutoff).delete()
         deleted = 0
         while True:
             batch = list(
@@ -306,6 +348,15 @@ def _attributes(event: Event | None, text: str) -> tuple[str, str, str]:
 
 def _truncate(text: str) -> str:
     return text if len(text) <= _MAX_ERROR else text[: _MAX_ERROR - 1] + "…"
+
+
+def _refresh_connections() -> None:
+    """Drop database connections that broke or outlived ``CONN_MAX_AGE``, as
+    Django does around each request, so a restarted database costs a
+    redelivery, not the worker. One inside a transaction (a test's) is left."""
+    for connection in connections.all(initialized_only=True):
+        if not connection.in_atomic_block:
+            connection.close_if_unusable_or_obsolete()
 
 
 def _sleep(seconds: float) -> bool:
@@ -368,7 +419,7 @@ class Worker:
                 queue, bindings, self.on_message, should_stop=self.should_stop
             )
         finally:
-            close_old_connections()
+            _refresh_connections()
             _log.info("worker_stopped", queue=queue)
 
     def should_stop(self) -> bool:
@@ -384,14 +435,20 @@ class Worker:
     def on_message(self, delivery: Delivery) -> None:
         """Handle one delivery; ack it, or give it back to be delivered again.
         Never raises: one bad message must not stop the worker."""
-        close_old_connections()
+        _refresh_connections()
         try:
-            outcome = self.consumer.receive(delivery.body, wait=self._wait)
+            outcome = None
+            if delivery.redelivered:
+                outcome = self.consumer.count_redelivery(delivery.body)
+            if outcome is None:
+                outcome = self.consumer.receive(delivery.body, wait=self._wait)
+                if outcome is not None and delivery.redelivered:
+                    self.consumer.forget_deliveries(delivery.body)
         except Exception as exc:  # the database is away: try the message later
             _log.error(
                 "event_not_recorded", error=_truncate(f"{type(exc).__name__}: {exc}")
             )
-            close_old_connections()
+            _refresh_connections()
             self._wait(handler_backoff(1, self.consumer.settings))
             delivery.requeue()
             return

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from django.db import models
 
-__all__ = ["DeadLetter", "InboxEvent", "OutboxEvent"]
+__all__ = ["DeadLetter", "DeliveryAttempt", "InboxEvent", "OutboxEvent"]
 
 
 class OutboxEvent(models.Model):
@@ -109,3 +109,31 @@ class DeadLetter(models.Model):
 
     def __str__(self) -> str:
         return f"{self.reason} {self.type or '?'} {self.event_id or '?'}"
+
+
+class DeliveryAttempt(models.Model):
+    """An event the broker delivered again before any worker settled it: a
+    worker took it and stopped (crashed, was killed) while handling it.
+
+    Counted so that an event which keeps stopping its worker becomes a dead
+    letter after ``MAX_ATTEMPTS`` deliveries instead of stopping every worker
+    that takes it; the row goes once the event is settled.
+    """
+
+    source = models.CharField(max_length=255)
+    event_id = models.CharField(max_length=255)
+    #: Deliveries after the first.
+    redeliveries = models.PositiveIntegerField(default=0)
+    last_at = models.DateTimeField(db_index=True)
+
+    objects: models.Manager[DeliveryAttempt] = models.Manager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["source", "event_id"], name="microkit_delivery_unique_event"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.source} {self.event_id} ({self.redeliveries})"

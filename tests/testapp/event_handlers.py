@@ -34,6 +34,8 @@ class WidgetCreated(EventHandler):
         if FAILURES.get(data["name"], 0) > 0:
             FAILURES[data["name"]] -= 1
             raise ConnectionError("the warehouse is away")
+        if data["name"].startswith("crash") and os.environ.get("MICROKIT_TEST_CRASH"):
+            os._exit(70)  # the worker dies in the handler, as on a fatal fault
         pause = os.environ.get("MICROKIT_TEST_HANDLER_PAUSE")
         if pause and data["name"].startswith("slow"):
             mark = os.environ.get("MICROKIT_TEST_HANDLER_MARK")
