@@ -22,9 +22,8 @@ def _sku() -> str:
 def test_an_order_in_stock_is_confirmed_and_takes_its_stock(
     stack: Stack, mint: Callable[..., str]
 ) -> None:
-    token = mint("catalog", "catalog:write")
-    first = new_product(stack, token, 10, _sku())
-    second = new_product(stack, token, 5, _sku())
+    first = new_product(stack, mint, 10, _sku())
+    second = new_product(stack, mint, 5, _sku())
 
     location = placed(place(stack, [(first, 3), (second, 5), (first, 1)]))
     order = decided(stack, location)
@@ -36,9 +35,8 @@ def test_an_order_in_stock_is_confirmed_and_takes_its_stock(
 def test_an_order_short_of_one_item_is_rejected_and_takes_nothing(
     stack: Stack, mint: Callable[..., str]
 ) -> None:
-    token = mint("catalog", "catalog:write")
-    plenty = new_product(stack, token, 10, _sku())
-    scarce = new_product(stack, token, 2, _sku())
+    plenty = new_product(stack, mint, 10, _sku())
+    scarce = new_product(stack, mint, 2, _sku())
 
     location = placed(place(stack, [(plenty, 4), (scarce, 3)]))
     order = decided(stack, location)
@@ -59,7 +57,7 @@ def test_concurrent_orders_on_one_product_never_oversell(
     stack: Stack, mint: Callable[..., str], results: Results
 ) -> None:
     stock, orders = 25, 80
-    product = new_product(stack, mint("catalog", "catalog:write"), stock, _sku())
+    product = new_product(stack, mint, stock, _sku())
 
     with ThreadPoolExecutor(16) as pool:
         locations = list(
