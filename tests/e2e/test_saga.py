@@ -6,13 +6,14 @@ rejected with the catalog's reasons. Concurrent orders never oversell."""
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from tests.e2e.conftest import Results, Stack
-from tests.e2e.saga import decided, new_product, place, placed, stock_of
+from tests.e2e.saga import decided, new_product, place, placed, scalar, stock_of
 
 
 def _sku() -> str:
@@ -98,3 +99,39 @@ def test_the_workers_log_with_the_placing_requests_id_and_trace(
         # catalog's answer: both continued the request's ID and trace.
         assert lines, worker.name
         assert {line["trace_id"] for line in lines} == {trace_id}, worker.name
+
+
+def test_a_worker_killed_mid_burst_loses_and_doubles_nothing(
+    stack: Stack, mint: Callable[..., str], results: Results
+) -> None:
+    stock, orders = 1000, 60
+    product = new_product(stack, mint, stock, _sku())
+
+    with ThreadPoolExecutor(8) as pool:
+        futures = [
+            pool.submit(lambda: placed(place(stack, [(product, 1)])))
+            for _ in range(orders)
+        ]
+        # SIGKILL in the middle of the burst: whatever catalog's worker held
+        # unacked goes back to the queue, and what its transaction had not
+        # committed never happened.
+        while sum(future.done() for future in futures) < orders // 3:
+            time.sleep(0.01)
+        stack.catalog_worker.kill()
+        locations = [future.result() for future in futures]
+    started = time.monotonic()
+    stack.catalog_worker.start()
+    outcomes = [decided(stack, location) for location in locations]
+    results.record(
+        "saga: all orders decided after the worker restarted (s)",
+        round(time.monotonic() - started, 1),
+    )
+
+    assert Counter(order["status"] for order in outcomes) == {"confirmed": orders}
+    assert stock_of(stack, product) == stock - orders
+    reservations = scalar(
+        stack.catalog_database,
+        "SELECT COUNT(*) FROM catalog_reservation WHERE product_id = %s",
+        product,
+    )
+    assert reservations == orders
