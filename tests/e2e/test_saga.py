@@ -6,11 +6,14 @@ rejected with the catalog's reasons. Concurrent orders never oversell."""
 from __future__ import annotations
 
 import json
+import os
 import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+
+import pytest
 
 from tests.e2e.conftest import Results, Stack
 from tests.e2e.saga import decided, new_product, place, placed, scalar, stock_of
@@ -101,6 +104,11 @@ def test_the_workers_log_with_the_placing_requests_id_and_trace(
         assert {line["trace_id"] for line in lines} == {trace_id}, worker.name
 
 
+@pytest.mark.skipif(
+    not os.environ.get("RABBITMQ_URL"),
+    reason="needs RabbitMQ (RABBITMQ_URL): kombu's filesystem transport drops "
+    "the messages a killed consumer had taken, where a broker redelivers them",
+)
 def test_a_worker_killed_mid_burst_loses_and_doubles_nothing(
     stack: Stack, mint: Callable[..., str], results: Results
 ) -> None:
