@@ -262,9 +262,7 @@ DEFAULTS: dict[str, Option | dict[str, Option]] = {
         # {"orders.order.placed.v1": "catalog.events.OrderPlaced"}.
         "HANDLERS": Option({}, (dict,)),
         # The Transport class (dotted path) the relay and the worker use.
-        "TRANSPORT_CLASS": Option(
-            "django_microkit.events.kombu.KombuTransport", _STR
-        ),
+        "TRANSPORT_CLASS": Option("django_microkit.events.kombu.KombuTransport", _STR),
         # Send an event as soon as its transaction commits (the relay sends
         # whatever that left behind).
         "SEND_ON_COMMIT": Option(True, _BOOL),

@@ -29,7 +29,7 @@ def outbox_lag() -> float:
     )
     if oldest is None:
         return 0.0
-    return max((timezone.now() - oldest).total_seconds(), 0.0)
+    return max(float((timezone.now() - oldest).total_seconds()), 0.0)
 
 
 class Events:

@@ -25,8 +25,11 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import kombu
-from kombu.transport import filesystem
+from kombu.connection import Connection
+from kombu.entity import Exchange, Queue, binding
+from kombu.messaging import Consumer, Producer
+from kombu.transport import filesystem, virtual
+from kombu.utils.json import dumps
 
 from django_microkit.conf import EventsSettings
 from django_microkit.events.transport import (
@@ -69,7 +72,8 @@ class _OrderedChannel(filesystem.Channel):
     _lock = threading.Lock()
     _last = 0
 
-    def _put(self, queue: str, payload: Any, **kwargs: Any) -> None:
+    # kombu's two base classes name the message differently: either fits.
+    def _put(self, queue: Any, payload: Any, **kwargs: Any) -> None:  # type: ignore[override]
         with self._lock:
             stamp = max(time.time_ns(), _OrderedChannel._last + 1)
             _OrderedChannel._last = stamp
@@ -78,20 +82,35 @@ class _OrderedChannel(filesystem.Channel):
         partial = os.path.join(self.data_folder_out, f".{name}.part")
         # Written aside, then renamed: a reader never sees half a message.
         with open(partial, "wb") as file:
-            file.write(filesystem.str_to_bytes(filesystem.dumps(payload)))
+            file.write(dumps(payload).encode())
         os.replace(partial, path)
 
+    def _restore(self, message: Any) -> None:
+        # kombu marks a requeued message redelivered outside its delivery_info,
+        # where AMQP (and Delivery.redelivered) has it.
+        message.delivery_info["redelivered"] = True
+        super()._restore(message)  # type: ignore[no-untyped-call]
 
-class _OrderedFilesystemTransport(filesystem.Transport):  # type: ignore[misc]
+
+class _OrderedFilesystemTransport(filesystem.Transport):
     Channel = _OrderedChannel
+    # kombu keeps one state (exchanges, bindings) per process, so a binding
+    # made in one folder would be taken as made in every other: one per folder.
+    _states: dict[str, Any] = {}
+    _states_lock = threading.Lock()
+
+    def __init__(self, client: Any, **kwargs: Any) -> None:
+        super().__init__(client, **kwargs)  # type: ignore[no-untyped-call]
+        folder = str(client.transport_options["control_folder"])
+        with self._states_lock:
+            self.state = self._states.setdefault(folder, virtual.BrokerState())
 
 
 class _KombuDelivery(Delivery):
     def __init__(self, message: Any) -> None:
         self._message = message
-        self.body = message.body if isinstance(message.body, bytes) else b""
-        if isinstance(message.body, str):
-            self.body = message.body.encode()
+        body = message.body
+        self.body = body if isinstance(body, bytes) else str(body).encode()
         self.redelivered = bool(message.delivery_info.get("redelivered", False))
 
     def ack(self) -> None:
@@ -114,8 +133,8 @@ class KombuTransport(Transport):
     def __init__(self, service: str, settings: EventsSettings) -> None:
         super().__init__(service, settings)
         self._lock = threading.Lock()
-        self._connection: kombu.Connection | None = None
-        self._producer: kombu.Producer | None = None
+        self._connection: Connection | None = None
+        self._producer: Producer | None = None
         self._returned: set[str] = set()
 
     # --- connections -------------------------------------------------------
@@ -124,11 +143,11 @@ class KombuTransport(Transport):
     def timeout(self) -> float:
         return float(self.settings["PUBLISH_TIMEOUT"])
 
-    def connection(self) -> kombu.Connection:
+    def connection(self) -> Connection:
         """A new, unopened kombu connection to the broker."""
         url = self.settings["BROKER_URL"]
         if url:
-            return kombu.Connection(
+            return Connection(
                 url,
                 connect_timeout=self.timeout,
                 heartbeat=0,
@@ -138,7 +157,7 @@ class KombuTransport(Transport):
         queues, control = folder / "queues", folder / "control"
         for path in (queues, control):
             path.mkdir(parents=True, exist_ok=True)
-        return kombu.Connection(
+        return Connection(
             "filesystem://",
             transport=_OrderedFilesystemTransport,
             transport_options={
@@ -149,21 +168,14 @@ class KombuTransport(Transport):
             },
         )
 
-    def _open(self) -> kombu.Connection:
+    def _open(self) -> Connection:
         connection = self.connection()
         try:
             connection.ensure_connection(max_retries=0)
-            if not self.settings["BROKER_URL"]:
-                self._check_folder()
         except BaseException:
             connection.release()
             raise
         return connection
-
-    def _check_folder(self) -> None:
-        folder = filesystem_folder(self.settings) / "queues"
-        if not os.access(folder, os.W_OK | os.X_OK):
-            raise OSError(f"The events folder {str(folder)!r} is not writable.")
 
     def message_options(self, event: OutgoingEvent) -> dict[str, Any]:
         """The properties of ``event``'s message (``Producer.publish`` options)."""
@@ -206,17 +218,17 @@ class KombuTransport(Transport):
                     event.event_id,
                 )
 
-    def _new_producer(self) -> kombu.Producer:
+    def _new_producer(self) -> Producer:
         connection = self._open()
         self._connection = connection
         channel = connection.channel()
         events = getattr(channel, "events", None)
         if events is not None:  # py-amqp: where basic.return arrives
             events["basic_return"].add(self._on_return)
-        exchange = kombu.Exchange(
+        exchange = Exchange(
             exchange_name(self.service, self.settings), "topic", durable=True
         )
-        self._producer = kombu.Producer(channel, exchange=exchange)
+        self._producer = Producer(channel, exchange=exchange)
         return self._producer
 
     def _on_return(
@@ -276,18 +288,18 @@ class KombuTransport(Transport):
 
     def _consume_on(
         self,
-        connection: kombu.Connection,
+        connection: Connection,
         queue: str,
         bindings: Mapping[str, Sequence[str]],
         on_message: Callable[[Delivery], None],
         should_stop: Callable[[], bool],
     ) -> None:
         channel = connection.channel()
-        declared = kombu.Queue(
+        declared = Queue(
             queue,
             bindings=[
-                kombu.binding(
-                    kombu.Exchange(
+                binding(
+                    Exchange(
                         exchange_name(producer, self.settings), "topic", durable=True
                     ),
                     routing_key=event_type,
@@ -299,7 +311,7 @@ class KombuTransport(Transport):
             channel=channel,
         )
         declared.declare()
-        consumer = kombu.Consumer(
+        consumer = Consumer(
             channel,
             [declared],
             on_message=lambda message: on_message(_KombuDelivery(message)),

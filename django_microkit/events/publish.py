@@ -63,7 +63,7 @@ def publish(
             "bytes): consumers would refuse it."
         )
     using = using or router.db_for_write(OutboxEvent)
-    row = OutboxEvent.objects.using(using).create(
+    row: OutboxEvent = OutboxEvent.objects.using(using).create(
         event_id=event.id,
         type=event.type,
         key=event.subject,

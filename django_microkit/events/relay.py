@@ -84,9 +84,8 @@ class Relay:
         """Seconds before a row that failed ``attempts`` times is tried again."""
         settings = microkit_settings.EVENTS
         base = float(settings["RETRY_BACKOFF"])
-        return min(
-            base * 2 ** min(attempts - 1, 62), float(settings["RETRY_BACKOFF_MAX"])
-        )
+        doubled = base * float(2 ** min(attempts - 1, 62))
+        return min(doubled, float(settings["RETRY_BACKOFF_MAX"]))
 
     # --- rounds -----------------------------------------------------------
 
@@ -197,7 +196,7 @@ class Relay:
         if not ids:
             return 0
         deleted, _ = manager.filter(id__in=ids).delete()
-        return deleted
+        return int(deleted)
 
     def run(self, *, should_stop: Callable[[], bool]) -> None:
         """Send rounds until ``should_stop()`` is true (asked at least once a
