@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 from typing import Any
 
 from rest_framework import serializers
@@ -35,6 +36,9 @@ class WidgetCreated(EventHandler):
             raise ConnectionError("the warehouse is away")
         pause = os.environ.get("MICROKIT_TEST_HANDLER_PAUSE")
         if pause and data["name"].startswith("slow"):
+            mark = os.environ.get("MICROKIT_TEST_HANDLER_MARK")
+            if mark:  # tells a test the handler is inside its transaction
+                Path(mark).touch()
             time.sleep(float(pause))
 
 
