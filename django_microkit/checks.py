@@ -268,7 +268,7 @@ _CONCERN_CHECKS: tuple[tuple[str, str, bool], ...] = (
     ("django_microkit.idempotency.checks.check_idempotency_deploy", _CACHES, True),
     ("django_microkit.events.checks.check_publishing", _COMPATIBILITY, False),
     ("django_microkit.events.checks.check_publishing_deploy", _COMPATIBILITY, True),
-    ("django_microkit.events.handlers.check_events_consumer", _COMPATIBILITY, False),
+    ("django_microkit.events.checks.check_consuming", _COMPATIBILITY, False),
 )
 
 

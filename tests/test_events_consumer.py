@@ -558,15 +558,7 @@ def test_events_of_handled_types_wait_for_a_worker(
             publish("tests.widget.created.v1", widget("queued"), key="q")
         assert not Widget.objects.exists()
         assert len(events.transport.pending) == 1
-        with override_settings(
-            MICROKIT={
-                **events_settings(HANDLERS=handlers),
-                "SERVICE_AUTH": {
-                    **events_settings()["SERVICE_AUTH"],
-                },
-            }
-        ):
-            events.run_worker()
+        events.run_worker()
     assert Widget.objects.get().name == "queued"
 
 

@@ -1,8 +1,10 @@
-"""System checks of publishing events (``MICROKIT["EVENTS"]``, the producer's
-side): run only when ``"django_microkit.events"`` is installed."""
+"""System checks of events (``MICROKIT["EVENTS"]``): publishing (the
+producer's side, run only when ``"django_microkit.events"`` is installed) and
+consuming (the handlers and the worker's numbers)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from django.apps import apps
@@ -12,7 +14,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django_microkit.checks import Issue, is_number, is_subclass_path
 from django_microkit.conf import microkit_settings
 
-__all__ = ["check_publishing", "check_publishing_deploy"]
+__all__ = ["check_consuming", "check_publishing", "check_publishing_deploy"]
 
 _APP = "django_microkit.events"
 _TRANSPORT = "django_microkit.events.transport.Transport"
@@ -101,9 +103,11 @@ def _number_issues(section: Any) -> list[Issue]:
     return issues
 
 
-def _range(key: str, value: Any, expected: str) -> Issue:
+def _range(
+    key: str, value: Any, expected: str, id: str = "django_microkit.E083"
+) -> Issue:
     return Issue(
-        "django_microkit.E083",
+        id,
         f"MICROKIT['EVENTS'][{key!r}] is {value!r}.",
         f"Use {expected}.",
     )
@@ -142,3 +146,64 @@ _NO_BROKER = Issue(
     "Set BROKER_URL to the broker (amqp://user:password@rabbitmq:5672/vhost), "
     "from the environment.",
 )
+
+
+# --- consuming ------------------------------------------------------------------
+
+
+def check_consuming(**kwargs: Any) -> list[CheckMessage]:
+    """Every ``HANDLERS`` entry resolves to a handler of a known producer, and
+    the worker's numbers are in range."""
+    from django_microkit.events.handlers import build_handlers
+    from django_microkit.service_auth.keys import build_config
+
+    section = microkit_settings.EVENTS
+    handlers = section["HANDLERS"]
+    issues: list[Issue] = []
+    if handlers and not apps.is_installed(_APP):
+        issues.append(
+            Issue(
+                "django_microkit.E096",
+                "MICROKIT['EVENTS']['HANDLERS'] is set but 'django_microkit.events' "
+                "is not in INSTALLED_APPS: the worker has no inbox to record "
+                "events in.",
+                "Add 'django_microkit.events' to INSTALLED_APPS and run migrate.",
+            )
+        )
+    if isinstance(handlers, Mapping):  # else E003 reports it
+        config, _issues = build_config(
+            microkit_settings.SERVICE_NAME, microkit_settings.SERVICE_AUTH
+        )
+        issues += build_handlers(handlers, config)[1]
+    issues += _worker_issues(section)
+    return [issue.message() for issue in issues]
+
+
+_WORKER_AT_LEAST_ONE = ("MAX_ATTEMPTS", "PREFETCH")
+_WORKER_RANGE = "django_microkit.E095"
+_WORKER_NOT_NEGATIVE = ("HANDLER_BACKOFF", "HANDLER_BACKOFF_MAX", "INBOX_RETENTION")
+
+
+def _worker_issues(section: Any) -> list[Issue]:
+    issues = []
+    for key in _WORKER_AT_LEAST_ONE:
+        value = section[key]
+        if is_number(value) and value < 1:
+            issues.append(_range(key, value, "at least 1", _WORKER_RANGE))
+    for key in _WORKER_NOT_NEGATIVE:
+        value = section[key]
+        if is_number(value) and value < 0:
+            issues.append(_range(key, value, "0 or more", _WORKER_RANGE))
+    inbox, outbox = section["INBOX_RETENTION"], section["OUTBOX_RETENTION"]
+    if is_number(inbox) and is_number(outbox) and 0 <= inbox < outbox:
+        issues.append(
+            Issue(
+                "django_microkit.W090",
+                f"MICROKIT['EVENTS']['INBOX_RETENTION'] ({inbox} s) is shorter than "
+                f"OUTBOX_RETENTION ({outbox} s): an event redelivered after its "
+                "inbox row was pruned is handled a second time.",
+                "Keep handled events at least as long as producers keep sent "
+                "ones (INBOX_RETENTION >= OUTBOX_RETENTION).",
+            )
+        )
+    return issues

@@ -15,8 +15,9 @@ or a plain function ``handler(event, data)``::
         "orders.order.placed.v1": "catalog.events.OrderPlaced",
     }}}
 
-The table is resolved once (:func:`get_handlers`), and its findings are the
-same :class:`~django_microkit.checks.Issue`\\ s ``manage.py check`` reports.
+The table is resolved once (:func:`get_handlers`); its findings are the same
+:class:`~django_microkit.checks.Issue`\\ s ``manage.py check`` reports
+(:func:`~django_microkit.events.checks.check_consuming`).
 """
 
 from __future__ import annotations
@@ -26,16 +27,14 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
-from django.apps import apps
-from django.core.checks import CheckMessage
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 from rest_framework.serializers import BaseSerializer
 
-from django_microkit.checks import Issue, is_int, is_number
-from django_microkit.conf import EventsSettings, derived, microkit_settings
+from django_microkit.checks import Issue
+from django_microkit.conf import derived, microkit_settings
 from django_microkit.events.envelope import Event, validate_event_type
-from django_microkit.service_auth.keys import ServiceAuthConfig, build_config
+from django_microkit.service_auth.keys import ServiceAuthConfig
 
 __all__ = [
     "EventHandler",
@@ -43,7 +42,6 @@ __all__ = [
     "HandlerTable",
     "InvalidEventData",
     "build_handlers",
-    "check_events_consumer",
     "get_handlers",
 ]
 
@@ -241,64 +239,3 @@ def get_handlers() -> HandlerTable:
     if issues:
         raise ImproperlyConfigured(f"{issues[0].msg} {issues[0].hint}")
     return table
-
-
-def check_events_consumer(**kwargs: Any) -> list[CheckMessage]:
-    """Every ``HANDLERS`` entry resolves to a handler of a known producer, and
-    the worker's numbers are in range."""
-    settings = microkit_settings.EVENTS
-    configured = settings["HANDLERS"]
-    issues: list[Issue] = []
-    if configured and not apps.is_installed("django_microkit.events"):
-        issues.append(
-            Issue(
-                "django_microkit.E096",
-                f"{_WHERE}['HANDLERS'] is set but 'django_microkit.events' is not "
-                "in INSTALLED_APPS: the worker has no inbox to record events in.",
-                "Add 'django_microkit.events' to INSTALLED_APPS and run migrate.",
-            )
-        )
-    if isinstance(configured, Mapping):  # else E003 reports it
-        config, _issues = build_config(
-            microkit_settings.SERVICE_NAME, microkit_settings.SERVICE_AUTH
-        )
-        issues += build_handlers(configured, config)[1]
-    issues += _number_issues(settings)
-    return [issue.message() for issue in issues]
-
-
-_AT_LEAST_ONE = ("MAX_ATTEMPTS", "PREFETCH")
-_NOT_NEGATIVE = ("HANDLER_BACKOFF", "HANDLER_BACKOFF_MAX", "INBOX_RETENTION")
-
-
-def _number_issues(settings: EventsSettings) -> list[Issue]:
-    issues = []
-    for name in _AT_LEAST_ONE:
-        value = settings[name]  # type: ignore[literal-required]
-        if is_int(value) and value < 1:
-            issues.append(_range_issue(name, value, "at least 1"))
-    for name in _NOT_NEGATIVE:
-        value = settings[name]  # type: ignore[literal-required]
-        if is_number(value) and value < 0:
-            issues.append(_range_issue(name, value, "0 or more"))
-    inbox, outbox = settings["INBOX_RETENTION"], settings["OUTBOX_RETENTION"]
-    if is_int(inbox) and is_int(outbox) and 0 <= inbox < outbox:
-        issues.append(
-            Issue(
-                "django_microkit.W090",
-                f"{_WHERE}['INBOX_RETENTION'] ({inbox} s) is shorter than "
-                f"OUTBOX_RETENTION ({outbox} s): an event redelivered after its "
-                "inbox row was pruned is handled a second time.",
-                "Keep handled events at least as long as producers keep sent "
-                "ones (INBOX_RETENTION >= OUTBOX_RETENTION).",
-            )
-        )
-    return issues
-
-
-def _range_issue(name: str, value: object, expected: str) -> Issue:
-    return Issue(
-        "django_microkit.E095",
-        f"{_WHERE}[{name!r}] is {value!r}; it must be {expected}.",
-        f"Set {name} to a number {expected}.",
-    )
