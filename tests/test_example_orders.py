@@ -14,6 +14,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from openapi_spec_validator import validate
+
 ROOT = Path(__file__).resolve().parent.parent
 MANAGE = ROOT / "example_service" / "manage.py"
 
@@ -305,3 +307,26 @@ def test_a_stopped_catalog_gives_a_fast_503_once_the_breaker_is_open(
         (0, "circuit_open"),
         (0, "circuit_open"),
     ]
+
+
+SCHEMA = """
+print(json.dumps(client.get("/api/schema/?format=json").json()))
+"""
+
+
+def test_the_schema_documents_the_accepted_order(tmp_path: Path) -> None:
+    schema, _ = run_in_orders(SCHEMA, tmp_path)
+
+    validate(schema)
+    create = schema["paths"]["/api/orders/"]["post"]
+    responses = create["responses"]
+    assert "201" not in responses
+    assert "pending" in responses["202"]["description"]
+    assert responses["202"]["headers"]["Location"]["schema"] == {"type": "string"}
+    assert "application/problem+json" in responses["409"]["content"]
+    assert "503" in responses
+    order = schema["components"]["schemas"]["Order"]
+    assert order["properties"]["status"]["readOnly"] is True
+    reasons = order["properties"]["rejection_reasons"]
+    assert reasons["readOnly"] is True
+    assert reasons["items"]["$ref"].endswith("/RejectionReason")

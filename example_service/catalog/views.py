@@ -28,8 +28,9 @@ from django_microkit.openapi import problem_response
 from django_microkit.versioning import VersionedSerializerMixin
 
 #: Writing to the catalog (creating, changing, deleting, reserving products)
-#: takes the orders service with the catalog:write scope (catalog knows no
-#: other service), or a staff user.
+#: takes a service token of orders with the catalog:write scope (catalog knows
+#: no other service), or a staff user. Orders itself only reads: the stock of
+#: an order is reserved when its event reaches catalog (catalog.events).
 CanWriteCatalog = HasServiceScope("catalog:write") | IsAdminUser
 
 

@@ -2,7 +2,12 @@ from __future__ import annotations
 
 from django.db.models import QuerySet
 from django.urls import reverse
-from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+)
 from rest_framework import mixins, status, viewsets
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -16,6 +21,15 @@ from orders.serializers import OrderSerializer
 
 @extend_schema_view(
     create=extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "Location",
+                str,
+                OpenApiParameter.HEADER,
+                description="The order's URL (`/api/orders/{id}/`).",
+                response=[202],
+            )
+        ],
         responses={
             202: OpenApiResponse(
                 OrderSerializer,
@@ -32,7 +46,7 @@ from orders.serializers import OrderSerializer
                 "after `Retry-After` seconds.",
                 code="catalog_unavailable",
             ),
-        }
+        },
     )
 )
 class OrderViewSet(

@@ -222,9 +222,7 @@ def delete_broker_names(broker_url: str) -> None:
     and nothing else."""
     from kombu.connection import Connection
 
-    with Connection(  # type: ignore[no-untyped-call]
-        broker_url, connect_timeout=5
-    ) as connection:
+    with Connection(broker_url, connect_timeout=5) as connection:
         channel = connection.channel()
         for service in SERVICES:
             for delete, name in (

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -80,12 +80,13 @@ def wait_until_none_pending(stack: Stack, timeout: float = DECISION_TIMEOUT) -> 
         time.sleep(0.2)
 
 
-def new_product(stack: Stack, token: str, stock: int, sku: str) -> int:
-    """A product of the catalog with ``stock`` units; its id."""
+def new_product(stack: Stack, mint: Callable[..., str], stock: int, sku: str) -> int:
+    """A product of the catalog with ``stock`` units (created with a fresh
+    token of orders that may write to the catalog); its id."""
     created = requests.post(
         stack.catalog.url + "/api/products/",
         json={"sku": sku, "name": "Saga", "price": "1.00", "stock": stock},
-        headers={"Authorization": f"Bearer {token}"},
+        headers={"Authorization": f"Bearer {mint('catalog', 'catalog:write')}"},
         timeout=10,
     )
     assert created.status_code == 201, created.text

@@ -86,6 +86,22 @@ def manage(
     )
 
 
+def _start_logged(
+    command: list[str], env: Mapping[str, str], log_path: Path
+) -> subprocess.Popen[bytes]:
+    """Start ``command`` in the example's folder, in a process group of its
+    own, its stdout and stderr appended to ``log_path``."""
+    with log_path.open("ab") as log:
+        return subprocess.Popen(
+            command,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=dict(env),
+            cwd=EXAMPLE,
+            start_new_session=True,
+        )
+
+
 @dataclass
 class ServiceProcess:
     """One running service: its name, URL, process and log file."""
@@ -150,18 +166,7 @@ class ServiceProcess:
 
     def start(self, *, wait_ready: bool = True, timeout: float = 60) -> None:
         assert self.process is None or self.process.poll() is not None
-        log = self.log_path.open("ab")
-        try:
-            self.process = subprocess.Popen(
-                self.command(),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=self.env,
-                cwd=EXAMPLE,
-                start_new_session=True,
-            )
-        finally:
-            log.close()
+        self.process = _start_logged(self.command(), self.env, self.log_path)
         self.wait(
             path="/health/ready" if wait_ready else "/health/live", timeout=timeout
         )
@@ -240,15 +245,7 @@ class WorkerProcess:
     def start(self, timeout: float = 60) -> None:
         assert self.process is None or self.process.poll() is not None
         self.health_file.unlink(missing_ok=True)
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                self.command(),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=self.env,
-                cwd=EXAMPLE,
-                start_new_session=True,
-            )
+        self.process = _start_logged(self.command(), self.env, self.log_path)
         deadline = time.monotonic() + timeout
         while not self.health_file.exists():
             if self.process.poll() is not None:

@@ -32,9 +32,7 @@ RETRY_EVERY = 10
 def test_load_keeps_both_services_books_in_step(
     stack: Stack, mint: Callable[..., str], results: Results
 ) -> None:
-    product_id = new_product(
-        stack, mint("catalog", "catalog:write"), STOCK, f"LOAD-{uuid.uuid4().hex[:8]}"
-    )
+    product_id = new_product(stack, mint, STOCK, f"LOAD-{uuid.uuid4().hex[:8]}")
     order = {"items": [{"product_id": product_id, "quantity": 1}]}
     statuses: Counter[int] = Counter()
     latencies: list[float] = []
