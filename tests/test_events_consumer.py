@@ -415,6 +415,35 @@ def test_sigterm_ends_the_consume_command_after_the_current_message(
     assert not events.transport.pending
 
 
+def test_a_burst_of_signals_still_ends_the_consume_command(
+    events: EventCapture,
+) -> None:
+    # A supervisor's SIGTERM and a terminal's SIGINT often arrive together:
+    # the handler takes no lock, so the later signals cannot deadlock it.
+    events.transport.pending.append(signed(CREATED, widget("burst")).encode())
+    os.environ["MICROKIT_TEST_HANDLER_PAUSE"] = "0.3"
+
+    def burst() -> None:
+        # Only once the command installed its handlers (the default ones
+        # would end the test run).
+        while signal.getsignal(signal.SIGINT) is previous[signal.SIGINT]:
+            time.sleep(0.01)
+        for signum in [signal.SIGTERM, signal.SIGINT] * 10:
+            os.kill(os.getpid(), signum)
+
+    timer = threading.Timer(0.1, burst)
+    previous = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        timer.start()
+        call_command("microkit_consume")
+    finally:
+        timer.join()
+        del os.environ["MICROKIT_TEST_HANDLER_PAUSE"]
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    assert list(Widget.objects.values_list("name", flat=True)) == ["burst"]
+
+
 @pytest.mark.django_db(transaction=True)
 def test_the_consume_command_runs_the_relay_too(events: EventCapture) -> None:
     with override_settings(MICROKIT=_with_orders(SEND_ON_COMMIT=False)):

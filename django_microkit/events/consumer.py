@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import signal
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -63,6 +62,8 @@ _PRUNE_EVERY = 300.0
 _PRUNE_BATCH = 1000
 #: Seconds between two touches of the health file, at most.
 _HEARTBEAT_EVERY = 1.0
+# Seconds between looks at the stop flag while waiting out a backoff.
+_STOP_POLL = 0.2
 
 
 @dataclass(frozen=True)
@@ -386,17 +387,21 @@ class Worker:
         self.consumer = consumer or Consumer()
         self.transport = transport or get_transport()
         self.health_file = Path(health_file) if health_file else None
-        self._stopping = threading.Event()
+        # A plain flag, not a threading.Event: the signal handler sets it, and
+        # a handler that takes a lock deadlocks when a second signal arrives
+        # while the first one holds it.
+        self._stopping = False
         self._last_beat = 0.0
         self._next_prune = 0.0
 
     def stop(self) -> None:
-        """Ask the worker to finish the current message and return."""
-        self._stopping.set()
+        """Ask the worker to finish the current message and return (safe to
+        call from a signal handler and from any thread)."""
+        self._stopping = True
 
     @property
     def stopping(self) -> bool:
-        return self._stopping.is_set()
+        return self._stopping
 
     def install_signal_handlers(self) -> None:
         """Stop on SIGTERM and SIGINT (call from the main thread)."""
@@ -476,7 +481,7 @@ class Worker:
             left = deadline - time.monotonic()
             if left <= 0:
                 return True
-            self._stopping.wait(min(left, _HEARTBEAT_EVERY))
+            time.sleep(min(left, _STOP_POLL))
             self.beat()
         return False
 

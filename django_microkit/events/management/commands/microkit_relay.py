@@ -7,7 +7,6 @@ Several relays may run at once; ``--once`` sends what is due and exits.
 from __future__ import annotations
 
 import signal
-import threading
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
@@ -39,11 +38,14 @@ class Command(BaseCommand):
             relay.prune()
             self.stdout.write(f"Sent {sent} events.")
             return
-        stop = threading.Event()
+        # A plain flag: a signal handler must take no lock (a second signal
+        # arriving while the first handler holds one would deadlock).
+        stopping = False
 
         def request_stop(signum: int, frame: Any) -> None:
-            stop.set()
+            nonlocal stopping
+            stopping = True
 
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, request_stop)
-        relay.run(should_stop=stop.is_set)
+        relay.run(should_stop=lambda: stopping)
