@@ -106,6 +106,16 @@ def test_a_route_with_a_converter_is_one_series() -> None:
     assert served("GET", route, 200) == 0
 
 
+@pytest.mark.django_db
+def test_a_regular_expression_route_has_no_anchors() -> None:
+    route = "regex/(?P<pk>[0-9]+)/"
+    with override_settings(ROOT_URLCONF="tests.metrics_urls"):
+        before = served("GET", route, 200)
+        assert Client().get("/regex/7/").status_code == 200
+        assert served("GET", route, 200) == before + 1
+        assert served("GET", "^" + route + "$", 200) == 0
+
+
 def test_unmatched_urls_share_one_route() -> None:
     before = served("GET", UNMATCHED_ROUTE, 404)
     for path in ("/nowhere", "/nowhere/else", "/%ff"):

@@ -48,8 +48,10 @@ from django_microkit.events.transport import (
     get_transport,
     queue_name,
 )
-from django_microkit.request_id import continued_context
+from django_microkit.metrics.families import EVENTS_CONSUMED, EVENTS_DEAD_LETTERED
+from django_microkit.request_id import TRACEPARENT_HEADER, TRACESTATE_HEADER
 from django_microkit.service_auth.keys import ServiceAuthConfig, get_config
+from django_microkit.tracing import REQUEST_ID_KEY, consumer_span
 
 __all__ = ["Consumer", "Outcome", "Worker", "handler_backoff"]
 
@@ -137,6 +139,8 @@ class Consumer:
         with _event_context(event):
             outcome = self._process_event(event)
             self._log(outcome, attempts, replay=replay)
+        if outcome.status == "handled":
+            EVENTS_CONSUMED.labels(event.type).inc()
         return outcome
 
     def _process_event(self, event: Event) -> Outcome:
@@ -215,6 +219,10 @@ class Consumer:
             ).first()
             if existing is not None:
                 return existing
+        # A label only for the types handled here: a refused message's type
+        # is anybody's string, and each new one would be a new series.
+        known = event_type if self.handlers.get(event_type) is not None else "_other"
+        EVENTS_DEAD_LETTERED.labels(known).inc()
         letter: DeadLetter = DeadLetter.objects.create(
             reason=outcome.reason,
             error=outcome.error,
@@ -319,9 +327,26 @@ class Consumer:
 
 @contextmanager
 def _event_context(event: Event) -> Iterator[None]:
-    """Log lines and outgoing calls continue the event's request and trace."""
+    """Log lines and outgoing calls continue the event's request and trace;
+    with tracing on, a consumer span (the child of the producer's) covers the
+    handling."""
+    headers = {
+        TRACEPARENT_HEADER: event.traceparent,
+        TRACESTATE_HEADER: event.tracestate,
+        REQUEST_ID_KEY: event.requestid,
+    }
     with (
-        continued_context(event.requestid, event.trace_context),
+        consumer_span(
+            f"{event.type} process",
+            headers,
+            attributes={
+                "messaging.operation.type": "process",
+                "messaging.message.id": event.id,
+                "messaging.destination.name": event.type,
+                "cloudevents.event_source": event.source,
+                "cloudevents.event_subject": event.subject,
+            },
+        ),
         bound_contextvars(
             event_id=event.id, event_type=event.type, event_source=event.source
         ),

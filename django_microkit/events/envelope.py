@@ -26,14 +26,15 @@ from typing import Any
 import jwt
 
 from django_microkit.request_id import (
+    TRACEPARENT_HEADER,
+    TRACESTATE_HEADER,
     TraceContext,
-    get_request_id,
-    get_trace_context,
     is_valid_request_id,
     parse_traceparent,
     parse_tracestate,
 )
 from django_microkit.service_auth.keys import Key, ServiceAuthConfig
+from django_microkit.tracing import REQUEST_ID_KEY, message_headers
 
 __all__ = [
     "EVENT_TYPE_PATTERN",
@@ -157,7 +158,9 @@ def new_event(source: str, event_type: str, data: Any, key: str) -> Event:
             "characters."
         )
     json.dumps(data, allow_nan=False)
-    trace = get_trace_context() or TraceContext.new()
+    # As an outgoing call would: a child of the current span (the producer's
+    # span with tracing on, else the request's caller), or a new trace.
+    headers = message_headers()
     return Event(
         id=str(uuid.uuid4()),
         source=source,
@@ -165,9 +168,9 @@ def new_event(source: str, event_type: str, data: Any, key: str) -> Event:
         subject=key,
         time=datetime.now(tz=timezone.utc),
         data=data,
-        traceparent=trace.child_traceparent(),
-        tracestate=trace.tracestate,
-        requestid=get_request_id(),
+        traceparent=headers[TRACEPARENT_HEADER],
+        tracestate=headers.get(TRACESTATE_HEADER),
+        requestid=headers.get(REQUEST_ID_KEY),
     )
 
 

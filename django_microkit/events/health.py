@@ -15,6 +15,7 @@ from health_check.exceptions import ServiceUnavailable, ServiceWarning
 from django_microkit.conf import microkit_settings
 from django_microkit.events.models import OutboxEvent
 from django_microkit.events.transport import TransportError, get_transport
+from django_microkit.metrics.families import OUTBOX_LAG
 
 __all__ = ["Events", "broker", "outbox", "outbox_lag"]
 
@@ -27,9 +28,11 @@ def outbox_lag() -> float:
         .values_list("created_at", flat=True)
         .first()
     )
-    if oldest is None:
-        return 0.0
-    return max(float((timezone.now() - oldest).total_seconds()), 0.0)
+    lag = 0.0
+    if oldest is not None:
+        lag = max(float((timezone.now() - oldest).total_seconds()), 0.0)
+    OUTBOX_LAG.set(lag)
+    return lag
 
 
 class Events:

@@ -28,6 +28,7 @@ from django_microkit.conf import microkit_settings
 from django_microkit.events.envelope import encode_event, new_event
 from django_microkit.events.models import OutboxEvent
 from django_microkit.service_auth.keys import get_config
+from django_microkit.tracing import producer_span
 
 __all__ = ["publish"]
 
@@ -57,7 +58,13 @@ def publish(
             "Publishing events needs a signing key in "
             "MICROKIT['SERVICE_AUTH']['SIGNING_KEYS']: consumers verify every event."
         )
-    event = new_event(service, event_type, data, key)
+    attributes = {
+        "messaging.operation.type": "create",
+        "messaging.destination.name": event_type,
+        "cloudevents.event_subject": key,
+    }
+    with producer_span(f"{event_type} create", attributes=attributes):
+        event = new_event(service, event_type, data, key)
     body = encode_event(event, signing_key)
     max_size = int(microkit_settings.EVENTS["MAX_EVENT_SIZE"])
     if len(body.encode()) > max_size:

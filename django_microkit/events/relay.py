@@ -36,6 +36,7 @@ from django_microkit.events.transport import (
     get_transport,
     sleep_unless_stopped,
 )
+from django_microkit.metrics.families import EVENTS_PUBLISHED
 
 __all__ = ["Relay", "RoundResult"]
 
@@ -118,6 +119,7 @@ class Relay:
                 return RoundResult()
             unsent = self._unsent_ids(locked)
             sent: list[int] = []
+            sent_types: list[str] = []
             blocked: set[str] = set()
             failed = deferred = 0
             transport = self.transport
@@ -142,10 +144,13 @@ class Relay:
                     self._failed(row, str(error))
                 else:
                     sent.append(row.id)
+                    sent_types.append(row.type)
             if sent:
                 OutboxEvent.objects.using(self.using).filter(id__in=sent).update(
                     sent_at=timezone.now()
                 )
+                for event_type in sent_types:
+                    EVENTS_PUBLISHED.labels(event_type).inc()
         result = RoundResult(len(sent), failed, deferred)
         logger.debug("Relay round: %s", result)
         return result

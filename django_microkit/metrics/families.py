@@ -217,7 +217,9 @@ def observe_request(
     children = histograms.server_children
     child = children.get(key)
     if child is None:
-        child = children[key] = histograms.server.labels(*key)
+        # A regular expression's anchors (re_path, DRF's routers) say nothing.
+        route = key[1].removeprefix("^").removesuffix("$")
+        child = children[key] = histograms.server.labels(method, route, key[2])
     child.observe(perf_counter() - started)
 
 
