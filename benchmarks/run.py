@@ -34,6 +34,8 @@ from typing import Any
 from benchmarks.results import RESULTS, environment, load, publish
 
 ROOT = Path(__file__).resolve().parent.parent
+#: The microkit stack of another checkout (``--baseline``), run beside this one.
+BASELINE = "baseline"
 STACKS = {
     "django": "benchmarks.stacks.bare_django",
     "drf": "benchmarks.stacks.bare_drf",
@@ -42,9 +44,14 @@ STACKS = {
     "microkit-nolog": "benchmarks.stacks.microkit_nolog",
     "microkit-one": "benchmarks.stacks.microkit_one",
 }
-#: The microkit stack of another checkout (``--baseline``), run beside this one.
-BASELINE = "baseline"
-ENDPOINTS = ["list", "not_found", "invalid", "ready"]
+#: The framework-cost scenario first: items served from memory (no query), a
+#: 400 (the serializer refuses the body before any query), a 404 raised in a
+#: view over the same items, a URL no route matches. Then the endpoints with a
+#: query (in-memory SQLite), whose ratios the database dilutes.
+FRAMEWORK = ["mem_list", "invalid", "mem_not_found", "unmatched"]
+ENDPOINTS = [*FRAMEWORK, "list", "not_found", "ready"]
+#: Stacks whose cost over bare DRF the framework-cost table gives.
+OVER_DRF = ("microkit", "microkit-nolog", "microkit-one", BASELINE)
 PAIRS = (
     ("microkit", "drf"),
     ("microkit", "peer"),
@@ -64,23 +71,24 @@ class Worker:
 
     @classmethod
     def start(cls, name: str, baseline: Path | None = None) -> Worker:
-        """The stack's worker; ``baseline``'s own worker and microkit stack
-        for :data:`BASELINE`."""
-        root = ROOT
+        """The stack's worker; for :data:`BASELINE`, this checkout's worker,
+        routes and microkit stack over ``baseline``'s django_microkit, so that
+        only the library differs."""
         settings = STACKS.get(name, "")
+        env = {**os.environ, "DJANGO_SETTINGS_MODULE": settings}
         if name == BASELINE:
             assert baseline is not None
-            root, settings = baseline, STACKS["microkit"]
-        env = {**os.environ, "DJANGO_SETTINGS_MODULE": settings}
+            settings = env["DJANGO_SETTINGS_MODULE"] = STACKS["microkit"]
+            env["BENCH_LIBRARY"] = str(baseline.resolve())
         env.pop("DATABASE_URL", None)
         env.pop("REDIS_URL", None)
         process = subprocess.Popen(
-            [sys.executable, str(root / "benchmarks" / "worker.py"), settings],
+            [sys.executable, str(ROOT / "benchmarks" / "worker.py"), settings],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
             env=env,
-            cwd=root,
+            cwd=ROOT,
         )
         return cls(name, process)
 
@@ -169,6 +177,40 @@ def ratios(series: Series, a: str, b: str, endpoint: str) -> list[float]:
     ]
 
 
+def _framework_table(result: dict[str, Any], stacks: list[str]) -> list[str]:
+    """Per framework-cost endpoint and stack: the wall-time ratio over bare DRF
+    within each round, the µs added (median of the per-round differences) and
+    the Python calls added per request."""
+    wall, calls = result["wall"], result["calls"]
+    shown = [s for s in OVER_DRF if s in stacks]
+    if "drf" not in stacks or not shown:
+        return []
+    lines = [
+        "| endpoint | "
+        + " | ".join(
+            f"{s} / drf (min / median / max) | µs added | calls added" for s in shown
+        )
+        + " |",
+        "|---|" + "---|---|---|" * len(shown),
+    ]
+    for endpoint in FRAMEWORK:
+        cells = []
+        for name in shown:
+            added = [
+                a - b
+                for a, b in zip(
+                    wall[name, endpoint], wall["drf", endpoint], strict=True
+                )
+            ]
+            cells += [
+                summary(ratios(wall, name, "drf", endpoint)),
+                f"{statistics.median(added):+.0f}",
+                f"{calls[name, endpoint] - calls['drf', endpoint]:+.0f}",
+            ]
+        lines.append(f"| {endpoint} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def _ratio_table(series: Series, stacks: list[str]) -> list[str]:
     pairs = [(a, b) for a, b in PAIRS if a in stacks and b in stacks]
     if not pairs:
@@ -210,6 +252,13 @@ def report(
         "The readiness probe of `microkit` reuses a round of checks for "
         "`RESULT_TTL` (1 s), as deployed; `benchmarks/probes.py` measures fresh "
         "rounds.",
+        "",
+        "Framework cost (items from memory, no query: the primary figures), "
+        "each stack over bare DRF: ratio of wall time within each round, µs "
+        "added (median of the per-round differences) and Python calls added "
+        "per request (cProfile):",
+        "",
+        *_framework_table(result, stacks),
         "",
         "Wall time per request, µs:",
         "",
