@@ -178,20 +178,21 @@ def ratios(series: Series, a: str, b: str, endpoint: str) -> list[float]:
 
 
 def _framework_table(result: dict[str, Any], stacks: list[str]) -> list[str]:
-    """Per framework-cost endpoint and stack: the wall-time ratio over bare DRF
-    within each round, the µs added (median of the per-round differences) and
-    the Python calls added per request."""
-    wall, calls = result["wall"], result["calls"]
+    """Per framework-cost endpoint and stack: the wall-time and CPU-time ratios
+    over bare DRF within each round, the µs added (median of the per-round
+    differences of wall time) and the Python calls added per request."""
+    wall, cpu, calls = result["wall"], result["cpu"], result["calls"]
     shown = [s for s in OVER_DRF if s in stacks]
     if "drf" not in stacks or not shown:
         return []
     lines = [
         "| endpoint | "
         + " | ".join(
-            f"{s} / drf (min / median / max) | µs added | calls added" for s in shown
+            f"{s} / drf, wall (min / median / max) | CPU | µs added | calls added"
+            for s in shown
         )
         + " |",
-        "|---|" + "---|---|---|" * len(shown),
+        "|---|" + "---|---|---|---|" * len(shown),
     ]
     for endpoint in FRAMEWORK:
         cells = []
@@ -204,6 +205,7 @@ def _framework_table(result: dict[str, Any], stacks: list[str]) -> list[str]:
             ]
             cells += [
                 summary(ratios(wall, name, "drf", endpoint)),
+                f"{statistics.median(ratios(cpu, name, 'drf', endpoint)):.2f}",
                 f"{statistics.median(added):+.0f}",
                 f"{calls[name, endpoint] - calls['drf', endpoint]:+.0f}",
             ]
@@ -254,9 +256,10 @@ def report(
         "rounds.",
         "",
         "Framework cost (items from memory, no query: the primary figures), "
-        "each stack over bare DRF: ratio of wall time within each round, µs "
-        "added (median of the per-round differences) and Python calls added "
-        "per request (cProfile):",
+        "each stack over bare DRF: ratio of wall time within each round, the "
+        "median ratio of CPU time, µs added (median of the per-round "
+        "differences of wall time) and Python calls added per request "
+        "(cProfile):",
         "",
         *_framework_table(result, stacks),
         "",
