@@ -34,6 +34,8 @@ from typing import Any
 from benchmarks.results import RESULTS, environment, load, publish
 
 ROOT = Path(__file__).resolve().parent.parent
+#: The microkit stack of another checkout (``--baseline``), run beside this one.
+BASELINE = "baseline"
 STACKS = {
     "django": "benchmarks.stacks.bare_django",
     "drf": "benchmarks.stacks.bare_drf",
@@ -42,9 +44,14 @@ STACKS = {
     "microkit-nolog": "benchmarks.stacks.microkit_nolog",
     "microkit-one": "benchmarks.stacks.microkit_one",
 }
-#: The microkit stack of another checkout (``--baseline``), run beside this one.
-BASELINE = "baseline"
-ENDPOINTS = ["list", "not_found", "invalid", "ready"]
+#: The framework-cost scenario first: items served from memory (no query), a
+#: 400 (the serializer refuses the body before any query), a 404 raised in a
+#: view over the same items, a URL no route matches. Then the endpoints with a
+#: query (in-memory SQLite), whose ratios the database dilutes.
+FRAMEWORK = ["mem_list", "invalid", "mem_not_found", "unmatched"]
+ENDPOINTS = [*FRAMEWORK, "list", "not_found", "ready"]
+#: Stacks whose cost over bare DRF the framework-cost table gives.
+OVER_DRF = ("microkit", "microkit-nolog", "microkit-one", BASELINE)
 PAIRS = (
     ("microkit", "drf"),
     ("microkit", "peer"),
@@ -64,23 +71,24 @@ class Worker:
 
     @classmethod
     def start(cls, name: str, baseline: Path | None = None) -> Worker:
-        """The stack's worker; ``baseline``'s own worker and microkit stack
-        for :data:`BASELINE`."""
-        root = ROOT
+        """The stack's worker; for :data:`BASELINE`, this checkout's worker,
+        routes and microkit stack over ``baseline``'s django_microkit, so that
+        only the library differs."""
         settings = STACKS.get(name, "")
+        env = {**os.environ, "DJANGO_SETTINGS_MODULE": settings}
         if name == BASELINE:
             assert baseline is not None
-            root, settings = baseline, STACKS["microkit"]
-        env = {**os.environ, "DJANGO_SETTINGS_MODULE": settings}
+            settings = env["DJANGO_SETTINGS_MODULE"] = STACKS["microkit"]
+            env["BENCH_LIBRARY"] = str(baseline.resolve())
         env.pop("DATABASE_URL", None)
         env.pop("REDIS_URL", None)
         process = subprocess.Popen(
-            [sys.executable, str(root / "benchmarks" / "worker.py"), settings],
+            [sys.executable, str(ROOT / "benchmarks" / "worker.py"), settings],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
             env=env,
-            cwd=root,
+            cwd=ROOT,
         )
         return cls(name, process)
 
@@ -130,24 +138,32 @@ def measure(
                 )["status"]
         wall: Series = {}
         cpu: Series = {}
+        fastest: Series = {}
         for _ in range(rounds):
             for endpoint in ENDPOINTS:
                 order = workers.copy()
                 random.shuffle(order)
                 walls: dict[str, list[float]] = {}
                 cpus: dict[str, list[float]] = {}
+                fasts: dict[str, list[float]] = {}
                 for worker in order:
                     answer = worker.ask(endpoint=endpoint, count=batch)
                     walls.setdefault(worker.name, []).append(
                         statistics.median(answer["times"]) / 1000
                     )
                     cpus.setdefault(worker.name, []).append(answer["cpu"] / 1000)
+                    fasts.setdefault(worker.name, []).append(
+                        min(answer["times"]) / 1000
+                    )
                 for name in stacks:
                     wall.setdefault((name, endpoint), []).append(
                         statistics.fmean(walls[name])
                     )
                     cpu.setdefault((name, endpoint), []).append(
                         statistics.fmean(cpus[name])
+                    )
+                    fastest.setdefault((name, endpoint), []).append(
+                        statistics.fmean(fasts[name])
                     )
         first = {worker.name: worker for worker in reversed(workers)}
         calls = {
@@ -160,13 +176,55 @@ def measure(
     finally:
         for worker in workers:
             worker.stop()
-    return {"wall": wall, "cpu": cpu, "calls": calls, "statuses": statuses}
+    return {
+        "wall": wall,
+        "cpu": cpu,
+        "fastest": fastest,
+        "calls": calls,
+        "statuses": statuses,
+    }
 
 
 def ratios(series: Series, a: str, b: str, endpoint: str) -> list[float]:
     return [
         x / y for x, y in zip(series[a, endpoint], series[b, endpoint], strict=True)
     ]
+
+
+def _framework_table(result: dict[str, Any], stacks: list[str]) -> list[str]:
+    """Per framework-cost endpoint and stack, over bare DRF: the ratio of the
+    fastest request of each batch within each round (on a loaded machine the
+    request least disturbed by other jobs), the µs it adds (median of the
+    per-round differences), the median ratios of the batches' median wall time
+    and of their CPU time, and the Python calls added per request."""
+    wall, cpu, calls = result["wall"], result["cpu"], result["calls"]
+    fastest = result["fastest"]
+    shown = [s for s in OVER_DRF if s in stacks]
+    if "drf" not in stacks or not shown:
+        return []
+    lines = [
+        "| endpoint | "
+        + " | ".join(
+            f"{s} / drf, fastest | µs added | median wall | CPU | calls added"
+            for s in shown
+        )
+        + " |",
+        "|---|" + "---|---|---|---|---|" * len(shown),
+    ]
+    for endpoint in FRAMEWORK:
+        cells = []
+        for name in shown:
+            pairs = zip(fastest[name, endpoint], fastest["drf", endpoint], strict=True)
+            added = statistics.median(a - b for a, b in pairs)
+            cells += [
+                summary(ratios(fastest, name, "drf", endpoint)),
+                f"{added:+.0f}",
+                f"{statistics.median(ratios(wall, name, 'drf', endpoint)):.2f}",
+                f"{statistics.median(ratios(cpu, name, 'drf', endpoint)):.2f}",
+                f"{calls[name, endpoint] - calls['drf', endpoint]:+.0f}",
+            ]
+        lines.append(f"| {endpoint} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def _ratio_table(series: Series, stacks: list[str]) -> list[str]:
@@ -210,6 +268,16 @@ def report(
         "The readiness probe of `microkit` reuses a round of checks for "
         "`RESULT_TTL` (1 s), as deployed; `benchmarks/probes.py` measures fresh "
         "rounds.",
+        "",
+        "Framework cost (items from memory, no query: the primary figures), "
+        "each stack over bare DRF, within each round: the ratio of the fastest "
+        "request of each batch (min / median / max over rounds; on a loaded "
+        "machine the request least disturbed by other jobs), the µs it adds "
+        "(median of the per-round differences), the median ratios of the "
+        "batches' median wall time and of their CPU time, and the Python calls "
+        "added per request (cProfile, independent of the machine's load):",
+        "",
+        *_framework_table(result, stacks),
         "",
         "Wall time per request, µs:",
         "",

@@ -7,6 +7,7 @@ are in-process WSGI calls (no network), so only the stack's own cost is timed.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -15,16 +16,28 @@ from pathlib import Path
 # takes its place.
 sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
+import benchmarks  # noqa: E402, F401  (this checkout's harness, whatever follows)
+
+# ``BENCH_LIBRARY``: the root of another checkout whose django_microkit the
+# stacks import instead of this one's: the same harness, routes and views, only
+# the library differs (``run.py --baseline``).
+if os.environ.get("BENCH_LIBRARY"):
+    sys.path.insert(0, os.environ["BENCH_LIBRARY"])
+
 import cProfile
 import io
 import json
-import os
 import pstats
 import time
 from collections.abc import Callable
 from typing import Any
 
 ENDPOINTS: dict[str, tuple[str, str, bytes]] = {
+    # Items from memory: no query, so only the framework and middleware count.
+    "mem_list": ("GET", "/mem/items/", b""),
+    "mem_not_found": ("GET", "/mem/items/999999/", b""),
+    "unmatched": ("GET", "/no/such/route/", b""),
+    # With a query (in-memory SQLite).
     "list": ("GET", "/items/", b""),
     "not_found": ("GET", "/items/999999/", b""),
     "invalid": ("POST", "/items/new/", b'{"name": 5}'),

@@ -459,6 +459,8 @@ class MetricsSettings(TypedDict):
 
 class DrainSettings(TypedDict):
     DELAY: float
+
+
 class TracingSettings(TypedDict):
     ENABLED: bool
     SERVICE_NAME: str

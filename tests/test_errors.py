@@ -1632,3 +1632,18 @@ def test_database_unavailable_is_503_and_reported(
     records = [r for r in caplog.records if r.name == "django.request"]
     assert [r.levelname for r in records] == ["ERROR"]
     assert records[0].exc_info is not None
+
+
+@pytest.mark.parametrize(
+    ("vary", "expected"),
+    [
+        (None, "Accept"),
+        ("Origin", "Origin, Accept"),
+        ("accept", "accept"),
+    ],
+)
+def test_problem_response_varies_on_accept(vary: str | None, expected: str) -> None:
+    # The content type follows Accept; a Vary of the problem's own is kept.
+    problem = Problem(409, "conflict", headers={} if vary is None else {"Vary": vary})
+    handler = ExceptionHandler(problem, {"request": None, "view": None})
+    assert expected == handler.get_response(problem)["Vary"]

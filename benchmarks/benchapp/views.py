@@ -7,7 +7,7 @@ from typing import Any
 
 from django.core.cache import cache
 from django.db import connection
-from django.http import HttpRequest, JsonResponse
+from django.http import Http404, HttpRequest, JsonResponse
 from rest_framework import generics, serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -81,3 +81,46 @@ class DrfReady(APIView):
         cache.set("bench-ready", 1, 5)
         cache.get("bench-ready")
         return Response({"status": "pass"})
+
+
+# --- items from memory: framework and middleware cost only -------------------
+
+#: 100 unsaved items, served without a query, so that the database does not
+#: dilute what the stack itself adds to a request.
+MEMORY_ITEMS = [Item(id=i, name=f"item {i}", size=i) for i in range(1, 101)]
+_MEMORY_INDEX = {item.pk: item for item in MEMORY_ITEMS}
+
+
+def django_memory_list(request: HttpRequest) -> JsonResponse:
+    items = [{"id": i.pk, "name": i.name, "size": i.size} for i in MEMORY_ITEMS[:20]]
+    return JsonResponse({"results": items})
+
+
+def django_memory_detail(request: HttpRequest, pk: int) -> JsonResponse:
+    item = _MEMORY_INDEX.get(pk)
+    if item is None:
+        return JsonResponse({"detail": "Not found."}, status=404)
+    return JsonResponse({"id": item.pk, "name": item.name, "size": item.size})
+
+
+class MemoryItemList(generics.ListAPIView[Item]):
+    """The list endpoint over :data:`MEMORY_ITEMS`: pagination, serializer and
+    renderer as with a query, no database."""
+
+    serializer_class = ItemSerializer
+
+    def get_queryset(self) -> Any:
+        return MEMORY_ITEMS
+
+
+class MemoryItemDetail(generics.RetrieveAPIView[Item]):
+    """One item of :data:`MEMORY_ITEMS`; ``Http404`` raised in the view when
+    there is none."""
+
+    serializer_class = ItemSerializer
+
+    def get_object(self) -> Item:
+        item = _MEMORY_INDEX.get(self.kwargs["pk"])
+        if item is None:
+            raise Http404
+        return item

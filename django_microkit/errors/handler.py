@@ -11,12 +11,11 @@ error the service returns.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import traceback
 from collections.abc import Mapping
-from functools import cached_property
+from functools import cached_property, lru_cache
 from http import HTTPStatus
 from typing import Any, ClassVar
 
@@ -35,6 +34,7 @@ from django.core.signals import got_request_exception
 from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.http.multipartparser import MultiPartParserError
+from django.http.request import MediaType
 from django.utils.cache import patch_vary_headers
 from django.utils.encoding import escape_uri_path
 from django.utils.log import log_response
@@ -137,6 +137,11 @@ def reason_phrase(status: int) -> str:
         return "Error"
 
 
+# One encoder for every problem document (json.dumps with ``cls`` makes one
+# per call); it keeps no state between calls.
+_encode_document = DjangoJSONEncoder(ensure_ascii=False).encode
+
+
 class ProblemResponse(HttpResponse):
     """A problem document rendered as JSON; ``data`` keeps the document."""
 
@@ -147,7 +152,7 @@ class ProblemResponse(HttpResponse):
         content_type: str = PROBLEM_JSON,
         headers: Mapping[str, str] | None = None,
     ) -> None:
-        body = json.dumps(document, cls=DjangoJSONEncoder, ensure_ascii=False)
+        body = _encode_document(document)
         super().__init__(
             body.encode(),
             status=document["status"],
@@ -162,8 +167,22 @@ def problem_content_type(request: HttpRequest | None) -> str:
     ``Accept`` allows only that (the body is the same)."""
     if request is None:
         return PROBLEM_JSON
-    # Media type parameters (charset) do not matter here; q=0 types are gone.
-    accepted = {(t.main_type, t.sub_type) for t in request.accepted_types}
+    # Read from META, as HttpRequest.accepted_types does through the headers
+    # mapping, which would be built for this one header.
+    return _content_type_for(request.META.get("HTTP_ACCEPT", "*/*"))
+
+
+@lru_cache(maxsize=128)
+def _content_type_for(accept: str) -> str:
+    """The problem's content type for an ``Accept`` value: clients send a few
+    distinct ones, each parsed once (at most 128 are kept)."""
+    # Media type parameters (charset) do not matter here; q=0 types are gone,
+    # as from HttpRequest.accepted_types.
+    accepted = {
+        (media_type.main_type, media_type.sub_type)
+        for token in accept.split(",")
+        if token.strip() and (media_type := MediaType(token)).quality != 0
+    }
     if ("application", "json") in accepted and accepted.isdisjoint(_PROBLEM_RANGES):
         return JSON
     return PROBLEM_JSON
@@ -394,7 +413,10 @@ class ExceptionHandler:
             content_type=problem_content_type(self.request),
             headers=self.get_headers(problem),
         )
-        patch_vary_headers(response, ("Accept",))
+        if "Vary" in response.headers:
+            patch_vary_headers(response, ("Accept",))
+        else:  # what patch_vary_headers would write, without parsing
+            response.headers["Vary"] = "Accept"
         return response
 
     # -- side effects -----------------------------------------------------------
