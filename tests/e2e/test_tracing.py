@@ -137,7 +137,7 @@ def test_an_order_is_one_trace_across_both_services(
         headers={"traceparent": f"00-{TRACE_ID}-{CALLER_SPAN}-01"},
         timeout=30,
     )
-    assert response.status_code == 201, response.text
+    assert response.status_code == 202, response.text
     spans = _spans(receiver, TRACE_ID)
     (orders_server,) = [
         span
@@ -146,6 +146,11 @@ def test_an_order_is_one_trace_across_both_services(
     ]
     assert orders_server.name == "POST /api/orders/"
     assert orders_server.parent_span_id.hex() == CALLER_SPAN
+    # The order's event is made in a producer span of the request (it ends,
+    # and is exported, before the server span).
+    (producer,) = [span for _, span in spans if span.kind == Span.SPAN_KIND_PRODUCER]
+    assert producer.name == "orders.order.placed.v1 create"
+    assert producer.parent_span_id == orders_server.span_id
     clients = [span for service, span in spans if span.kind == Span.SPAN_KIND_CLIENT]
     catalog_servers = [
         span
