@@ -40,12 +40,14 @@ from structlog.contextvars import (
     clear_contextvars,
 )
 
+# The module, not its name: django_microkit.tracing imports this module while
+# it loads, and either may be imported first.
+from django_microkit import tracing as _tracing
 from django_microkit._middleware import Middleware
 from django_microkit.checks import is_subclass_path
 from django_microkit.conf import RequestIDSettings, derived, microkit_settings
 from django_microkit.logging import log_access
 from django_microkit.metrics.families import observe_request
-from django_microkit.tracing import get_tracing
 
 __all__ = [
     "TRACEPARENT_HEADER",
@@ -91,7 +93,7 @@ def outgoing_headers() -> dict[str, str]:
     Outside a request: a ``traceparent`` starting a new trace, and no request ID.
     """
     trace = _trace_context.get()
-    tracing = get_tracing()
+    tracing = _tracing.get_tracing()
     current = tracing.outgoing_trace(trace) if tracing is not None else None
     if current is not None:  # the current span is the parent
         headers = current[0].outgoing_headers(current[1])
@@ -426,7 +428,7 @@ class RequestIDMiddleware(Middleware[_RequestState]):
         trace = _agree_with_sentry(
             trace or TraceContext.new(), continued=trace is not None
         )
-        tracing = get_tracing()
+        tracing = _tracing.get_tracing()
         span = None
         if tracing is not None:
             span, trace = tracing.start_server_span(request, trace)

@@ -247,6 +247,38 @@ def test_poison_is_a_dead_letter_at_once_with_its_reason(
     assert not Widget.objects.exists()
 
 
+def test_a_message_nested_past_the_parsers_limit_is_a_dead_letter_once(
+    events: EventCapture,
+) -> None:
+    # Delivered, then delivered again unsettled: neither the decoding nor the
+    # redelivery count may raise, or the worker would requeue it for ever.
+    body = b"[" * 100_000
+    events.transport.pending.extend([body])
+    events.run_worker()
+    (letter,) = DeadLetter.objects.all()
+    assert letter.reason == "not_json"
+    assert not events.transport.pending
+    assert events.transport.consumer(trust_self=False).count_redelivery(body) is None
+
+
+def test_a_database_error_in_a_handler_gives_the_message_back(
+    events: EventCapture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The database away is no fault of the event's: no attempt is used up,
+    # no dead letter is written, the broker delivers the message again.
+    from django.db import OperationalError
+
+    def away(self: Any, event: Any, data: Any) -> None:
+        raise OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(event_handlers.WidgetCreated, "handle", away)
+    body = signed(CREATED, widget()).encode()
+    with pytest.raises(OperationalError):
+        events.deliver(body)
+    assert not DeadLetter.objects.exists()
+    assert not InboxEvent.objects.exists()
+
+
 def test_a_dead_letter_keeps_what_can_be_read_of_a_refused_event(
     events: EventCapture,
 ) -> None:

@@ -214,6 +214,10 @@ def test_unknown_producers_are_refused_before_any_key_is_tried(
     [
         (b"\xff\xfe", "not_json"),
         ("{", "not_json"),
+        # Nested past the parser's recursion limit, in a few kilobytes.
+        ("[" * 100_000, "not_json"),
+        ('{"specversion": "1.0", "data": NaN}', "not_json"),
+        ('{"data": Infinity}', "not_json"),
         ("[1, 2]", "invalid_envelope"),
         ('"text"', "invalid_envelope"),
         ("{}", "invalid_envelope"),

@@ -626,3 +626,25 @@ def test_an_unsampled_consumer_fails_quietly(exporter: InMemorySpanExporter) -> 
     ):
         raise ValueError("handler failed")
     assert exporter.get_finished_spans() == ()
+
+
+@pytest.mark.parametrize(
+    "module",
+    [
+        "django_microkit.tracing",
+        "django_microkit.tracing.checks",
+        "django_microkit.request_id",
+        "django_microkit.events.envelope",
+        "django_microkit.client",
+    ],
+)
+def test_each_side_of_the_trace_context_imports_first(module: str) -> None:
+    # request_id and tracing import each other; whichever a process imports
+    # first (a system check, a worker's handler) must load.
+    subprocess.run(
+        [sys.executable, "-c", f"import {module}"],
+        cwd=ROOT,
+        env={"DJANGO_SETTINGS_MODULE": "tests.settings", "PATH": ""},
+        check=True,
+        capture_output=True,
+    )

@@ -31,7 +31,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 import structlog
-from django.db import IntegrityError, connections, transaction
+from django.db import (
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+    connections,
+    transaction,
+)
 from structlog.contextvars import bound_contextvars
 
 from django_microkit.conf import EventsSettings, microkit_settings
@@ -171,6 +177,11 @@ class Consumer:
             return Outcome(
                 "rejected", str(DeadLetter.Reason.INVALID_DATA), error, event
             )
+        except (OperationalError, InterfaceError):
+            # The database is away, not the handler wrong: the message goes
+            # back to the broker (Worker.on_message) rather than counting as
+            # a failed attempt towards a dead letter.
+            raise
         except Exception as exc:
             error = _truncate(f"{type(exc).__name__}: {exc}")
             return Outcome(
@@ -361,7 +372,7 @@ def _attributes(event: Event | None, text: str) -> tuple[str, str, str]:
         return event.id, event.source, event.type
     try:
         attributes = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         return "", "", ""
     if not isinstance(attributes, dict):
         return "", "", ""

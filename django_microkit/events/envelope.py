@@ -210,8 +210,10 @@ def decode_event(body: bytes | str, config: ServiceAuthConfig, max_size: int) ->
     if len(body) > max_size:
         raise EventRejected("too_large", f"The message is over {max_size} bytes.")
     try:
-        attributes = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+        # NaN and Infinity are not JSON (RFC 8259), and nesting deep enough to
+        # exhaust the parser's recursion is refused like any other non-JSON.
+        attributes = json.loads(body, parse_constant=_not_json)
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise EventRejected("not_json", "The message is not JSON.") from None
     if not isinstance(attributes, dict):
         raise EventRejected("invalid_envelope", "The message is not a JSON object.")
@@ -230,6 +232,10 @@ def decode_event(body: bytes | str, config: ServiceAuthConfig, max_size: int) ->
         raise EventRejected("bad_signature", "The event is not signed.")
     _verify(signature, canonical_json(attributes), event.source, config)
     return event
+
+
+def _not_json(constant: str) -> Any:
+    raise ValueError(f"{constant} is not JSON")
 
 
 def _verify(

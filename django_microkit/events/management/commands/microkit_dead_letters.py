@@ -116,7 +116,7 @@ class Command(BaseCommand):
             self.stdout.write(f"{name}: {value if value not in ('', None) else '-'}")
         try:
             body = json.dumps(json.loads(letter.body), indent=2, ensure_ascii=False)
-        except ValueError:
+        except (ValueError, RecursionError):
             body = letter.body
         self.stdout.write("message:")
         self.stdout.write(body)
