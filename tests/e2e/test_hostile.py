@@ -226,16 +226,17 @@ def test_hostile_traceparent_starts_a_new_trace(stack: Stack, traceparent: str) 
         ("catalog", 9_000, 431),
         ("catalog", 1_000_000, 431),
         # uvicorn (h11) checks its limit (16 KiB) only on a head still
-        # incomplete after a read: a 100 kB head arriving at once is served;
-        # a 1 MB one gets uvicorn's own plain-text 400 (or a reset while the
+        # incomplete after a read: a 100 kB head arriving in one read is
+        # served, one split across reads (a loaded machine) gets uvicorn's own
+        # plain-text 400; a 1 MB one gets that 400 (or a reset while the
         # client is still sending). Deployments put a proxy with a header
         # limit in front.
-        ("orders", 100_000, 200),
+        ("orders", 100_000, (200, 400)),
         ("orders", 1_000_000, 400),
     ],
 )
 def test_oversized_headers(
-    stack: Stack, service: str, size: int, expected: int
+    stack: Stack, service: str, size: int, expected: int | tuple[int, ...]
 ) -> None:
     process = getattr(stack, service)
     response = raw_exchange(
@@ -243,8 +244,9 @@ def test_oversized_headers(
         b"GET /health/live HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
         b"X-Padding: " + b"p" * size + b"\r\n\r\n",
     )
-    if response or expected != 400:
-        assert raw_status(response) == expected, response[:300]
+    allowed = expected if isinstance(expected, tuple) else (expected,)
+    if response or 400 not in allowed:
+        assert raw_status(response) in allowed, response[:300]
     # The server still answers afterwards.
     assert requests.get(process.url + "/health/live", timeout=5).status_code == 200
 
