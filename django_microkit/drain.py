@@ -16,7 +16,6 @@ server.
 from __future__ import annotations
 
 import logging
-import threading
 from typing import Any
 
 from django.core.checks import CheckMessage
@@ -38,24 +37,29 @@ logger = logging.getLogger("django_microkit.drain")
 #: The longest ``DELAY`` accepted, in seconds.
 MAX_DELAY = 300.0
 
-_draining = threading.Event()
+# A plain flag, not a threading.Event: start_draining() runs in signal
+# handlers, and one that takes a lock deadlocks when a second signal arrives
+# while the first holds it.
+_draining = False
 
 
 def is_draining() -> bool:
     """Whether this process is draining: readiness answers 503."""
-    return _draining.is_set()
+    return _draining
 
 
 def start_draining() -> None:
     """Start draining this process (once; later calls change nothing)."""
-    if not _draining.is_set():
-        _draining.set()
+    global _draining
+    if not _draining:
+        _draining = True
         logger.info("Draining: readiness fails from now on.")
 
 
 def stop_draining() -> None:
     """Serve readiness again (for tests, and a server that cancels a stop)."""
-    _draining.clear()
+    global _draining
+    _draining = False
 
 
 def drain_delay() -> float:
