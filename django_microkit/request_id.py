@@ -30,7 +30,7 @@ from typing import Any, NamedTuple, cast
 import sentry_sdk
 from django.conf import settings as django_settings
 from django.core.checks import CheckMessage, Error, Warning
-from django.core.signals import request_finished, request_started
+from django.core.signals import request_finished
 from django.http import HttpRequest
 from django.http.response import HttpResponseBase
 from django.utils.module_loading import import_string
@@ -341,9 +341,9 @@ def _end_context(**kwargs: Any) -> None:
 
     Django's ``django.request`` and runserver's ``django.server`` lines are
     written after the middleware returns but before the response is closed:
-    the values last until ``request_finished``, and are also dropped on
-    ``request_started`` and before the next request should a response never be
-    closed. An ASGI request's task, and its context, end with the request.
+    the values last until ``request_finished``, and are also dropped when the
+    middleware begins the next request, should a response never be closed. An
+    ASGI request's task, and its context, end with the request.
     """
     if _request_id.get() is not None:
         _request_id.set(None)
@@ -376,7 +376,6 @@ def continued_context(
             _trace_context.reset(trace_token)
 
 
-request_started.connect(_end_context, dispatch_uid=__name__)
 request_finished.connect(_end_context, dispatch_uid=__name__)
 
 

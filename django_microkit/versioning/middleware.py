@@ -48,8 +48,10 @@ class VersionHeadersMiddleware(Middleware[None]):
         if announced is None:
             return response
         version, vary = announced
-        if vary:
+        if vary and "Vary" in response.headers:
             patch_vary_headers(response, vary)
+        elif vary:  # what patch_vary_headers writes where there is none
+            response.headers["Vary"] = "*" if "*" in vary else ", ".join(vary)
         if version is None:
             return response
         response[VERSION_HEADER] = version

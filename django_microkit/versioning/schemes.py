@@ -132,7 +132,8 @@ class BaseVersioning(drf_versioning.BaseVersioning):
             if value is not None:
                 found.append((value, SOURCE_ACCEPT))
         if SOURCE_HEADER in sources and not documenting:
-            header = request.META.get(_VERSION_META)
+            # The Django request's META: DRF's Request would look it up there.
+            header = getattr(request, "_request", request).META.get(_VERSION_META)
             if header is not None:
                 found.append((header.strip(), SOURCE_HEADER))
         return found
