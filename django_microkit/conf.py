@@ -509,7 +509,7 @@ class MicrokitSettings:
     the service's values laid over the defaults.
     """
 
-    # What __getattr__ returns (annotations only: no class attributes).
+    # What each name gives (each becomes a _Setting, defined below).
     SERVICE_NAME: str
     SERVICE_VERSION: str
     PAGINATION: PaginationSettings
@@ -567,6 +567,33 @@ class MicrokitSettings:
 
 
 _MISSING: Any = object()
+
+
+class _Setting:
+    """A ``MICROKIT`` name as a class attribute of :class:`MicrokitSettings`.
+
+    Read on every request, a name only ``__getattr__`` knows first fails the
+    ordinary lookup, and that failure formats an ``AttributeError`` message
+    that nobody reads: as an attribute of the class, the name is found at once
+    and reads the same cache ``__getattr__`` fills.
+    """
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __get__(self, instance: MicrokitSettings | None, owner: type) -> Any:
+        if instance is None:
+            return self
+        try:
+            return instance._cache[self.name]
+        except KeyError:
+            return instance.__getattr__(self.name)
+
+
+for _name in DEFAULTS:
+    setattr(MicrokitSettings, _name, _Setting(_name))
 
 #: The merged settings object every module of django-microkit reads.
 microkit_settings = MicrokitSettings(DEFAULTS)

@@ -65,7 +65,9 @@ def page_url(request: Request, changes: dict[str, str | None]) -> str:
         for value in values
     ]
     params.extend((key, value) for key, value in changes.items() if value is not None)
-    url = request.build_absolute_uri(escape_uri_path(request.path))
+    # The Django request's methods: DRF's Request would look them up there.
+    django_request = getattr(request, "_request", request)
+    url = django_request.build_absolute_uri(escape_uri_path(django_request.path))
     return f"{url}?{urlencode(params)}" if params else url
 
 

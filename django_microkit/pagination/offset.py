@@ -167,7 +167,7 @@ _PREFER_TOKEN = re.compile(r'\s*count\s*=\s*"?exact"?\s*$', re.IGNORECASE)
 
 def _prefers_count(request: Request) -> bool:
     """Whether an RFC 7240 ``Prefer`` header asks for ``count=exact``."""
-    header = request.META.get("HTTP_PREFER", "")
+    header = getattr(request, "_request", request).META.get("HTTP_PREFER", "")
     return any(
         _PREFER_TOKEN.match(preference.split(";", 1)[0])
         for preference in header.split(",")
