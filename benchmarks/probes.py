@@ -3,6 +3,13 @@
 Measured in-process under WSGI, in a worker process per checkout (``--baseline``
 adds another checkout's, driven in the same interleaved rounds):
 
+- a fresh readiness round (``RESULT_TTL = 0``, the database and cache checks)
+  against a hand-written sync view doing the same work (``django_ready``: a
+  ``SELECT 1`` through the default connection, a cache set and get, a
+  ``JsonResponse``) in the same worker, requests alternating: the ratio of the
+  two medians per round, the µs of each, and Python calls per request of each
+  counted in every thread of a worker of its own (cProfile in each thread: the
+  pool's and the loop's work counts too);
 - one fresh readiness probe (``RESULT_TTL = 0``) with the default checks, the
   database and the cache (in-memory SQLite, local-memory cache), and one probe
   answered from a round still within ``RESULT_TTL``: what the probe machinery
@@ -29,6 +36,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[0] = sys.argv[2] if sys.argv[1:2] == ["--worker"] else str(ROOT)
 
 import argparse
+import cProfile
+import importlib
 import json
 import os
 import random
@@ -43,6 +52,15 @@ from typing import Any
 from benchmarks.results import RESULTS, environment, load, publish
 
 COUNTS = (1, 4, 8)
+READY = "/health/ready"
+#: ``benchmarks.benchapp.views.django_ready``, under ``ACCESS_LOG.HEALTH_PATHS``
+#: as the probe is, so that neither writes an access line.
+HAND_WRITTEN = "/health/django-ready"
+#: Requests of each kind before a paired batch is timed: a check runs in the
+#: request thread only after a streak of quick passes in the pool.
+WARM = 20
+#: Set in the environment of a worker that counts calls in every thread.
+PROFILE_THREADS = "BENCH_PROFILE_THREADS"
 BURST = 100
 THREADS = 16
 MINE = "django-microkit"
@@ -74,6 +92,80 @@ def _setup() -> Get:
         return statuses[0]
 
     return get
+
+
+def _mount_hand_written() -> None:
+    """Mount ``django_ready`` at :data:`HAND_WRITTEN` when the checkout measured
+    (an older baseline) has no route there."""
+    from django.conf import settings
+    from django.urls import Resolver404, clear_url_caches, path, resolve
+
+    try:
+        resolve(HAND_WRITTEN)
+    except Resolver404:
+        from benchmarks.benchapp.views import django_ready
+
+        urlconf = importlib.import_module(settings.ROOT_URLCONF)
+        urlconf.urlpatterns.append(path(HAND_WRITTEN[1:], django_ready))
+        clear_url_caches()
+
+
+_PROFILES: list[cProfile.Profile] = []
+
+
+def _profile_threads() -> cProfile.Profile:
+    """Profile this thread and every thread started from now on (the health
+    pool's, its loop's, asgiref's): a check's calls count wherever it runs.
+    A new thread's first profile event starts its own profiler."""
+
+    def start(*event: Any) -> None:
+        profile = cProfile.Profile()
+        _PROFILES.append(profile)
+        profile.enable()
+
+    threading.setprofile(start)
+    start()
+    return _PROFILES[0]
+
+
+def _all_calls(main: cProfile.Profile) -> int:
+    """Function calls so far in every profiled thread, this counting left out."""
+    main.disable()
+    total = sum(entry.callcount for p in list(_PROFILES) for entry in p.getstats())
+    main.enable()
+    return total
+
+
+def _paired(get: Get, count: int) -> list[float]:
+    """Median wall time (µs) of ``count`` fresh readiness probes and of as many
+    requests to the hand-written view, alternating, the first of each pair
+    swapped every time."""
+    times: dict[str, list[float]] = {READY: [], HAND_WRITTEN: []}
+    with _health(0, 0.0):
+        for _ in range(WARM):
+            assert (get(READY), get(HAND_WRITTEN)) == (200, 200)
+        for index in range(count):
+            for path in (READY, HAND_WRITTEN)[:: 1 if index % 2 else -1]:
+                start = time.perf_counter_ns()
+                status = get(path)
+                times[path].append((time.perf_counter_ns() - start) / 1000)
+                assert status == 200, (path, status)
+    return [statistics.median(times[READY]), statistics.median(times[HAND_WRITTEN])]
+
+
+def _calls(get: Get, main: cProfile.Profile, count: int) -> list[float]:
+    """Function calls per request, every thread counted, of a fresh readiness
+    probe and of the hand-written view."""
+    answer = []
+    with _health(0, 0.0):
+        for _ in range(WARM):
+            assert (get(READY), get(HAND_WRITTEN)) == (200, 200)
+        for path in (READY, HAND_WRITTEN):
+            before = _all_calls(main)
+            for _ in range(count):
+                get(path)
+            answer.append((_all_calls(main) - before) / count)
+    return answer
 
 
 def _health(sleeping: int, ttl: float) -> Any:
@@ -138,13 +230,20 @@ def _serve() -> None:
     os.environ["DJANGO_SETTINGS_MODULE"] = "benchmarks.stacks.probes"
     os.environ.pop("DATABASE_URL", None)
     os.environ.pop("REDIS_URL", None)
+    main = _profile_threads() if os.environ.get(PROFILE_THREADS) else None
     get = _setup()
+    _mount_hand_written()
     for line in sys.stdin:
         command = json.loads(line)
         if command.pop("about", False):
             answer: Any = environment()
         elif command.pop("burst", False):
             answer = _burst(get, **command)
+        elif command.pop("paired", False):
+            answer = _paired(get, **command)
+        elif command.pop("calls", False):
+            assert main is not None, f"start the worker with {PROFILE_THREADS}=1"
+            answer = _calls(get, main, **command)
         else:
             answer = _times(get, **command)
         sys.stdout.write(json.dumps(answer) + "\n")
@@ -155,13 +254,15 @@ def _serve() -> None:
 
 
 class Worker:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, profile_threads: bool = False) -> None:
+        env = {**os.environ, PROFILE_THREADS: "1"} if profile_threads else None
         self.process = subprocess.Popen(
             [sys.executable, str(Path(__file__).resolve()), "--worker", str(root)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
             cwd=root,
+            env=env,
         )
 
     def ask(self, **command: Any) -> Any:
@@ -198,13 +299,62 @@ def _cell(values: list[float], digits: int = 1) -> str:
     return f"{median:.{digits}f} ({low:.{digits}f}–{high:.{digits}f})"
 
 
+def _against_hand_written(
+    workers: dict[str, Worker], roots: dict[str, Path], rounds: int, batch: int
+) -> list[str]:
+    """The fresh round over the hand-written view, paired within each round."""
+    pairs: dict[str, list[list[float]]] = {name: [] for name in workers}
+    for _ in range(rounds):
+        order = list(workers.items())
+        random.shuffle(order)
+        for name, worker in order:
+            pairs[name].append(worker.ask(paired=True, count=batch))
+    lines = [
+        "Fresh readiness round (`RESULT_TTL = 0`, the database and cache checks) "
+        "against a hand-written sync view doing the same work "
+        "(`benchapp.views.django_ready`: `SELECT 1` through the default "
+        "connection, a cache set and get, a `JsonResponse`), both through the "
+        "same middleware in the same worker, neither writing an access line: "
+        f"{rounds} interleaved rounds of {batch} pairs of requests, after {WARM} "
+        "of each (quick checks run in the request thread only after a streak "
+        "of quick passes). The ratio is the probe's median over the view's "
+        "within each round (min / median / max over rounds); µs are medians of "
+        "the rounds' medians; Python calls per request are counted in every "
+        "thread of a worker of its own (cProfile in each: the pool's and the "
+        "loop's work included), and do not move with the machine's load:",
+        "",
+        "| checkout | probe / view | probe µs | view µs | probe calls | view calls |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, root in roots.items():
+        counter = Worker(root, profile_threads=True)
+        try:
+            probe_calls, view_calls = counter.ask(calls=True, count=batch)
+        finally:
+            counter.stop()
+        ratios = [probe / view for probe, view in pairs[name]]
+        probe_us = statistics.median(probe for probe, _ in pairs[name])
+        view_us = statistics.median(view for _, view in pairs[name])
+        low, mid, high = min(ratios), statistics.median(ratios), max(ratios)
+        lines.append(
+            f"| {name} | {low:.2f} / {mid:.2f} / {high:.2f} | {probe_us:.0f} | "
+            f"{view_us:.0f} | {probe_calls:.0f} | {view_calls:.0f} |"
+        )
+    return [*lines, ""]
+
+
 def measure(
-    workers: dict[str, Worker], rounds: int, batch: int, repeat: int
+    workers: dict[str, Worker],
+    roots: dict[str, Path],
+    rounds: int,
+    batch: int,
+    repeat: int,
 ) -> list[str]:
     names = list(workers)
     head = "| " + " | ".join(names) + " |"
     rule = "|---|" + "---|" * len(names)
     lines = [
+        *_against_hand_written(workers, roots, rounds, batch),
         "Fresh readiness probe (`RESULT_TTL = 0`) with the database and cache "
         "checks (in-memory SQLite, local-memory cache), and a probe answered from "
         f"a round within `RESULT_TTL`: wall time in µs, median of {rounds} "
@@ -293,7 +443,7 @@ def main() -> None:
     try:
         for name, root in roots.items():
             workers[name] = Worker(root)
-        lines = measure(workers, args.rounds, args.batch, args.repeat)
+        lines = measure(workers, roots, args.rounds, args.batch, args.repeat)
         if BASELINE in workers:
             about = workers[BASELINE].ask(about=True)
             lines += ["", f"`{BASELINE}`, measured in the same rounds: {about}"]
