@@ -9,7 +9,8 @@ adds another checkout's, driven in the same interleaved rounds):
   ``JsonResponse``) in the same worker, requests alternating: the ratio of the
   two medians per round, the µs of each, and Python calls per request of each
   counted in every thread of a worker of its own (cProfile in each thread: the
-  pool's and the loop's work counts too);
+  pool's and the loop's work counts too), and with ``--callgrind N`` the
+  instructions per request under valgrind's callgrind, every thread counted;
 - one fresh readiness probe (``RESULT_TTL = 0``) with the default checks, the
   database and the cache (in-memory SQLite, local-memory cache), and one probe
   answered from a round still within ``RESULT_TTL``: what the probe machinery
@@ -22,6 +23,7 @@ adds another checkout's, driven in the same interleaved rounds):
 
     python benchmarks/probes.py [--rounds 15] [--batch 200] [--repeat 5] [--output -]
     python benchmarks/probes.py --baseline ../microkit-base --output -
+    python benchmarks/probes.py --callgrind 50 --output -   # + instructions
 """
 
 from __future__ import annotations
@@ -37,15 +39,17 @@ sys.path[0] = sys.argv[2] if sys.argv[1:2] == ["--worker"] else str(ROOT)
 
 import argparse
 import cProfile
+import functools
 import importlib
 import json
 import os
 import random
 import statistics
 import subprocess
+import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -168,6 +172,17 @@ def _calls(get: Get, main: cProfile.Profile, count: int) -> list[float]:
     return answer
 
 
+def _instructions(get: Get, count: int) -> None:
+    """``count`` fresh readiness probes, then as many requests to the
+    hand-written view, each kind inside a ``functools.reduce`` call of its own:
+    the window callgrind dumps (:func:`_callgrind`)."""
+    with _health(0, 0.0):
+        for _ in range(WARM):
+            assert (get(READY), get(HAND_WRITTEN)) == (200, 200)
+        for path in (READY, HAND_WRITTEN):
+            functools.reduce(lambda _, __, path=path: get(path), range(count), 0)
+
+
 def _health(sleeping: int, ttl: float) -> Any:
     """Settings whose readiness probe runs ``sleeping`` checks of 100 ms (none:
     the stack's database and cache checks), reused for ``ttl`` seconds."""
@@ -241,6 +256,8 @@ def _serve() -> None:
             answer = _burst(get, **command)
         elif command.pop("paired", False):
             answer = _paired(get, **command)
+        elif command.pop("instructions", False):
+            answer = _instructions(get, **command)
         elif command.pop("calls", False):
             assert main is not None, f"start the worker with {PROFILE_THREADS}=1"
             answer = _calls(get, main, **command)
@@ -254,10 +271,13 @@ def _serve() -> None:
 
 
 class Worker:
-    def __init__(self, root: Path, *, profile_threads: bool = False) -> None:
+    def __init__(
+        self, root: Path, *, profile_threads: bool = False, under: Sequence[str] = ()
+    ) -> None:
         env = {**os.environ, PROFILE_THREADS: "1"} if profile_threads else None
+        script = [sys.executable, str(Path(__file__).resolve()), "--worker", str(root)]
         self.process = subprocess.Popen(
-            [sys.executable, str(Path(__file__).resolve()), "--worker", str(root)],
+            [*under, *script],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -277,7 +297,43 @@ class Worker:
     def stop(self) -> None:
         assert self.process.stdin
         self.process.stdin.close()
-        self.process.wait(timeout=60)
+        self.process.wait(timeout=300)
+
+
+def _callgrind(root: Path, count: int) -> tuple[float, float]:
+    """Instructions per request of the fresh probe and of the hand-written
+    view, in every thread: callgrind dumps its counters (all threads' together)
+    on entering and on leaving each ``functools.reduce`` call, so each dump made
+    on leaving one holds exactly one kind's requests. (``--toggle-collect``
+    would count only the thread that called it, not the pool's.)"""
+    with tempfile.TemporaryDirectory() as directory:
+        out = Path(directory) / "callgrind.out"
+        worker = Worker(
+            root,
+            under=[
+                "valgrind",
+                "-q",
+                "--tool=callgrind",
+                "--dump-before=functools_reduce",
+                "--dump-after=functools_reduce",
+                f"--callgrind-out-file={out}",
+            ],
+        )
+        try:
+            worker.ask(instructions=True, count=count)
+        finally:
+            worker.stop()
+        windows: dict[int, int] = {}
+        for dump in Path(directory).glob("callgrind.out.*"):
+            fields = dict(
+                line.split(": ", 1)
+                for line in dump.read_text().splitlines()
+                if line.startswith(("part: ", "totals: ", "desc: Trigger: "))
+            )
+            if fields.get("desc") == "Trigger: --dump-after=functools_reduce":
+                windows[int(fields["part"])] = int(fields["totals"])
+    probe, view = (windows[part] for part in sorted(windows))
+    return probe / count, view / count
 
 
 def _interleaved(
@@ -300,7 +356,11 @@ def _cell(values: list[float], digits: int = 1) -> str:
 
 
 def _against_hand_written(
-    workers: dict[str, Worker], roots: dict[str, Path], rounds: int, batch: int
+    workers: dict[str, Worker],
+    roots: dict[str, Path],
+    rounds: int,
+    batch: int,
+    callgrind: int,
 ) -> list[str]:
     """The fresh round over the hand-written view, paired within each round."""
     pairs: dict[str, list[list[float]]] = {name: [] for name in workers}
@@ -340,6 +400,20 @@ def _against_hand_written(
             f"| {name} | {low:.2f} / {mid:.2f} / {high:.2f} | {probe_us:.0f} | "
             f"{view_us:.0f} | {probe_calls:.0f} | {view_calls:.0f} |"
         )
+    if callgrind:
+        lines += [
+            "",
+            f"Instructions per request (valgrind's callgrind, {callgrind} "
+            "requests of each after the same warm-up, every thread counted):",
+            "",
+            "| checkout | probe | view | probe / view |",
+            "|---|---|---|---|",
+        ]
+        for name, root in roots.items():
+            probe, view = _callgrind(root, callgrind)
+            lines.append(
+                f"| {name} | {probe:,.0f} | {view:,.0f} | {probe / view:.2f} |"
+            )
     return [*lines, ""]
 
 
@@ -349,12 +423,13 @@ def measure(
     rounds: int,
     batch: int,
     repeat: int,
+    callgrind: int = 0,
 ) -> list[str]:
     names = list(workers)
     head = "| " + " | ".join(names) + " |"
     rule = "|---|" + "---|" * len(names)
     lines = [
-        *_against_hand_written(workers, roots, rounds, batch),
+        *_against_hand_written(workers, roots, rounds, batch, callgrind),
         "Fresh readiness probe (`RESULT_TTL = 0`) with the database and cache "
         "checks (in-memory SQLite, local-memory cache), and a probe answered from "
         f"a round within `RESULT_TTL`: wall time in µs, median of {rounds} "
@@ -433,6 +508,14 @@ def main() -> None:
         help="a checkout of another commit (git worktree add DIR COMMIT), "
         "measured beside this one as 'baseline', for before/after from one run",
     )
+    parser.add_argument(
+        "--callgrind",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also count instructions per request of N requests of each kind "
+        "under valgrind's callgrind (about a minute per checkout for 50)",
+    )
     parser.add_argument("--output", default=str(RESULTS))
     args = parser.parse_args()
     start_load = load()
@@ -443,7 +526,9 @@ def main() -> None:
     try:
         for name, root in roots.items():
             workers[name] = Worker(root)
-        lines = measure(workers, roots, args.rounds, args.batch, args.repeat)
+        lines = measure(
+            workers, roots, args.rounds, args.batch, args.repeat, args.callgrind
+        )
         if BASELINE in workers:
             about = workers[BASELINE].ask(about=True)
             lines += ["", f"`{BASELINE}`, measured in the same rounds: {about}"]
