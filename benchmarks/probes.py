@@ -140,14 +140,20 @@ def _all_calls(main: cProfile.Profile) -> int:
     return total
 
 
+def _warm(get: Get) -> None:
+    """:data:`WARM` requests of each kind, so that quick checks run in the
+    request thread by the time the measured requests begin."""
+    for _ in range(WARM):
+        assert (get(READY), get(HAND_WRITTEN)) == (200, 200)
+
+
 def _paired(get: Get, count: int) -> list[float]:
     """Median wall time (µs) of ``count`` fresh readiness probes and of as many
     requests to the hand-written view, alternating, the first of each pair
     swapped every time."""
     times: dict[str, list[float]] = {READY: [], HAND_WRITTEN: []}
     with _health(0, 0.0):
-        for _ in range(WARM):
-            assert (get(READY), get(HAND_WRITTEN)) == (200, 200)
+        _warm(get)
         for index in range(count):
             for path in (READY, HAND_WRITTEN)[:: 1 if index % 2 else -1]:
                 start = time.perf_counter_ns()
@@ -162,8 +168,7 @@ def _calls(get: Get, main: cProfile.Profile, count: int) -> list[float]:
     probe and of the hand-written view."""
     answer = []
     with _health(0, 0.0):
-        for _ in range(WARM):
-            assert (get(READY), get(HAND_WRITTEN)) == (200, 200)
+        _warm(get)
         for path in (READY, HAND_WRITTEN):
             before = _all_calls(main)
             for _ in range(count):
@@ -177,8 +182,7 @@ def _instructions(get: Get, count: int) -> None:
     hand-written view, each kind inside a ``functools.reduce`` call of its own:
     the window callgrind dumps (:func:`_callgrind`)."""
     with _health(0, 0.0):
-        for _ in range(WARM):
-            assert (get(READY), get(HAND_WRITTEN)) == (200, 200)
+        _warm(get)
         for path in (READY, HAND_WRITTEN):
             functools.reduce(lambda _, __, path=path: get(path), range(count), 0)
 

@@ -202,6 +202,26 @@ class Faulty(LocMemCache):
         raise errors[self.error]
 
 
+class Hanging(LocMemCache):
+    """A local-memory cache whose ``set`` takes 0.6 s, counting its calls."""
+
+    calls = 0
+
+    def set(self, *args: Any, **kwargs: Any) -> None:
+        type(self).calls += 1
+        time.sleep(0.6)
+
+
+def test_a_hung_cache_check_is_joined_in_the_pool_not_run_again() -> None:
+    Hanging.calls = 0
+    entries = [{"check": "cache", "timeout": 0.2}]
+    cache = _cache(f"{HERE}.Hanging", "health-hanging")
+    with override_settings(CACHES={"default": cache}, MICROKIT=microkit(entries)):
+        outputs = [probe()[1]["checks"]["cache:default"][0]["output"] for _ in range(2)]
+    assert outputs == ["timeout", "timeout"]
+    assert Hanging.calls == 1
+
+
 class NativeAsync(LocMemCache):
     """A cache with async methods of its own."""
 

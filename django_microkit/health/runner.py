@@ -371,8 +371,8 @@ def _round(checks: Sequence[Check], inline: bool = False) -> list[CheckResult]:
             result = future.result(timeout=max(remaining, 0.0))
         except concurrent.futures.TimeoutError:
             result = _timed_out(check)
-            if check.is_async:
-                future.cancel()
+            if check.sync_call is None:
+                future.cancel()  # on the loop; a pool thread's run is joined
         else:
             if remaining < 0 and result.duration > check.timeout * 1000:
                 # Found done only after an inline run held the round past its
