@@ -3,6 +3,14 @@
 Measured in-process under WSGI, in a worker process per checkout (``--baseline``
 adds another checkout's, driven in the same interleaved rounds):
 
+- a fresh readiness round (``RESULT_TTL = 0``, the database and cache checks)
+  against a hand-written sync view doing the same work (``django_ready``: a
+  ``SELECT 1`` through the default connection, a cache set and get, a
+  ``JsonResponse``) in the same worker, requests alternating: the ratio of the
+  two medians per round, the µs of each, and Python calls per request of each
+  counted in every thread of a worker of its own (cProfile in each thread: the
+  pool's and the loop's work counts too), and with ``--callgrind N`` the
+  instructions per request under valgrind's callgrind, every thread counted;
 - one fresh readiness probe (``RESULT_TTL = 0``) with the default checks, the
   database and the cache (in-memory SQLite, local-memory cache), and one probe
   answered from a round still within ``RESULT_TTL``: what the probe machinery
@@ -15,6 +23,7 @@ adds another checkout's, driven in the same interleaved rounds):
 
     python benchmarks/probes.py [--rounds 15] [--batch 200] [--repeat 5] [--output -]
     python benchmarks/probes.py --baseline ../microkit-base --output -
+    python benchmarks/probes.py --callgrind 50 --output -   # + instructions
 """
 
 from __future__ import annotations
@@ -29,20 +38,33 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[0] = sys.argv[2] if sys.argv[1:2] == ["--worker"] else str(ROOT)
 
 import argparse
+import cProfile
+import functools
+import importlib
 import json
 import os
 import random
 import statistics
 import subprocess
+import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from benchmarks.results import RESULTS, environment, load, publish
 
 COUNTS = (1, 4, 8)
+READY = "/health/ready"
+#: ``benchmarks.benchapp.views.django_ready``, under ``ACCESS_LOG.HEALTH_PATHS``
+#: as the probe is, so that neither writes an access line.
+HAND_WRITTEN = "/health/django-ready"
+#: Requests of each kind before a paired batch is timed: a check runs in the
+#: request thread only after a streak of quick passes in the pool.
+WARM = 20
+#: Set in the environment of a worker that counts calls in every thread.
+PROFILE_THREADS = "BENCH_PROFILE_THREADS"
 BURST = 100
 THREADS = 16
 MINE = "django-microkit"
@@ -74,6 +96,95 @@ def _setup() -> Get:
         return statuses[0]
 
     return get
+
+
+def _mount_hand_written() -> None:
+    """Mount ``django_ready`` at :data:`HAND_WRITTEN` when the checkout measured
+    (an older baseline) has no route there."""
+    from django.conf import settings
+    from django.urls import Resolver404, clear_url_caches, path, resolve
+
+    try:
+        resolve(HAND_WRITTEN)
+    except Resolver404:
+        from benchmarks.benchapp.views import django_ready
+
+        urlconf = importlib.import_module(settings.ROOT_URLCONF)
+        urlconf.urlpatterns.append(path(HAND_WRITTEN[1:], django_ready))
+        clear_url_caches()
+
+
+_PROFILES: list[cProfile.Profile] = []
+
+
+def _profile_threads() -> cProfile.Profile:
+    """Profile this thread and every thread started from now on (the health
+    pool's, its loop's, asgiref's): a check's calls count wherever it runs.
+    A new thread's first profile event starts its own profiler."""
+
+    def start(*event: Any) -> None:
+        profile = cProfile.Profile()
+        _PROFILES.append(profile)
+        profile.enable()
+
+    threading.setprofile(start)
+    start()
+    return _PROFILES[0]
+
+
+def _all_calls(main: cProfile.Profile) -> int:
+    """Function calls so far in every profiled thread, this counting left out."""
+    main.disable()
+    total = sum(entry.callcount for p in list(_PROFILES) for entry in p.getstats())
+    main.enable()
+    return total
+
+
+def _warm(get: Get) -> None:
+    """:data:`WARM` requests of each kind, so that quick checks run in the
+    request thread by the time the measured requests begin."""
+    for _ in range(WARM):
+        assert (get(READY), get(HAND_WRITTEN)) == (200, 200)
+
+
+def _paired(get: Get, count: int) -> list[float]:
+    """Median wall time (µs) of ``count`` fresh readiness probes and of as many
+    requests to the hand-written view, alternating, the first of each pair
+    swapped every time."""
+    times: dict[str, list[float]] = {READY: [], HAND_WRITTEN: []}
+    with _health(0, 0.0):
+        _warm(get)
+        for index in range(count):
+            for path in (READY, HAND_WRITTEN)[:: 1 if index % 2 else -1]:
+                start = time.perf_counter_ns()
+                status = get(path)
+                times[path].append((time.perf_counter_ns() - start) / 1000)
+                assert status == 200, (path, status)
+    return [statistics.median(times[READY]), statistics.median(times[HAND_WRITTEN])]
+
+
+def _calls(get: Get, main: cProfile.Profile, count: int) -> list[float]:
+    """Function calls per request, every thread counted, of a fresh readiness
+    probe and of the hand-written view."""
+    answer = []
+    with _health(0, 0.0):
+        _warm(get)
+        for path in (READY, HAND_WRITTEN):
+            before = _all_calls(main)
+            for _ in range(count):
+                get(path)
+            answer.append((_all_calls(main) - before) / count)
+    return answer
+
+
+def _instructions(get: Get, count: int) -> None:
+    """``count`` fresh readiness probes, then as many requests to the
+    hand-written view, each kind inside a ``functools.reduce`` call of its own:
+    the window callgrind dumps (:func:`_callgrind`)."""
+    with _health(0, 0.0):
+        _warm(get)
+        for path in (READY, HAND_WRITTEN):
+            functools.reduce(lambda _, __, path=path: get(path), range(count), 0)
 
 
 def _health(sleeping: int, ttl: float) -> Any:
@@ -138,13 +249,22 @@ def _serve() -> None:
     os.environ["DJANGO_SETTINGS_MODULE"] = "benchmarks.stacks.probes"
     os.environ.pop("DATABASE_URL", None)
     os.environ.pop("REDIS_URL", None)
+    main = _profile_threads() if os.environ.get(PROFILE_THREADS) else None
     get = _setup()
+    _mount_hand_written()
     for line in sys.stdin:
         command = json.loads(line)
         if command.pop("about", False):
             answer: Any = environment()
         elif command.pop("burst", False):
             answer = _burst(get, **command)
+        elif command.pop("paired", False):
+            answer = _paired(get, **command)
+        elif command.pop("instructions", False):
+            answer = _instructions(get, **command)
+        elif command.pop("calls", False):
+            assert main is not None, f"start the worker with {PROFILE_THREADS}=1"
+            answer = _calls(get, main, **command)
         else:
             answer = _times(get, **command)
         sys.stdout.write(json.dumps(answer) + "\n")
@@ -155,13 +275,18 @@ def _serve() -> None:
 
 
 class Worker:
-    def __init__(self, root: Path) -> None:
+    def __init__(
+        self, root: Path, *, profile_threads: bool = False, under: Sequence[str] = ()
+    ) -> None:
+        env = {**os.environ, PROFILE_THREADS: "1"} if profile_threads else None
+        script = [sys.executable, str(Path(__file__).resolve()), "--worker", str(root)]
         self.process = subprocess.Popen(
-            [sys.executable, str(Path(__file__).resolve()), "--worker", str(root)],
+            [*under, *script],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
             cwd=root,
+            env=env,
         )
 
     def ask(self, **command: Any) -> Any:
@@ -176,7 +301,43 @@ class Worker:
     def stop(self) -> None:
         assert self.process.stdin
         self.process.stdin.close()
-        self.process.wait(timeout=60)
+        self.process.wait(timeout=300)
+
+
+def _callgrind(root: Path, count: int) -> tuple[float, float]:
+    """Instructions per request of the fresh probe and of the hand-written
+    view, in every thread: callgrind dumps its counters (all threads' together)
+    on entering and on leaving each ``functools.reduce`` call, so each dump made
+    on leaving one holds exactly one kind's requests. (``--toggle-collect``
+    would count only the thread that called it, not the pool's.)"""
+    with tempfile.TemporaryDirectory() as directory:
+        out = Path(directory) / "callgrind.out"
+        worker = Worker(
+            root,
+            under=[
+                "valgrind",
+                "-q",
+                "--tool=callgrind",
+                "--dump-before=functools_reduce",
+                "--dump-after=functools_reduce",
+                f"--callgrind-out-file={out}",
+            ],
+        )
+        try:
+            worker.ask(instructions=True, count=count)
+        finally:
+            worker.stop()
+        windows: dict[int, int] = {}
+        for dump in Path(directory).glob("callgrind.out.*"):
+            fields = dict(
+                line.split(": ", 1)
+                for line in dump.read_text().splitlines()
+                if line.startswith(("part: ", "totals: ", "desc: Trigger: "))
+            )
+            if fields.get("desc") == "Trigger: --dump-after=functools_reduce":
+                windows[int(fields["part"])] = int(fields["totals"])
+    probe, view = (windows[part] for part in sorted(windows))
+    return probe / count, view / count
 
 
 def _interleaved(
@@ -198,13 +359,81 @@ def _cell(values: list[float], digits: int = 1) -> str:
     return f"{median:.{digits}f} ({low:.{digits}f}–{high:.{digits}f})"
 
 
+def _against_hand_written(
+    workers: dict[str, Worker],
+    roots: dict[str, Path],
+    rounds: int,
+    batch: int,
+    callgrind: int,
+) -> list[str]:
+    """The fresh round over the hand-written view, paired within each round."""
+    pairs: dict[str, list[list[float]]] = {name: [] for name in workers}
+    for _ in range(rounds):
+        order = list(workers.items())
+        random.shuffle(order)
+        for name, worker in order:
+            pairs[name].append(worker.ask(paired=True, count=batch))
+    lines = [
+        "Fresh readiness round (`RESULT_TTL = 0`, the database and cache checks) "
+        "against a hand-written sync view doing the same work "
+        "(`benchapp.views.django_ready`: `SELECT 1` through the default "
+        "connection, a cache set and get, a `JsonResponse`), both through the "
+        "same middleware in the same worker, neither writing an access line: "
+        f"{rounds} interleaved rounds of {batch} pairs of requests, after {WARM} "
+        "of each (quick checks run in the request thread only after a streak "
+        "of quick passes). The ratio is the probe's median over the view's "
+        "within each round (min / median / max over rounds); µs are medians of "
+        "the rounds' medians; Python calls per request are counted in every "
+        "thread of a worker of its own (cProfile in each: the pool's and the "
+        "loop's work included), and do not move with the machine's load:",
+        "",
+        "| checkout | probe / view | probe µs | view µs | probe calls | view calls |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, root in roots.items():
+        counter = Worker(root, profile_threads=True)
+        try:
+            probe_calls, view_calls = counter.ask(calls=True, count=batch)
+        finally:
+            counter.stop()
+        ratios = [probe / view for probe, view in pairs[name]]
+        probe_us = statistics.median(probe for probe, _ in pairs[name])
+        view_us = statistics.median(view for _, view in pairs[name])
+        low, mid, high = min(ratios), statistics.median(ratios), max(ratios)
+        lines.append(
+            f"| {name} | {low:.2f} / {mid:.2f} / {high:.2f} | {probe_us:.0f} | "
+            f"{view_us:.0f} | {probe_calls:.0f} | {view_calls:.0f} |"
+        )
+    if callgrind:
+        lines += [
+            "",
+            f"Instructions per request (valgrind's callgrind, {callgrind} "
+            "requests of each after the same warm-up, every thread counted):",
+            "",
+            "| checkout | probe | view | probe / view |",
+            "|---|---|---|---|",
+        ]
+        for name, root in roots.items():
+            probe, view = _callgrind(root, callgrind)
+            lines.append(
+                f"| {name} | {probe:,.0f} | {view:,.0f} | {probe / view:.2f} |"
+            )
+    return [*lines, ""]
+
+
 def measure(
-    workers: dict[str, Worker], rounds: int, batch: int, repeat: int
+    workers: dict[str, Worker],
+    roots: dict[str, Path],
+    rounds: int,
+    batch: int,
+    repeat: int,
+    callgrind: int = 0,
 ) -> list[str]:
     names = list(workers)
     head = "| " + " | ".join(names) + " |"
     rule = "|---|" + "---|" * len(names)
     lines = [
+        *_against_hand_written(workers, roots, rounds, batch, callgrind),
         "Fresh readiness probe (`RESULT_TTL = 0`) with the database and cache "
         "checks (in-memory SQLite, local-memory cache), and a probe answered from "
         f"a round within `RESULT_TTL`: wall time in µs, median of {rounds} "
@@ -283,6 +512,14 @@ def main() -> None:
         help="a checkout of another commit (git worktree add DIR COMMIT), "
         "measured beside this one as 'baseline', for before/after from one run",
     )
+    parser.add_argument(
+        "--callgrind",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also count instructions per request of N requests of each kind "
+        "under valgrind's callgrind (about a minute per checkout for 50)",
+    )
     parser.add_argument("--output", default=str(RESULTS))
     args = parser.parse_args()
     start_load = load()
@@ -293,7 +530,9 @@ def main() -> None:
     try:
         for name, root in roots.items():
             workers[name] = Worker(root)
-        lines = measure(workers, args.rounds, args.batch, args.repeat)
+        lines = measure(
+            workers, roots, args.rounds, args.batch, args.repeat, args.callgrind
+        )
         if BASELINE in workers:
             about = workers[BASELINE].ask(about=True)
             lines += ["", f"`{BASELINE}`, measured in the same rounds: {about}"]

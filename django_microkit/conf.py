@@ -181,6 +181,9 @@ DEFAULTS: dict[str, Option | dict[str, Option]] = {
         "SHOW_DETAILS": Option(None, (bool, type(None))),
         "URL_PREFIX": Option("health/", _STR),
         "INCLUDE_IN_SCHEMA": Option(False, _BOOL),
+        # Under WSGI, run sync checks known to be fast in the probe's request
+        # thread instead of handing them to a pool thread.
+        "INLINE_CHECKS": Option(True, _BOOL),
     },
     # What /.well-known/service-info says about the deployed service.
     "SERVICE_INFO": {
@@ -412,6 +415,7 @@ class HealthSettings(TypedDict):
     SHOW_DETAILS: bool | None
     URL_PREFIX: str
     INCLUDE_IN_SCHEMA: bool
+    INLINE_CHECKS: bool
 
 
 class ServiceInfoSettings(TypedDict):

@@ -10,7 +10,9 @@ probe never disagree about what an entry means.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import functools
+import uuid
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future
 from typing import Any, Literal, NamedTuple, TypeVar, overload
@@ -64,9 +66,17 @@ class Check:
     timeout: float
     call: Callable[[], Any]
     is_async: bool
+    #: What a sync round (WSGI) calls: ``call`` for a sync check, a sync
+    #: equivalent for an async one that has it (the built-in cache check), else
+    #: None (the check runs on an event loop).
+    sync_call: Callable[[], Any] | None = dataclasses.field(default=None, repr=False)
     # A sync check's last run; a new round joins it while it is still running,
     # so a hung dependency holds one pool thread, not one per round.
     running: Future[Any] | None = dataclasses.field(default=None, repr=False)
+    # How many of its last sync runs in a row passed quickly (the runner's
+    # measure of whether it may run inline); None once a run inline overran its
+    # timeout: it stays in the pool.
+    fast_runs: int | None = dataclasses.field(default=0, repr=False)
 
 
 class Misconfigured(ImproperlyConfigured):
@@ -192,6 +202,10 @@ def probe_checks(probe: str) -> tuple[Check, ...]:
     return resolved[probe]
 
 
+#: A check's name, its callable, and a sync equivalent of an async callable.
+_Target = tuple[str, Callable[[], Any], Callable[[], Any] | None]
+
+
 def resolve(entry: Any, default_timeout: float) -> list[Check]:
     """The checks one settings entry stands for (several: ``"database"``);
     :class:`Misconfigured` if it stands for none."""
@@ -202,8 +216,11 @@ def resolve(entry: Any, default_timeout: float) -> list[Check]:
     critical: bool = spec.get("critical", True)
     kind, _, alias = reference.partition(":")
     registration = REGISTRY.get(reference)
+    targets: list[_Target]
     if registration is not None:
-        targets = [(reference, _callable(registration.target, options, reference)[1])]
+        targets = [
+            (reference, _callable(registration.target, options, reference)[1], None)
+        ]
         component_type = registration.component_type
         critical = spec.get("critical", registration.critical)
         if "timeout" not in spec and registration.timeout is not None:
@@ -212,19 +229,24 @@ def resolve(entry: Any, default_timeout: float) -> list[Check]:
         targets = _builtin_targets(kind, alias, options)
         component_type = _BUILTINS[kind][1]
     else:
-        targets = [_callable(_import(reference), options, reference)]
+        targets = [(*_callable(_import(reference), options, reference), None)]
         component_type = "component"
-    return [
-        Check(
-            spec.get("name", name),
-            component_type,
-            critical,
-            timeout,
-            call,
-            iscoroutinefunction(call),
+    checks = []
+    for name, call, equivalent in targets:
+        is_async = iscoroutinefunction(call)
+        sync_call = equivalent if is_async else call
+        checks.append(
+            Check(
+                spec.get("name", name),
+                component_type,
+                critical,
+                timeout,
+                call,
+                is_async,
+                sync_call,
+            )
         )
-        for name, call in targets
-    ]
+    return checks
 
 
 #: The keys of a dict entry, with the types of their values.
@@ -272,7 +294,7 @@ def _entry_spec(entry: Any) -> Mapping[str, Any]:
 
 def _builtin_targets(
     kind: str, alias: str, options: Mapping[str, Any]
-) -> list[tuple[str, Callable[[], Any]]]:
+) -> list[_Target]:
     """``kind``'s check, or one per alias of the databases, caches, storages."""
     path, _, takes_alias = _BUILTINS[kind]
     factory = import_string(path)
@@ -283,7 +305,7 @@ def _builtin_targets(
                 f"Health check '{kind}:{alias}' is unknown: {kind!r} takes no alias.",
                 f"Write {kind!r}, with its arguments in 'options'.",
             )
-        return [(kind, _create(factory, options, kind).run)]
+        return [(kind, _create(factory, options, kind).run, None)]
     from django.core.cache import caches
     from django.core.files.storage import storages
     from django.db import connections
@@ -300,10 +322,55 @@ def _builtin_targets(
             f"Health check '{kind}:{alias}' names an alias that is not configured.",
             f"Configured aliases: {known}." + did_you_mean(alias, known),
         )
-    return [
-        (f"{kind}:{name}", _create(factory, {**options, "alias": name}, kind).run)
-        for name in ([alias] if alias else known)
-    ]
+    targets: list[_Target] = []
+    for name in [alias] if alias else known:
+        check = _create(factory, {**options, "alias": name}, kind)
+        equivalent = _sync_cache(check) if kind == "cache" else None
+        targets.append((f"{kind}:{name}", check.run, equivalent))
+    return targets
+
+
+def _sync_cache(check: Any) -> Callable[[], None] | None:
+    """django-health-check's ``Cache.run`` through the cache's sync methods, for
+    a sync round (WSGI), when the backend's ``aset`` and ``aget`` are Django's
+    own (every built-in backend's): those only call ``set`` and ``get`` in
+    another thread, so this runs the very same operations, without the hand-offs
+    to an event loop and to asgiref's thread (six thread switches a round). A
+    backend with async methods of its own keeps the async check.
+
+    The steps and the errors they report are ``Cache.run``'s, line for line
+    (django-health-check 4.x)."""
+    from django.core.cache import CacheKeyWarning, InvalidCacheBackendError, caches
+    from django.core.cache.backends.base import BaseCache
+
+    backend = import_string(caches.settings[check.alias]["BACKEND"])
+    if (backend.aset, backend.aget) != (BaseCache.aset, BaseCache.aget):
+        return None
+    from health_check.checks import RedisError
+    from health_check.exceptions import (
+        ServiceReturnedUnexpectedResult,
+        ServiceUnavailable,
+    )
+
+    def run() -> None:
+        try:
+            cache = caches[check.alias]
+        except InvalidCacheBackendError as error:
+            raise ServiceUnavailable("Cache alias does not exist") from error
+        key = f"{check.key_prefix}:{uuid.uuid4().hex}"
+        value = f"itworks-{datetime.datetime.now().timestamp()}"
+        try:
+            cache.set(key, value, timeout=check.timeout.total_seconds())
+            if not cache.get(key) == value:
+                raise ServiceUnavailable(f"Cache key {key} does not match")
+        except CacheKeyWarning as error:
+            raise ServiceReturnedUnexpectedResult("Cache key warning") from error
+        except ValueError as error:
+            raise ServiceReturnedUnexpectedResult("ValueError") from error
+        except (ConnectionError, RedisError) as error:
+            raise ServiceReturnedUnexpectedResult("Connection Error") from error
+
+    return run
 
 
 def _import(reference: str) -> Any:

@@ -195,17 +195,77 @@ def _run_sync(check: Check) -> CheckResult:
     not end the thread, else the check's run would never end and every later
     round would report it ``timeout`` without running it again."""
     _close_old_connections()
+    try:
+        return _call(check, BaseException)
+    finally:
+        _close_old_connections()
+
+
+def _call(check: Check, catch: type[BaseException]) -> CheckResult:
+    """Call a sync check (or its sync equivalent) and say what it reported,
+    ``catch`` and its subclasses counting as the check failing."""
     start = time.perf_counter()
     try:
-        value = check.call()
+        value = (check.sync_call or check.call)()
         if inspect.iscoroutine(value):
             value.close()
             raise TypeError("the check returned a coroutine; define it `async def`")
-    except BaseException as error:
+    except catch as error:
         return _ended(check, start, None, error)
-    finally:
-        _close_old_connections()
     return _ended(check, start, value, None)
+
+
+# A sync check runs in the request thread (WSGI, INLINE_CHECKS) once its last
+# _INLINE_AFTER runs in a row each passed within _INLINE_SHARE of its timeout.
+# A streak, because a check's first runs (a connection opened, a module
+# imported) say little of its usual pace. A small share, because the one thing
+# an inline run gives up is being abandoned at its deadline: a dependency that
+# slows down shows it in a longer run, which sends the check back to the pool
+# while it still has 95% of its time to spare; a failure does too, as the
+# dependency that refused a connection is the one whose next connection may
+# hang. At the default timeout (2 s) the share is 100 ms, far above a SELECT 1
+# or a cache round trip and far below what the pool's deadline protects from.
+_INLINE_AFTER = 5
+_INLINE_SHARE = 0.05
+
+
+def _inline(check: Check) -> bool:
+    """Whether ``check`` may run in the request thread this round: a sync check
+    with a streak of quick passes, and no run of it still under way in the pool
+    (a hung check is joined there, never run beside itself)."""
+    fast_runs, running = check.fast_runs, check.running
+    return (
+        fast_runs is not None
+        and fast_runs >= _INLINE_AFTER
+        and (running is None or running.done())
+    )
+
+
+def _run_inline(check: Check, deadline: float) -> CheckResult:
+    """Run ``check`` in the request thread. It cannot be abandoned at its
+    deadline, as a pool thread's run is: one that ends past it is reported
+    ``timeout``, as the pool would have reported it, and runs in the pool from
+    then on. An exception that is no ``Exception`` (``SystemExit`` from a
+    signal handler, ``KeyboardInterrupt``) belongs to the request thread: it is
+    raised on, as out of any view."""
+    try:
+        result = _call(check, Exception)
+    except BaseException:
+        check.fast_runs = 0
+        raise
+    if time.perf_counter() > deadline:
+        check.fast_runs = None
+        return _timed_out(check)
+    return result
+
+
+def _learn(check: Check, result: CheckResult) -> None:
+    """Count ``result`` in ``check``'s streak of quick passes. No lock: a
+    probe's rounds follow one another, and a count off by one is harmless."""
+    if check.fast_runs is None:
+        return
+    quick = result.duration < check.timeout * (_INLINE_SHARE * 1000)
+    check.fast_runs = check.fast_runs + 1 if quick and result.status == "pass" else 0
 
 
 async def _run_async(check: Check) -> CheckResult:
@@ -284,31 +344,44 @@ def _wait(future: concurrent.futures.Future[_T]) -> asyncio.Future[_T]:
 # --- one round -------------------------------------------------------------------
 
 
-def _round(checks: Sequence[Check]) -> list[CheckResult]:
+def _round(checks: Sequence[Check], inline: bool = False) -> list[CheckResult]:
     """A round under WSGI, led from the request thread: it hands each check to
-    the thread or loop that runs it and waits for each until its deadline."""
+    the thread or loop that runs it, with ``inline`` runs the quick sync checks
+    itself meanwhile, and waits for each other check until its deadline."""
     start = time.perf_counter()
-    futures = {
-        # A fresh context: the check must not share the request thread's
-        # per-thread objects (Django keeps caches in context variables).
-        check: contextvars.Context().run(
-            asyncio.run_coroutine_threadsafe, _run_async(check), _loop()
-        )
-        if check.is_async
-        else _start_sync(check)
-        for check in checks
-    }
-    results: dict[Check, CheckResult] = {}
+    futures: dict[Check, concurrent.futures.Future[CheckResult]] = {}
+    here: list[Check] = []
+    for check in checks:
+        if check.sync_call is None:
+            # A fresh context: the check must not share the request thread's
+            # per-thread objects (Django keeps caches in context variables).
+            futures[check] = contextvars.Context().run(
+                asyncio.run_coroutine_threadsafe, _run_async(check), _loop()
+            )
+        elif inline and _inline(check):
+            here.append(check)
+        else:
+            futures[check] = _start_sync(check)
+    results = {check: _run_inline(check, start + check.timeout) for check in here}
     # Shortest timeout first: each wait ends by its own check's deadline, so a
     # check that ends after its deadline is not taken for one that passed.
-    for check in sorted(checks, key=lambda check: check.timeout):
+    for check in sorted(futures, key=lambda check: check.timeout):
         future, remaining = futures[check], start + check.timeout - time.perf_counter()
         try:
-            results[check] = future.result(timeout=max(remaining, 0.0))
+            result = future.result(timeout=max(remaining, 0.0))
         except concurrent.futures.TimeoutError:
-            results[check] = _timed_out(check)
-            if check.is_async:
-                future.cancel()
+            result = _timed_out(check)
+            if check.sync_call is None:
+                future.cancel()  # on the loop; a pool thread's run is joined
+        else:
+            if remaining < 0 and result.duration > check.timeout * 1000:
+                # Found done only after an inline run held the round past its
+                # deadline, and it ran longer than its timeout: it was late.
+                result = _timed_out(check)
+        results[check] = result
+    for check in checks:
+        if check.sync_call is not None:
+            _learn(check, results[check])
     return [results[check] for check in checks]
 
 
@@ -442,12 +515,18 @@ def _draining(probe: str) -> HealthReport | None:
     return HealthReport(probe, "fail", _now(), (result,))
 
 
-def run_probe(probe: str, *, fresh: bool = False) -> HealthReport:
+def run_probe(probe: str, *, fresh: bool = False, inline: bool = False) -> HealthReport:
     """Run ``probe``'s checks (``"live"``, ``"ready"`` or ``"startup"``).
 
     A report younger than ``MICROKIT["HEALTH"]["RESULT_TTL"]`` is returned as is
     unless ``fresh``; a caller arriving while a round runs waits for that round.
     While the process drains, readiness fails at once.
+
+    With ``inline`` (and ``MICROKIT["HEALTH"]["INLINE_CHECKS"]``), a round this
+    caller leads runs the sync checks that have been quick lately in the
+    calling thread, as the probe endpoints do under WSGI: only from a thread
+    whose database connections Django tidies (a request's), as inline checks
+    use the thread's own.
     """
     state = _state(probe)
     report = _draining(probe) or state.reusable(fresh)
@@ -461,7 +540,8 @@ def run_probe(probe: str, *, fresh: bool = False) -> HealthReport:
             return _unanswered(probe)
     try:
         started = _now()
-        state.publish(round_, started, _round(probe_checks(probe)))
+        inline = inline and microkit_settings.HEALTH["INLINE_CHECKS"]
+        state.publish(round_, started, _round(probe_checks(probe), inline))
     except BaseException as error:
         state.abandon(round_, error)
         raise

@@ -118,7 +118,7 @@ def _response(request: HttpRequest, report: HealthReport | None) -> HttpResponse
 def _probe_views(probe: str) -> tuple[_SyncView, _AsyncView]:
     def health_view(request: HttpRequest) -> HttpResponse:
         safe = request.method in _SAFE_METHODS
-        return _response(request, run_probe(probe) if safe else None)
+        return _response(request, run_probe(probe, inline=True) if safe else None)
 
     async def async_health_view(request: HttpRequest) -> HttpResponse:
         safe = request.method in _SAFE_METHODS
