@@ -211,10 +211,19 @@ def test_a_server_span_made_without_its_method_names_it_from_the_request(
     request = RequestFactory().generic("BREW", "/request-id/echo")
     request.resolver_match = resolve("/request-id/echo")
     served, _ = tracing.start_server_span(request, TraceContext.new())
-    assert served.method == "_OTHER"
-    ServerSpan(tracing, served.span, served.token).finish(request, HttpResponse())
-    served.end()
-    (span,) = exporter.get_finished_spans()
+    # A trace started here and sampled already (Sentry's decision) is kept.
+    sampled = TraceContext(TRACE_ID, None, True, random=True)
+    try:
+        assert served.method == "_OTHER"
+        ServerSpan(tracing, served.span, served.token).finish(request, HttpResponse())
+        served.end()
+        again, kept = tracing.start_server_span(request, sampled)
+        again.end()
+    finally:
+        # No request ends here to drop the span_id it bound.
+        structlog.contextvars.clear_contextvars()
+    assert kept is sampled
+    span, _ = exporter.get_finished_spans()
     assert span.name == "_OTHER /request-id/echo"
     assert (span.attributes or {})["http.route"] == "/request-id/echo"
     assert trace.get_current_span() is trace.INVALID_SPAN
