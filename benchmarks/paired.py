@@ -19,7 +19,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -52,8 +52,13 @@ def stack(root: Path) -> Callable[[str], int]:
     """In a worker: the microkit stack with the django-microkit of the
     checkout at ``root``, set up, as a function answering one request to an
     endpoint. (The stacks' settings and views are this package's, imported
-    already: a baseline differs in its django-microkit.)"""
+    already: a baseline differs in its django-microkit.)
+
+    ``benchmarks.worker`` puts this checkout's root first on ``sys.path`` as
+    it loads: ``BENCH_LIBRARY`` puts ``root`` before it, or a baseline would
+    import this checkout's django-microkit."""
     sys.path[0] = str(root)
+    os.environ["BENCH_LIBRARY"] = str(root)
     os.environ["DJANGO_SETTINGS_MODULE"] = "benchmarks.stacks.microkit"
     os.environ.pop("DATABASE_URL", None)
     os.environ.pop("REDIS_URL", None)
@@ -62,16 +67,22 @@ def stack(root: Path) -> Callable[[str], int]:
     return _setup()
 
 
-def workers(script: str, checkouts: dict[str, Path], *extra: str) -> list[Any]:
+def workers(
+    script: str,
+    checkouts: dict[str, Path],
+    *extra: str,
+    prefix: Sequence[str] = (),
+) -> list[Any]:
     """One worker per checkout: ``script --serve ROOT`` (and ``extra`` for the
-    baseline's), answering JSON commands (``benchmarks.run.Worker``)."""
+    baseline's), answering JSON commands (``benchmarks.run.Worker``); run by
+    ``prefix`` when given (``valgrind …``)."""
     from benchmarks.run import Worker
 
     return [
         Worker(
             name,
             subprocess.Popen(
-                [sys.executable, script, "--serve", str(root)]
+                [*prefix, sys.executable, script, "--serve", str(root)]
                 + (list(extra) if name == BASELINE else []),
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
@@ -83,10 +94,16 @@ def workers(script: str, checkouts: dict[str, Path], *extra: str) -> list[Any]:
     ]
 
 
-def arguments(description: str) -> tuple[argparse.ArgumentParser, argparse.Namespace]:
+def arguments(
+    description: str,
+    options: Callable[[argparse.ArgumentParser], object] | None = None,
+) -> tuple[argparse.ArgumentParser, argparse.Namespace]:
     """The runner's options: ``--pairs``, ``--batch``, ``--baseline``,
-    ``--output``, and the worker's hidden ``--serve``."""
+    ``--output``, the worker's hidden ``--serve``, and a script's own
+    (``options`` adds them to the parser)."""
     parser = argparse.ArgumentParser(description=description.splitlines()[0])
+    if options is not None:
+        options(parser)
     parser.add_argument("--pairs", type=int, default=100)
     parser.add_argument("--batch", type=int, default=30)
     parser.add_argument(

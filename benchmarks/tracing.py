@@ -8,9 +8,20 @@ of the process per request. ``--baseline DIR`` (a checkout of another commit,
 ``git worktree add DIR COMMIT``) measures that checkout's stack, which has
 tracing off or no tracing at all, in its own process in the same rounds: the
 paired difference (current off − baseline) is what this checkout adds with
-tracing off.
+tracing off. A baseline that has tracing is measured on and off as well, so
+that before and after come from the same rounds.
 
-    python benchmarks/tracing.py [--pairs 100] [--batch 30] [--output -]
+Then, in processes of their own run by valgrind's callgrind, the instructions
+each request takes with tracing on and off (and the server span alone), which
+the machine's load does not move: callgrind counts only inside a
+``functools.reduce(...)`` call wrapping the measured loop and writes its
+counters out as the call returns. Converted to µs at the instructions per µs of
+the tracing-off request in the same run (its instructions over its CPU µs),
+they judge the budget whatever the load. ``--instructions 0`` (or no valgrind)
+leaves them out.
+
+    python benchmarks/tracing.py [--pairs 100] [--batch 30] [--instructions 30]
+                                 [--output -]
     python benchmarks/tracing.py --baseline /tmp/base --output -
 """
 
@@ -23,14 +34,34 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[0] = str(ROOT)
 
+import argparse
+import functools
 import json
+import os
+import shutil
 import statistics
+import tempfile
+from collections.abc import Callable
+from importlib.util import find_spec
 from typing import Any
 
 from benchmarks import paired
 from benchmarks.paired import BASELINE, CURRENT
 
 ENDPOINTS = ("list", "not_found", "invalid")
+
+# Instructions counted only inside functools.reduce(), its counters written to
+# a file of their own each time it returns; the same hash seed in every run.
+CALLGRIND = (
+    "env",
+    "PYTHONHASHSEED=0",
+    "valgrind",
+    "-q",
+    "--tool=callgrind",
+    "--collect-atstart=no",
+    "--toggle-collect=functools_reduce",
+    "--dump-after=functools_reduce",
+)
 
 
 def memory_processor() -> Any:
@@ -75,24 +106,30 @@ def serve(root: Path, baseline: bool) -> None:
         )
         for enabled in (True, False)
     }
-    states = (False,) if baseline else (True, False)
+    # A baseline without tracing keeps its own settings: TRACING may not exist.
+    traced = not baseline or find_spec("django_microkit.tracing.otel") is not None
+    states = (True, False) if traced else (False,)
     for command in map(json.loads, sys.stdin):
         endpoint, count = command.get("endpoint", ""), command.get("count", 0)
+        dumps = command.get("dumps")
         answer: dict[str, Any] = {}
         if command["do"] == "alone":
-            with switch[True]:
-                sys.stdout.write(json.dumps(_alone()) + "\n")
-                sys.stdout.flush()
+            with switch[True] if traced else override_settings():
+                answer = _alone(dumps) if traced else {}
+            sys.stdout.write(json.dumps(answer) + "\n")
+            sys.stdout.flush()
             continue
         for enabled in states:
-            # A baseline keeps its own settings: TRACING may not exist there.
-            measured = override_settings() if baseline else switch[enabled]
-            with measured:
+            with switch[enabled] if traced else override_settings():
                 # Untimed: the first request after a settings change builds
                 # the derived values again (the TracerProvider among them).
                 call(endpoint)
                 if command["do"] == "pair":
                     answer[str(enabled)] = paired.batch(call, endpoint, count)
+                elif command["do"] == "instructions":
+                    answer[str(enabled)] = _instructions(
+                        lambda e=endpoint: call(e), count, dumps
+                    )
                 else:
                     answer[str(enabled)] = paired.calls(lambda e=endpoint: call(e))
                 _empty_exporter()
@@ -100,10 +137,37 @@ def serve(root: Path, baseline: bool) -> None:
         sys.stdout.flush()
 
 
-def _alone() -> dict[str, float]:
-    """The server span alone, in µs (best of 5 × 2,000, wall time): started,
-    named and ended for a finished request as the middleware does, and the
-    SDK's own floor, a span with the same attributes made directly."""
+# How many callgrind dumps this worker has read (callgrind.out.PID.1, .2, …).
+_dumps_read = 0
+
+
+def _instructions(function: Callable[[], object], count: int, dumps: str) -> float:
+    """Instructions per call of ``function`` over ``count`` calls, in a worker
+    run by :data:`CALLGRIND` writing to ``dumps``: the loop inside one
+    ``functools.reduce`` call, less the loop's own instructions (the same loop
+    calling nothing)."""
+
+    def counted(run: Callable[[], object]) -> int:
+        global _dumps_read
+        functools.reduce(lambda _, __: run(), range(count), None)
+        _dumps_read += 1
+        path = Path(f"{dumps}.{os.getpid()}.{_dumps_read}")
+        next_dump = Path(f"{dumps}.{os.getpid()}.{_dumps_read + 1}")
+        assert not next_dump.exists(), "functools.reduce ran inside the loop"
+        lines = path.read_text().splitlines()
+        return next(
+            int(line.split()[1]) for line in lines if line.startswith("totals:")
+        )
+
+    function()  # warm: caches filled, as in the timed batches
+    return (counted(function) - counted(lambda: None)) / count
+
+
+def _alone(dumps: str | None = None) -> dict[str, float]:
+    """The server span alone, in µs (best of 5 × 2,000, wall time), or in
+    instructions per span when run by callgrind (``dumps``): started, named
+    and ended for a finished request as the middleware does, and the SDK's
+    own floor, a span with the same attributes made directly."""
     import timeit
 
     from django.http import HttpResponse
@@ -138,79 +202,192 @@ def _alone() -> dict[str, float]:
 
     answer = {}
     for name, function in (("ours", ours), ("sdk", sdk), ("new", new_trace)):
-        answer[name] = min(timeit.repeat(function, number=2000, repeat=5)) / 2000 * 1e6
+        if dumps is None:
+            best = min(timeit.repeat(function, number=2000, repeat=5))
+            answer[name] = best / 2000 * 1e6
+        else:
+            answer[name] = _instructions(function, 500, dumps)
         _empty_exporter()
     return answer
 
 
-def measure(roots: dict[str, Path], pairs: int, size: int) -> dict[str, Any]:
-    running = paired.workers(str(Path(__file__).resolve()), roots, "--as-baseline")
+SCRIPT = str(Path(__file__).resolve())
+
+
+def measure(
+    roots: dict[str, Path], pairs: int, size: int, instructions: int
+) -> dict[str, Any]:
+    running = paired.workers(SCRIPT, roots, "--as-baseline")
     try:
         times = paired.rounds(running, ENDPOINTS, pairs, size)
         counts = paired.call_counts(running, ENDPOINTS)
-        (current,) = [worker for worker in running if worker.name == CURRENT]
-        alone = [current.ask(do="alone") for _ in range(5)]
+        alone = {
+            worker.name: [worker.ask(do="alone") for _ in range(5)]
+            for worker in running
+        }
     finally:
         for worker in running:
             worker.stop()
-    return {"times": times, "calls": counts, "alone": alone}
+    result = {
+        "times": times,
+        "calls": counts,
+        # The checkouts that have tracing (a baseline may not).
+        "alone": {name: runs for name, runs in alone.items() if runs[0]},
+    }
+    if instructions and shutil.which("valgrind"):
+        result["instructions"] = count_instructions(roots, instructions)
+    return result
+
+
+def count_instructions(roots: dict[str, Path], count: int) -> dict[str, Any]:
+    """Instructions per request on and off, and per server span alone, by
+    (checkout, endpoint or ``"alone"``): each checkout's worker run by
+    callgrind, ``count`` requests per figure."""
+    with tempfile.TemporaryDirectory() as directory:
+        dumps = f"{directory}/callgrind.out"
+        prefix = (*CALLGRIND, f"--callgrind-out-file={dumps}.%p")
+        running = paired.workers(SCRIPT, roots, "--as-baseline", prefix=prefix)
+        try:
+            found: dict[Any, Any] = {}
+            for worker in running:
+                for endpoint in ENDPOINTS:
+                    found[worker.name, endpoint] = worker.ask(
+                        do="instructions", endpoint=endpoint, count=count, dumps=dumps
+                    )
+                found[worker.name, "alone"] = worker.ask(do="alone", dumps=dumps)
+        finally:
+            for worker in running:
+                worker.stop()
+    return found
 
 
 def report(result: dict[str, Any], names: list[str]) -> list[str]:
-    times, counts = result["times"], result["calls"]
+    times, counts, alone = result["times"], result["calls"], result["alone"]
+    traced = [name for name in names if name in alone]
     lines = [
-        "| endpoint | tracing on, CPU µs | off, CPU µs "
+        "| checkout | endpoint | tracing on, CPU µs | off, CPU µs "
         "| added per request, µs (median; min–max over pairs) "
         "| Python calls per request, on / off |",
-        "|---|---|---|---|---|",
+        "|---|---|---|---|---|---|",
     ]
-    for endpoint in ENDPOINTS:
-        on, off = times[CURRENT, endpoint, "True"], times[CURRENT, endpoint, "False"]
-        count = counts[CURRENT, endpoint]
-        lines.append(
-            f"| {endpoint} | {statistics.median(on):.1f} "
-            f"| {statistics.median(off):.1f} "
-            f"| {paired.summary(paired.differences(on, off))} "
-            f"| {count['True']:.0f} / {count['False']:.0f} |"
-        )
-    alone = result["alone"]
+    for name in traced:
+        for endpoint in ENDPOINTS:
+            on, off = times[name, endpoint, "True"], times[name, endpoint, "False"]
+            count = counts[name, endpoint]
+            lines.append(
+                f"| {name} | {endpoint} | {statistics.median(on):.1f} "
+                f"| {statistics.median(off):.1f} "
+                f"| {paired.summary(paired.differences(on, off))} "
+                f"| {count['True']:.0f} / {count['False']:.0f} |"
+            )
+    for name in traced:
 
-    def median(key: str) -> float:
-        return statistics.median(run[key] for run in alone)
+        def median(key: str, runs: list[dict[str, float]] = alone[name]) -> float:
+            return statistics.median(run[key] for run in runs)
 
-    lines += [
-        "",
-        "The server span alone (best of 5 × 2,000, wall time, the median of 5 "
-        "such runs): started as the child of a new trace, named after its "
-        f"route and ended as the middleware does, {median('ours'):.1f} µs "
-        f"(of which `TraceContext.new()`, made with tracing off too, "
-        f"{median('new'):.1f} µs); the SDK's own span with the same name and "
-        f"attributes, made directly, {median('sdk'):.1f} µs.",
-    ]
-    if BASELINE in names:
         lines += [
             "",
-            f"Tracing off: {CURRENT} − {BASELINE}, paired within each round "
-            "(median; min–max), µs per request, and Python calls per request:",
+            f"The server span alone, {name} (best of 5 × 2,000, wall time, the "
+            "median of 5 such runs): started as the child of a new trace, named "
+            f"after its route and ended as the middleware does, {median('ours'):.1f}"
+            " µs (of which `TraceContext.new()`, made with tracing off too, "
+            f"{median('new'):.1f} µs); the SDK's own span with the same name and "
+            f"attributes, made directly, {median('sdk'):.1f} µs.",
+        ]
+    if "instructions" in result:
+        lines += instructions_report(result, traced)
+    if BASELINE in names:
+        on = [f"{CURRENT} on − {BASELINE} on"] if BASELINE in traced else []
+        lines += [
             "",
-            f"| endpoint | {CURRENT} off − {BASELINE} | calls, {CURRENT} off / "
-            f"{BASELINE} |",
-            "|---|---|---|",
+            f"{CURRENT} − {BASELINE}, paired within each round (median; min–max), "
+            "µs per request, and Python calls per request, tracing off:",
+            "",
+            " | ".join(
+                [
+                    "| endpoint",
+                    f"{CURRENT} off − {BASELINE} off",
+                    *on,
+                    f"calls, {CURRENT} off / {BASELINE} off |",
+                ]
+            ),
+            "|---|---|---|" + "---|" * len(on),
         ]
         for endpoint in ENDPOINTS:
-            difference = paired.differences(
-                times[CURRENT, endpoint, "False"], times[BASELINE, endpoint, "False"]
-            )
+            cells = [
+                paired.summary(
+                    paired.differences(
+                        times[CURRENT, endpoint, state],
+                        times[BASELINE, endpoint, state],
+                    )
+                )
+                for state in ("False", "True")[: 1 + len(on)]
+            ]
             lines.append(
-                f"| {endpoint} | {paired.summary(difference)} "
+                f"| {endpoint} | {' | '.join(cells)} "
                 f"| {counts[CURRENT, endpoint]['False']:.0f} / "
                 f"{counts[BASELINE, endpoint]['False']:.0f} |"
             )
     return lines
 
 
+def instructions_report(result: dict[str, Any], traced: list[str]) -> list[str]:
+    """Instructions per request (callgrind), and the µs they stand for at the
+    rate of the tracing-off request measured in the same run."""
+    found, times = result["instructions"], result["times"]
+    lines = [
+        "",
+        "Instructions per request, counted by callgrind (each checkout's worker "
+        "run by valgrind, the same requests in a loop inside one "
+        "`functools.reduce` call, the loop's own instructions taken off): the "
+        "machine's load does not move them. They are converted to µs at the "
+        "instructions per µs of the same checkout's tracing-off request: its "
+        "instructions over its median CPU µs in the timed rounds above.",
+        "",
+        "| checkout | endpoint | instructions, on | off | added "
+        "| instructions per µs, off | added, µs at that rate |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    rates: dict[str, list[float]] = {}
+    for name in traced:
+        for endpoint in ENDPOINTS:
+            counted = found[name, endpoint]
+            on, off = counted["True"], counted["False"]
+            rate = off / statistics.median(times[name, endpoint, "False"])
+            rates.setdefault(name, []).append(rate)
+            lines.append(
+                f"| {name} | {endpoint} | {on:,.0f} | {off:,.0f} | {on - off:+,.0f} "
+                f"| {rate:,.0f} | {(on - off) / rate:+.1f} |"
+            )
+    for name in traced:
+        span = found[name, "alone"]
+        rate = statistics.median(rates[name])
+        added = span["ours"] - span["sdk"]
+        lines += [
+            "",
+            f"The server span alone, {name}, in instructions: ours "
+            f"{span['ours']:,.0f} (`TraceContext.new()` {span['new']:,.0f}), the "
+            f"SDK's own span {span['sdk']:,.0f}: django-microkit adds "
+            f"{added:+,.0f}, {added / rate:+.1f}"
+            f" µs at {rate:,.0f} instructions per µs (the median of the endpoints'"
+            " rates); the whole span stands for "
+            f"{span['ours'] / rate:.1f} µs.",
+        ]
+    return lines
+
+
+def options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--instructions",
+        type=int,
+        default=30,
+        metavar="N",
+        help="requests per callgrind figure (0: no instruction counts)",
+    )
+
+
 def main() -> None:
-    parser, args = paired.arguments(__doc__ or "")
+    parser, args = paired.arguments(__doc__ or "", options)
     if args.serve is not None:
         serve(args.serve, args.as_baseline)
         return
@@ -218,7 +395,7 @@ def main() -> None:
 
     roots = paired.checkouts(ROOT, parser, args.baseline)
     start = load()
-    result = measure(roots, args.pairs, args.batch)
+    result = measure(roots, args.pairs, args.batch, args.instructions)
     text = "\n".join(
         [
             "## Tracing's cost",

@@ -15,6 +15,7 @@ import structlog
 from asgiref.sync import async_to_sync
 from django.http import HttpRequest, HttpResponse
 from django.test import AsyncClient, Client, RequestFactory, override_settings
+from django.urls import resolve
 from opentelemetry import trace
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import (
     InMemorySpanExporter,
@@ -33,7 +34,7 @@ from django_microkit.tracing import (
     message_headers,
     producer_span,
 )
-from django_microkit.tracing.otel import MicrokitIdGenerator, Tracing
+from django_microkit.tracing.otel import MicrokitIdGenerator, ServerSpan, Tracing
 from tests.conftest import LogLines
 from tests.scripted_server import Reply, ScriptedServer, server_fixture  # noqa: F401
 from tests.tracing_exporter import EXPORTER
@@ -199,6 +200,33 @@ class NamedTracing(Tracing):
 
     def server_attributes(self, request: Any, method: str) -> dict[str, Any]:
         return {**super().server_attributes(request, method), "tests.custom": True}
+
+
+def test_a_server_span_made_without_its_method_names_it_from_the_request(
+    exporter: InMemorySpanExporter,
+) -> None:
+    # A TRACING_CLASS whose start_server_span builds its ServerSpan itself.
+    tracing = get_tracing()
+    assert tracing is not None
+    request = RequestFactory().generic("BREW", "/request-id/echo")
+    request.resolver_match = resolve("/request-id/echo")
+    served, _ = tracing.start_server_span(request, TraceContext.new())
+    # A trace started here and sampled already (Sentry's decision) is kept.
+    sampled = TraceContext(TRACE_ID, None, True, random=True)
+    try:
+        assert served.method == "_OTHER"
+        ServerSpan(tracing, served.span, served.token).finish(request, HttpResponse())
+        served.end()
+        again, kept = tracing.start_server_span(request, sampled)
+        again.end()
+    finally:
+        # No request ends here to drop the span_id it bound.
+        structlog.contextvars.clear_contextvars()
+    assert kept is sampled
+    span, _ = exporter.get_finished_spans()
+    assert span.name == "_OTHER /request-id/echo"
+    assert (span.attributes or {})["http.route"] == "/request-id/echo"
+    assert trace.get_current_span() is trace.INVALID_SPAN
 
 
 def test_tracing_follows_the_settings(settings: Any) -> None:

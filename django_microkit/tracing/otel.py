@@ -23,6 +23,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Literal
 from urllib.parse import quote
 
@@ -118,7 +119,15 @@ def _method(request_method: str | None) -> str:
 
 
 def _hex_span_id(span: Span) -> str:
-    return format(span.get_span_context().span_id, "016x")
+    return f"{span.get_span_context().span_id:016x}"
+
+
+@lru_cache(maxsize=512)
+def _normalized_route(route: str) -> str:
+    """``route`` without a regular expression's ``^`` and ``$``, from ``/``:
+    a service has a few hundred patterns at most, each normalised once."""
+    route = route.removeprefix("^").removesuffix("$")
+    return route if route.startswith("/") else "/" + route
 
 
 def _remote_parent(parent: TraceContext) -> otel_context.Context:
@@ -139,11 +148,17 @@ def _remote_parent(parent: TraceContext) -> otel_context.Context:
 @dataclass
 class ServerSpan:
     """A request's span while it is served, and the context it was made
-    current in (handed back by :meth:`Tracing.start_server_span`)."""
+    current in (handed back by :meth:`Tracing.start_server_span`).
+
+    ``method`` is the request's method as the span names it (``_OTHER`` for
+    an unknown one), worked out once when the span starts; ``None``: from the
+    request again when it is finished.
+    """
 
     tracing: Tracing
     span: Span
     token: object
+    method: str | None = None
 
     def finish(self, request: HttpRequest, response: HttpResponseBase) -> None:
         """:meth:`Tracing.finish_server_span`: route and status."""
@@ -224,10 +239,16 @@ class Tracing:
         )
         token = otel_context.attach(trace.set_span_in_context(span))
         context = span.get_span_context()
-        bind_contextvars(span_id=format(context.span_id, "016x"))
-        if parent.parent_id is None and context.trace_flags.sampled != parent.sampled:
-            parent = parent._replace(sampled=context.trace_flags.sampled)
-        return ServerSpan(self, span, token), parent
+        bind_contextvars(span_id=f"{context.span_id:016x}")
+        if parent.parent_id is None:
+            sampled = context.trace_flags.sampled
+            if sampled != parent.sampled:
+                # Made directly: _replace() takes three Python calls more, in
+                # every trace started here.
+                parent = TraceContext(
+                    parent.trace_id, None, sampled, parent.tracestate, parent.random
+                )
+        return ServerSpan(self, span, token, method), parent
 
     def finish_server_span(
         self,
@@ -239,15 +260,14 @@ class Tracing:
         span = served.span
         if not span.is_recording():
             return
-        method = _method(request.method)
+        method = served.method or _method(request.method)
         route = self.route(request)
         span.update_name(self.server_span_name(method, route))
         status = response.status_code
-        span.set_attributes(
-            {"http.route": route, "http.response.status_code": status}
-            if route is not None
-            else {"http.response.status_code": status}
-        )
+        # One by one: the SDK checks a mapping as a whole before its values.
+        if route is not None:
+            span.set_attribute("http.route", route)
+        span.set_attribute("http.response.status_code", status)
         if status >= 500:
             span.set_attribute("error.type", str(status))
             span.set_status(Status(StatusCode.ERROR))
@@ -268,8 +288,7 @@ class Tracing:
         if not isinstance(route, str) or not route:
             return None
         # A regular expression's anchors (re_path, DRF's routers) say nothing.
-        route = route.removeprefix("^").removesuffix("$")
-        return route if route.startswith("/") else "/" + route
+        return _normalized_route(route)
 
     def server_span_name(self, method: str, route: str | None) -> str:
         """``METHOD route``; ``METHOD unmatched`` for a request no URL pattern
@@ -417,13 +436,13 @@ class Tracing:
         context = trace.get_current_span().get_span_context()
         if not context.is_valid:
             return None
-        trace_id = format(context.trace_id, "032x")
+        trace_id = f"{context.trace_id:032x}"
         sampled = context.trace_flags.sampled
         if trace_context is None or trace_context.trace_id != trace_id:
             trace_context = TraceContext(trace_id, None, sampled, random=True)
         elif trace_context.sampled != sampled:
             trace_context = trace_context._replace(sampled=sampled)
-        return trace_context, format(context.span_id, "016x")
+        return trace_context, f"{context.span_id:016x}"
 
     def _start(
         self,
