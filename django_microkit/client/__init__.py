@@ -47,6 +47,7 @@ from urllib.parse import urljoin, urlsplit
 import requests
 import urllib3
 from requests.adapters import BaseAdapter, HTTPAdapter
+from requests.cookies import RequestsCookieJar
 from requests.models import REDIRECT_STATI
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
@@ -210,6 +211,23 @@ class _Session(requests.Session):
         return None
 
 
+class _RefusingJar(RequestsCookieJar):
+    """A session's cookie jar keeping no cookie: its policy allows no domain.
+
+    While such a policy is in place an answer's ``Set-Cookie`` fields are not
+    even parsed: ``http.cookiejar`` would parse each only to refuse it, on
+    every call."""
+
+    def __init__(self) -> None:
+        super().__init__(policy=DefaultCookiePolicy(allowed_domains=[]))
+
+    def extract_cookies(self, response: Any, request: Any) -> None:
+        policy = self.get_policy()
+        # DefaultCookiePolicy.set_ok_domain refuses a domain not allowed.
+        if type(policy) is not DefaultCookiePolicy or policy.allowed_domains() != ():
+            super().extract_cookies(response, request)
+
+
 class _Target:
     """A service this process calls: its settings, its connection pool and its
     circuit breaker, shared by every client of it."""
@@ -232,7 +250,7 @@ class _Target:
         session.verify = config.verify
         # Service calls carry no cookies; a jar shared by threads would also be
         # the one piece of a Session that is not safe to share.
-        session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
+        session.cookies = _RefusingJar()
         adapter = _Adapter(pool_maxsize=config.pool_size, max_retries=0)
         session.mount("http://", adapter)
         session.mount("https://", adapter)
