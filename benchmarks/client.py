@@ -18,14 +18,24 @@ rounds, a batch per variant in a fresh random order each round:
 - ``client+token``: the same with an HS256 signing key: a token minted per call;
 - ``client+reuse``: the same with ``REUSE_TOKENS_FOR = ["bench"]``.
 
+The primary figure is ``client / session-same-headers``: the same call with the
+same headers on the wire, so the ratio is what ``ServiceClient`` itself adds
+(target 1.05x). Both are batches of the same round, so the ratio is taken within
+a round (min / median / max over rounds), for wall time and for this process's
+CPU time, beside the Python calls added per call (cProfile). Every batch starts
+with one untimed call, so no variant pays for a settings change (a new
+connection pool) inside its figures.
+
 Then ``mint_service_token()`` alone, HS256 and EdDSA, with and without reuse.
 The server runs in its own process and is stopped by its PID at the end.
 
 With ``--baseline DIR`` (a checkout of another commit: ``git worktree add DIR
-COMMIT``), only ``client`` is timed, in two worker processes calling the same
-server: one importing this checkout's ``django_microkit``, one ``DIR``'s, batch
-after batch in a random order each round, for a before/after ratio from one
-run. ``--body-bytes`` sets the size of the JSON answer.
+COMMIT``), ``client`` and ``session-same-headers`` are timed in worker processes
+(two per checkout) calling the same server: some importing this checkout's
+``django_microkit``, the others ``DIR``'s, batch after batch in a random order
+each round: each checkout's ``client / session-same-headers`` within a round,
+and ``client`` new / old, from one run. ``--body-bytes`` sets the size of the
+JSON answer.
 
     python benchmarks/client.py [--rounds 10] [--batch 200] [--body-bytes 38]
         [--baseline DIR] [--processes 2] [--output -]
@@ -70,6 +80,10 @@ VARIANTS = (
     "client+token",
     "client+reuse",
 )
+#: The raw call the client is measured against: same request, same headers.
+REFERENCE = "session-same-headers"
+#: The variants a ``--baseline`` worker times.
+PAIRED = (REFERENCE, "client")
 
 
 def json_body(size: int) -> bytes:
@@ -258,7 +272,10 @@ def _callers(base_url: str) -> dict[str, tuple[Any, Callable[[], Any]]]:
 
 
 def _batch(call: Callable[[], Any], count: int) -> tuple[float, float]:
-    """Median wall time and mean CPU time of this process per call, in µs."""
+    """Median wall time and mean CPU time of this process per call, in µs,
+    after one untimed call (a connection pool made anew after a settings
+    change opens its connection there)."""
+    call()
     times = []
     cpu = time.process_time_ns()
     for _ in range(count):
@@ -284,6 +301,11 @@ def summary(values: list[float]) -> str:
     return f"{min(values):.2f} / {statistics.median(values):.2f} / {max(values):.2f}"
 
 
+def paired(series: dict[str, list[float]], a: str, b: str) -> str:
+    """``a / b`` within each round: min / median / max over rounds."""
+    return summary([x / y for x, y in zip(series[a], series[b], strict=True)])
+
+
 def measure_calls(base_url: str, rounds: int, batch: int) -> list[str]:
     callers = _callers(base_url)
     times: dict[str, list[float]] = {variant: [] for variant in VARIANTS}
@@ -303,21 +325,36 @@ def measure_calls(base_url: str, rounds: int, batch: int) -> list[str]:
                 times[variant].append(wall)
                 cpu[variant].append(used)
     lines = [
+        f"Each client variant over `{REFERENCE}` (the same call with the same "
+        "headers), within each round (min / median / max over rounds), and the "
+        "Python calls it adds per call:",
+        "",
+        f"| variant | wall / {REFERENCE} | CPU / {REFERENCE} | Python calls added |",
+        "|---|---|---|---|",
+    ]
+    for variant in VARIANTS:
+        if variant.startswith("client"):
+            lines.append(
+                f"| {variant} | {paired(times, variant, REFERENCE)} "
+                f"| {paired(cpu, variant, REFERENCE)} "
+                f"| {calls[variant] - calls[REFERENCE]:+.0f} |"
+            )
+    lines += [
+        "",
+        "Every variant:",
+        "",
         "| variant | wall µs per call | wall ratio to session | wall ratio to "
         "session-no-env | client CPU µs per call | CPU ratio to session-no-env "
         "| Python calls per call |",
         "|---|---|---|---|---|---|---|",
     ]
-
-    def ratio(series: dict[str, list[float]], a: str, b: str) -> str:
-        return summary([x / y for x, y in zip(series[a], series[b], strict=True)])
-
     for variant in VARIANTS:
         lines.append(
             f"| {variant} | {summary(times[variant])} "
-            f"| {ratio(times, variant, 'session')} "
-            f"| {ratio(times, variant, 'session-no-env')} | {summary(cpu[variant])} "
-            f"| {ratio(cpu, variant, 'session-no-env')} | {calls[variant]:.0f} |"
+            f"| {paired(times, variant, 'session')} "
+            f"| {paired(times, variant, 'session-no-env')} "
+            f"| {summary(cpu[variant])} "
+            f"| {paired(cpu, variant, 'session-no-env')} | {calls[variant]:.0f} |"
         )
     return lines
 
@@ -345,22 +382,26 @@ def measure_minting(base_url: str, count: int) -> list[str]:
 
 
 def work(root: Path, base_url: str) -> None:
-    """A worker process for ``--baseline``: ``client`` with the
-    ``django_microkit`` of ``root``; for each line ``N`` read, times N calls
-    and writes back their median wall time and mean CPU time, in µs; for a
-    line ``calls``, the Python calls per call (cProfile)."""
+    """A worker process for ``--baseline``: the variants of ``PAIRED`` with
+    the ``django_microkit`` of ``root``, under ``client``'s settings for the
+    whole run; for each line ``VARIANT N`` read, times N calls and writes back
+    their median wall time and mean CPU time, in µs; for a line ``VARIANT
+    calls``, the Python calls per call (cProfile)."""
     sys.path.insert(0, str(root))
     _setup()
     import django_microkit
 
     assert Path(django_microkit.__file__).is_relative_to(root)
-    applied, call = _callers(base_url)["client"]
+    callers = _callers(base_url)
+    applied = callers["client"][0]
     with applied("client"):
         for line in sys.stdin:
-            if line.strip() == "calls":
+            variant, count = line.split()
+            call = callers[variant][1]
+            if count == "calls":
                 answer = {"calls": _calls(call)}
             else:
-                wall, cpu = _batch(call, int(line))
+                wall, cpu = _batch(call, int(count))
                 answer = {"wall": wall, "cpu": cpu}
             sys.stdout.write(json.dumps(answer) + "\n")
             sys.stdout.flush()
@@ -369,11 +410,11 @@ def work(root: Path, base_url: str) -> None:
 def measure_baseline(
     base_url: str, baseline: Path, rounds: int, batch: int, processes: int
 ) -> list[str]:
-    """``client`` of this checkout (``new``) against ``baseline``'s (``old``),
-    in the same rounds, each in ``processes`` workers: a process's memory
-    layout and hash seed make it a little faster or slower than another
-    running the same code, so a checkout's figure in a round is the mean over
-    its processes."""
+    """``client`` and ``session-same-headers`` with this checkout's
+    ``django_microkit`` (``new``) and with ``baseline``'s (``old``), in the
+    same rounds, each in ``processes`` workers: a process's memory layout and
+    hash seed make it a little faster or slower than another running the same
+    code, so a checkout's figure in a round is the mean over its processes."""
     roots = {"new": ROOT, "old": baseline}
     times: dict[str, dict[str, list[float]]] = {"wall": {}, "cpu": {}}
     with ExitStack() as stack:
@@ -383,44 +424,59 @@ def measure_baseline(
             for _ in range(processes)
         ]
 
-        def ask(process: subprocess.Popen[str], line: Any = batch) -> dict[str, float]:
+        def ask(
+            process: subprocess.Popen[str], variant: str, count: Any = batch
+        ) -> dict[str, float]:
             assert process.stdin is not None and process.stdout is not None
-            process.stdin.write(f"{line}\n")
+            process.stdin.write(f"{variant} {count}\n")
             process.stdin.flush()
             answer: dict[str, float] = json.loads(process.stdout.readline())
             return answer
 
-        for _, process in workers:  # warm up
-            ask(process)
-        calls = {name: ask(process, "calls")["calls"] for name, process in workers}
+        batches = [(name, p, variant) for name, p in workers for variant in PAIRED]
+        for _, process, variant in batches:  # warm up
+            ask(process, variant)
+        calls = {
+            f"{name} {variant}": ask(process, variant, "calls")["calls"]
+            for name, process, variant in batches
+        }
         for _ in range(rounds):
-            order = workers.copy()
-            random.shuffle(order)
-            answers = [(name, ask(process)) for name, process in order]
+            random.shuffle(batches)
+            answers = [(f"{n} {v}", ask(process, v)) for n, process, v in batches]
             for kind, series in times.items():
-                for name in roots:
-                    series.setdefault(name, []).append(
-                        statistics.fmean(a[kind] for n, a in answers if n == name)
+                for key in {key for key, _ in answers}:
+                    series.setdefault(key, []).append(
+                        statistics.fmean(a[kind] for k, a in answers if k == key)
                     )
+    wall, cpu = times["wall"], times["cpu"]
     lines = [
-        "| checkout | wall µs per call | CPU µs per call | Python calls per call |",
-        "|---|---|---|---|",
+        f"| checkout | client / {REFERENCE}, wall | CPU | Python calls added "
+        f"| client wall µs per call | client CPU µs per call "
+        f"| {REFERENCE} wall µs per call | {REFERENCE} CPU µs per call "
+        f"| Python calls per call, client; {REFERENCE} |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for name, root in roots.items():
+        client, reference = f"{name} client", f"{name} {REFERENCE}"
         lines.append(
-            f"| {name} (`{root}`) | {summary(times['wall'][name])} "
-            f"| {summary(times['cpu'][name])} | {calls[name]:.0f} |"
+            f"| {name} (`{root}`) | {paired(wall, client, reference)} "
+            f"| {paired(cpu, client, reference)} "
+            f"| {calls[client] - calls[reference]:+.0f} "
+            f"| {summary(wall[client])} | {summary(cpu[client])} "
+            f"| {summary(wall[reference])} | {summary(cpu[reference])} "
+            f"| {calls[client]:.0f}; {calls[reference]:.0f} |"
         )
-    ratios = {
-        kind: summary(
-            [a / b for a, b in zip(series["new"], series["old"], strict=True)]
-        )
-        for kind, series in times.items()
-    }
-    lines.append(
-        f"| ratio new / old | {ratios['wall']} | {ratios['cpu']} "
-        f"| {calls['new'] / calls['old']:.3f} |"
-    )
+    lines += [
+        "",
+        "`client` of this checkout over the baseline's, within each round:",
+        "",
+        "| | wall | CPU | Python calls per call |",
+        "|---|---|---|---|",
+        f"| client new / old | {paired(wall, 'new client', 'old client')} "
+        f"| {paired(cpu, 'new client', 'old client')} "
+        f"| {calls['new client'] / calls['old client']:.3f} "
+        f"({calls['new client'] - calls['old client']:+.0f}) |",
+    ]
     return lines
 
 
@@ -476,14 +532,18 @@ def main() -> None:
                 environment("requests", "urllib3")
                 + f" Load average at the start: {start}.",
                 "",
-                f"`client` (`ServiceClient.get`, one log line) of this checkout "
-                f"(`new`) and of commit {commit or '?'} (`old`, `--baseline`), "
-                f"each in {args.processes} worker processes, calling one server "
-                "answering "
-                f"{len(json_body(args.body_bytes))} bytes of JSON; {args.rounds} "
-                f"rounds of {args.batch} calls per process in a random order, "
-                "each round's median (the mean over a checkout's processes). "
-                "Min / median / max over rounds.",
+                f"`client` (`ServiceClient.get`, one log line) and `{REFERENCE}` "
+                "(a raw `requests.Session` making the same call with the same "
+                f"headers) with this checkout's `django_microkit` (`new`) and "
+                f"with commit {commit or '?'}'s (`old`, `--baseline`), each "
+                f"checkout in {args.processes} worker processes, calling one "
+                f"server answering {len(json_body(args.body_bytes))} bytes of "
+                f"JSON; {args.rounds} rounds of {args.batch} calls per process "
+                "and variant in a random order, each batch's median wall time "
+                "and mean CPU time (the mean over a checkout's processes). "
+                "Ratios are taken within each round; min / median / max over "
+                "rounds. Python calls are per call (cProfile), the figure the "
+                "machine's load does not move.",
                 "",
                 *lines,
             ]

@@ -7,6 +7,7 @@ import socket
 import threading
 import time
 from datetime import datetime, timezone
+from http.cookiejar import DefaultCookiePolicy
 from typing import Any
 
 import pytest
@@ -185,6 +186,28 @@ def test_every_call_names_its_caller(
     )
     assert received.header("Accept") == "application/json"
     assert received.header("Cookie") is None
+
+
+def test_a_cookie_set_by_the_service_is_not_kept(
+    catalog: ServiceClient, server: ScriptedServer
+) -> None:
+    setting = Reply(json={}, headers={"Set-Cookie": "session=abc; Path=/"})
+    server.script("/", setting, Reply(json={}))
+    catalog.get("/")
+    catalog.get("/")
+    assert [hit.header("Cookie") for hit in server.hits()] == [None, None]
+    assert list(catalog.session.cookies) == []
+
+
+def test_a_session_given_a_policy_of_its_own_keeps_cookies(
+    catalog: ServiceClient, server: ScriptedServer
+) -> None:
+    setting = Reply(json={}, headers={"Set-Cookie": "session=abc; Path=/"})
+    server.script("/", setting, Reply(json={}))
+    catalog.session.cookies.set_policy(DefaultCookiePolicy())
+    catalog.get("/")
+    catalog.get("/")
+    assert [hit.header("Cookie") for hit in server.hits()] == [None, "session=abc"]
 
 
 @pytest.mark.parametrize(

@@ -509,6 +509,19 @@ def test_owns_resolves_dot_segments(
     assert catalog.config.owns(f"{server.url}{path}") is owned
 
 
+def test_owns_compares_the_host_and_port_whatever_their_spelling(
+    configure: Any, server: ScriptedServer
+) -> None:
+    port = server.url.rsplit(":", 1)[1]
+    catalog = configure(BASE_URL=f"{server.url}/api")
+    assert catalog.config.owns(f"HTTP://127.0.0.1:{port}/api/x/")
+    assert not catalog.config.owns(f"http://127.0.0.1:0{port}/admin/")
+    assert catalog.config.owns(f"http://127.0.0.1:0{port}/api/x/")
+    assert not catalog.config.owns(f"http://127.0.0.2:{port}/api/x/")
+    assert not catalog.config.owns("http://[bad/api/x/")
+    assert not catalog.config.owns(f"http://127.0.0.1:{port}x/api/x/")
+
+
 def test_a_redirect_with_dot_segments_under_base_url_is_followed(
     configure: Any, server: ScriptedServer
 ) -> None:

@@ -18,7 +18,12 @@ from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 from rest_framework.test import APIClient
 
-from django_microkit.client import CircuitOpenError, ServiceClient
+from django_microkit.client import (
+    CircuitOpenError,
+    NotFoundError,
+    ServiceClient,
+    ServiceError,
+)
 from django_microkit.client.breaker import BreakerConfig, CircuitBreaker
 from django_microkit.health import run_probe
 from django_microkit.metrics.checks import check_metrics, check_metrics_deploy
@@ -260,6 +265,39 @@ def test_a_client_call_is_counted_by_status(
     before = called("200", "")
     catalog.get("/api/products/7/")
     assert called("200", "") == before + 1
+
+
+def test_client_calls_are_counted_in_the_series_of_their_own_outcome(
+    catalog: ServiceClient, server: ScriptedServer
+) -> None:
+    server.script("/api/products/7/", Reply(json={"id": 7}), Reply(json={"id": 7}))
+    server.script("/api/products/8/", Reply(status=404, json={}))
+    ok, missing = called("200", ""), called("404", "")
+    catalog.get("/api/products/7/")
+    catalog.get("/api/products/7/")
+    with pytest.raises(NotFoundError):
+        catalog.get("/api/products/8/")
+    assert (called("200", ""), called("404", "")) == (ok + 2, missing + 1)
+
+
+def test_client_calls_with_an_unknown_method_are_counted_as_other(
+    catalog: ServiceClient, server: ScriptedServer
+) -> None:
+    def other() -> float:
+        return sample(
+            CLIENT,
+            peer_service="catalog",
+            http_request_method=OTHER_METHOD,
+            # http.server's answer to a method it does not implement.
+            http_response_status_code="501",
+            error_type="",
+        )
+
+    before = other()
+    for method in ("PROPFIND", "purge"):
+        with pytest.raises(ServiceError):
+            catalog.request(method, "/api/products/7/")
+    assert other() == before + 2
 
 
 def test_a_failed_client_call_is_counted_by_error_type(configure: Any) -> None:

@@ -41,12 +41,14 @@ import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from contextvars import ContextVar
 from http.cookiejar import DefaultCookiePolicy
-from typing import Any, Literal, overload
+from typing import Any, Literal, cast, overload
 from urllib.parse import urljoin, urlsplit
 
 import requests
 import urllib3
 from requests.adapters import BaseAdapter, HTTPAdapter
+from requests.cookies import RequestsCookieJar
+from requests.models import REDIRECT_STATI
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
@@ -127,7 +129,6 @@ class _UntilDeadline(io.RawIOBase):
     normal path pays one comparison a read."""
 
     def __init__(self, raw: io.RawIOBase, sock: socket.socket, at: float) -> None:
-        super().__init__()
         self._raw, self._sock, self._at = raw, sock, at
         self._timeout = sock.gettimeout() or float("inf")
 
@@ -147,16 +148,32 @@ class _UntilDeadline(io.RawIOBase):
         self._raw.close()
 
 
+class _UntilDeadlineSocket:
+    """What :class:`_Answer` hands ``http.client`` in place of the socket,
+    whose ``makefile("rb")`` is all an answer asks of it: the socket's reads
+    through :class:`_UntilDeadline`, in the one buffer (``makefile``'s own,
+    wrapped again, would cost a second)."""
+
+    __slots__ = ("_at", "_sock")
+
+    def __init__(self, sock: socket.socket, at: float) -> None:
+        self._sock, self._at = sock, at
+
+    def makefile(self, mode: Literal["rb"]) -> io.BufferedReader:
+        sock = self._sock
+        # buffering=0: the socket's raw reader, counted as the socket's own.
+        return io.BufferedReader(_UntilDeadline(sock.makefile(mode, 0), sock, self._at))
+
+
 class _Answer(http.client.HTTPResponse):
     """An answer whose status line, headers and body are read until the
     deadline of the attempt sending it (:class:`_UntilDeadline`)."""
 
     def __init__(self, sock: socket.socket, *args: Any, **kwargs: Any) -> None:
-        super().__init__(sock, *args, **kwargs)
         at = _deadline_at.get()
         if at is not None:  # else the session is used without ServiceClient
-            reads = _UntilDeadline(self.fp.detach(), sock, at)
-            self.fp = io.BufferedReader(reads)
+            sock = cast("socket.socket", _UntilDeadlineSocket(sock, at))
+        super().__init__(sock, *args, **kwargs)
 
 
 class _Connection(HTTPConnection):
@@ -194,15 +211,37 @@ class _Session(requests.Session):
         return None
 
 
+class _RefusingJar(RequestsCookieJar):
+    """A session's cookie jar keeping no cookie: its policy allows no domain.
+
+    While such a policy is in place an answer's ``Set-Cookie`` fields are not
+    even parsed: ``http.cookiejar`` would parse each only to refuse it, on
+    every call."""
+
+    def __init__(self) -> None:
+        super().__init__(policy=DefaultCookiePolicy(allowed_domains=[]))
+
+    def extract_cookies(self, response: Any, request: Any) -> None:
+        policy = self.get_policy()
+        # DefaultCookiePolicy.set_ok_domain refuses a domain not allowed.
+        if type(policy) is not DefaultCookiePolicy or policy.allowed_domains() != ():
+            super().extract_cookies(response, request)
+
+
 class _Target:
     """A service this process calls: its settings, its connection pool and its
     circuit breaker, shared by every client of it."""
 
-    __slots__ = ("breaker", "config", "session")
+    __slots__ = ("base_headers", "breaker", "config", "session")
 
     def __init__(self, name: str) -> None:
         config = self.config = ServiceConfig.from_settings(name)
         self.breaker = CircuitBreaker(name, config.breaker)
+        # What every attempt sends before the providers' and the call's own
+        # headers; the User-Agent holds until MICROKIT changes, as this does.
+        self.base_headers = _by_name(
+            (("User-Agent", user_agent()), ("Accept", "application/json"))
+        )
         session = self.session = _Session()
         # No proxies or credentials from the environment or ~/.netrc: service
         # calls go where BASE_URL says, with the headers this module sets. TLS
@@ -211,7 +250,7 @@ class _Target:
         session.verify = config.verify
         # Service calls carry no cookies; a jar shared by threads would also be
         # the one piece of a Session that is not safe to share.
-        session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
+        session.cookies = _RefusingJar()
         adapter = _Adapter(pool_maxsize=config.pool_size, max_retries=0)
         session.mount("http://", adapter)
         session.mount("https://", adapter)
@@ -373,7 +412,8 @@ class ServiceClient:
         config = target.config
         method = method.upper()
         url = config.url(path)
-        connect, read = _timeout(config.timeout if timeout is _UNSET else timeout)
+        # The settings' timeout was validated when the config was made.
+        connect, read = config.timeout if timeout is _UNSET else _timeout(timeout)
         budget = config.deadline if deadline is None else deadline
         if not 0 < budget < math.inf:  # NaN fails too
             raise ValueError(f"deadline must be > 0 seconds, not {budget!r}")
@@ -407,7 +447,7 @@ class ServiceClient:
                 response,
                 retry_after_cap=config.retry_after_cap,
             )
-        if response.is_redirect:
+        if response.status_code in REDIRECT_STATI and response.is_redirect:
             raise InvalidResponseError(
                 self.name,
                 method,
@@ -546,9 +586,10 @@ class _Call:
         deadline_at: float,
         attempts_allowed: int,
     ) -> requests.Response:
-        config, breaker = target.config, target.breaker
-        base_headers = _by_name(
-            (("User-Agent", user_agent()), ("Accept", "application/json"))
+        config, breaker, base_headers = (
+            target.config,
+            target.breaker,
+            target.base_headers,
         )
         while True:
             try:
@@ -601,7 +642,11 @@ class _Call:
                 breaker.record(permit, failed=True)
             if span is not None:
                 span.end(self.status, self.error)
-            delay = self._retry_delay(config, outcome, attempts_allowed)
+            delay = (
+                None
+                if self.attempts >= attempts_allowed
+                else self._retry_delay(config, outcome)
+            )
             if (
                 delay is None
                 or time.monotonic() + delay + _MIN_ATTEMPT_TIME >= deadline_at
@@ -642,7 +687,12 @@ class _Call:
                     **send,
                 )
                 self._read_body(response, config, deadline_at)
-                if not response.is_redirect or hops == config.max_redirects:
+                if (
+                    # The status first: is_redirect looks the header up.
+                    response.status_code not in REDIRECT_STATI
+                    or not response.is_redirect
+                    or hops == config.max_redirects
+                ):
                     return response
                 url = _join(url, response.headers["Location"])
                 if not config.owns(url):
@@ -753,7 +803,8 @@ class _Call:
             self.attempts,
         )
         for provider in config.header_providers:
-            headers.update(_by_name(provider(outgoing).items()))
+            for name, value in provider(outgoing).items():
+                headers[name.lower()] = (name, value)
         headers.update(call_headers)
         if hop:
             for name in _CREDENTIALS:
@@ -761,15 +812,11 @@ class _Call:
         return dict(headers.values())
 
     def _retry_delay(
-        self,
-        config: ServiceConfig,
-        outcome: requests.Response | ServiceError,
-        attempts_allowed: int,
+        self, config: ServiceConfig, outcome: requests.Response | ServiceError
     ) -> float | None:
-        """Seconds to wait before the next attempt, ``None``: no next attempt."""
-        if self.attempts >= attempts_allowed or isinstance(
-            outcome, InvalidResponseError
-        ):
+        """Seconds to wait before the next attempt, one more being allowed;
+        ``None``: no next attempt."""
+        if isinstance(outcome, InvalidResponseError):
             return None
         response = outcome if isinstance(outcome, requests.Response) else None
         if response is not None and response.status_code not in _RETRY_STATUSES:
@@ -784,13 +831,9 @@ class _Call:
                 delay = max(delay, retry_after)
         return delay
 
-    def elapsed(self) -> float:
-        return time.monotonic() - self.started
-
     def log(self) -> None:
-        observe_client_call(
-            self.service, self.method, self.status, self.error, self.elapsed()
-        )
+        elapsed = time.monotonic() - self.started
+        observe_client_call(self.service, self.method, self.status, self.error, elapsed)
         failed = self.error is not None or (self.status or 0) >= 500
         level = logging.WARNING if failed else logging.INFO
         if not _logger.isEnabledFor(level):
@@ -801,7 +844,7 @@ class _Call:
             "method": self.method,
             "path": self.path,
             "status": self.status,
-            "duration_ms": milliseconds(self.elapsed()),
+            "duration_ms": milliseconds(elapsed),
             "attempts": self.attempts,
         }
         if self.error is not None:

@@ -15,8 +15,9 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING, Any, cast
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
@@ -132,10 +133,31 @@ class ServiceConfig:
     def owns(self, url: str) -> bool:
         """Whether ``url`` is under ``base_url``: same scheme, host and port, and
         a path below the base path. Credentials are never sent anywhere else."""
-        return _under(_origin_and_path(url), _origin_and_path(self.base_url))
+        base_parts, base = self._base
+        try:
+            parts = urlsplit(url)
+        except ValueError:
+            return False
+        if parts.netloc == base_parts.netloc and parts.scheme == base_parts.scheme:
+            # The base's scheme, host and port: every call's URL is built on
+            # base_url, so its netloc need not be parsed again.
+            origin = None if base is None else (*base[:3], parts.path)
+        else:
+            origin = _origin_and_path(url)
+        return _under(origin, base)
+
+    @cached_property
+    def _base(self) -> tuple[SplitResult, _Origin | None]:
+        """``base_url`` split, and its origin and path: parsed once, not per
+        call (the settings do not change under a config)."""
+        return urlsplit(self.base_url), _origin_and_path(self.base_url)
 
 
-def _origin_and_path(url: str) -> tuple[str, str, int, str] | None:
+_Origin = tuple[str, str, int, str]
+"""(scheme, host, port, path) of a URL."""
+
+
+def _origin_and_path(url: str) -> _Origin | None:
     try:
         parts = urlsplit(url)
         port = parts.port
@@ -147,9 +169,7 @@ def _origin_and_path(url: str) -> tuple[str, str, int, str] | None:
     return scheme, parts.hostname, port or _DEFAULT_PORTS[scheme], parts.path
 
 
-def _under(
-    url: tuple[str, str, int, str] | None, base: tuple[str, str, int, str] | None
-) -> bool:
+def _under(url: _Origin | None, base: _Origin | None) -> bool:
     if url is None or base is None or url[:3] != base[:3]:
         return False
     base_path = base[3].rstrip("/")
@@ -161,6 +181,8 @@ def _without_dot_segments(path: str) -> str:
     """``path`` with its ``.`` and ``..`` segments resolved (RFC 3986 §5.2.4),
     ``%2E`` taken as a dot: as the peer or a proxy on the way resolves them,
     so ``/api/../admin/`` is not under ``/api``."""
+    if "." not in path and "%2" not in path:  # no dot segment, plain or encoded
+        return path
     kept: list[str] = []
     segments = path.replace("%2E", ".").replace("%2e", ".").split("/")
     for segment in segments:

@@ -138,6 +138,8 @@ class _Histograms(NamedTuple):
     health: Histogram
     # (method, route, status) -> the server histogram's child: labels() once.
     server_children: dict[tuple[str, str, int], Histogram]
+    # (service, method, status, error) -> the client histogram's child.
+    client_children: dict[tuple[str, str, int | None, str | None], Histogram]
 
 
 @derived
@@ -173,7 +175,7 @@ def _histograms() -> _Histograms | None:
         buckets=buckets,
         registry=None,
     )
-    return _Histograms(server, client, health, {})
+    return _Histograms(server, client, health, {}, {})
 
 
 class _HistogramCollector(Collector):
@@ -232,9 +234,14 @@ def observe_client_call(
     histograms = _histograms()
     if histograms is None:
         return
-    histograms.client.labels(
-        service, _method(method), "" if status is None else str(status), error or ""
-    ).observe(seconds)
+    key = (service, _method(method), status, error)
+    children = histograms.client_children
+    child = children.get(key)
+    if child is None:
+        child = children[key] = histograms.client.labels(
+            service, key[1], "" if status is None else str(status), error or ""
+        )
+    child.observe(seconds)
 
 
 def observe_breaker(service: str, state: str) -> None:
