@@ -340,18 +340,29 @@ def _callgrind(root: Path, count: int) -> tuple[float, float]:
     return probe / count, view / count
 
 
-def _interleaved(
+def _rounds(
     workers: dict[str, Worker], rounds: int, **command: Any
-) -> dict[str, list[float]]:
-    """Each worker's per-round medians of ``command``, in a fresh random order
-    each round so that the machine's drift falls on every worker alike."""
-    medians: dict[str, list[float]] = {name: [] for name in workers}
+) -> dict[str, list[Any]]:
+    """Each worker's answer to ``command`` in every round, asked in a fresh
+    random order each round so that the machine's drift falls on every worker
+    alike."""
+    answers: dict[str, list[Any]] = {name: [] for name in workers}
     for _ in range(rounds):
         order = list(workers.items())
         random.shuffle(order)
         for name, worker in order:
-            medians[name].append(statistics.median(worker.ask(**command)))
-    return medians
+            answers[name].append(worker.ask(**command))
+    return answers
+
+
+def _interleaved(
+    workers: dict[str, Worker], rounds: int, **command: Any
+) -> dict[str, list[float]]:
+    """Each worker's per-round medians of ``command`` (:func:`_rounds`)."""
+    answers = _rounds(workers, rounds, **command)
+    return {
+        name: [statistics.median(times) for times in answers[name]] for name in answers
+    }
 
 
 def _cell(values: list[float], digits: int = 1) -> str:
@@ -367,12 +378,9 @@ def _against_hand_written(
     callgrind: int,
 ) -> list[str]:
     """The fresh round over the hand-written view, paired within each round."""
-    pairs: dict[str, list[list[float]]] = {name: [] for name in workers}
-    for _ in range(rounds):
-        order = list(workers.items())
-        random.shuffle(order)
-        for name, worker in order:
-            pairs[name].append(worker.ask(paired=True, count=batch))
+    pairs: dict[str, list[list[float]]] = _rounds(
+        workers, rounds, paired=True, count=batch
+    )
     lines = [
         "Fresh readiness round (`RESULT_TTL = 0`, the database and cache checks) "
         "against a hand-written sync view doing the same work "

@@ -16,9 +16,9 @@ and the gauges say how their values of several processes combine.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from time import perf_counter
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 from prometheus_client import REGISTRY, Counter, Gauge, Histogram
 from prometheus_client.metrics_core import Metric
@@ -207,22 +207,20 @@ def observe_request(
     histograms = _histograms()
     if histograms is None:
         return
-    method = request.method or ""
-    if method not in _METHODS:
-        method = OTHER_METHOD
     match = request.resolver_match
     key = (
-        method,
+        _method(request.method or ""),
         UNMATCHED_ROUTE if match is None else match.route,
         response.status_code,
     )
-    children = histograms.server_children
-    child = children.get(key)
-    if child is None:
-        # A regular expression's anchors (re_path, DRF's routers) say nothing.
-        route = key[1].removeprefix("^").removesuffix("$")
-        child = children[key] = histograms.server.labels(method, route, key[2])
+    child = _child(histograms.server, histograms.server_children, key, _server_labels)
     child.observe(perf_counter() - started)
+
+
+def _server_labels(key: tuple[str, str, int]) -> tuple[str, str, int]:
+    method, route, status = key
+    # A regular expression's anchors (re_path, DRF's routers) say nothing.
+    return method, route.removeprefix("^").removesuffix("$"), status
 
 
 def observe_client_call(
@@ -235,13 +233,33 @@ def observe_client_call(
     if histograms is None:
         return
     key = (service, _method(method), status, error)
-    children = histograms.client_children
+    child = _child(histograms.client, histograms.client_children, key, _client_labels)
+    child.observe(seconds)
+
+
+def _client_labels(
+    key: tuple[str, str, int | None, str | None],
+) -> tuple[str, str, str, str]:
+    service, method, status, error = key
+    return service, method, "" if status is None else str(status), error or ""
+
+
+_Key = TypeVar("_Key", bound=tuple[Any, ...])
+
+
+def _child(
+    histogram: Histogram,
+    children: dict[_Key, Histogram],
+    key: _Key,
+    labels: Callable[[_Key], Sequence[object]],
+) -> Histogram:
+    """``histogram``'s child for ``key``, its label values ``labels(key)``:
+    prometheus_client's ``labels()`` (a lock, the values checked and turned
+    to text) runs the first time a key is seen only."""
     child = children.get(key)
     if child is None:
-        child = children[key] = histograms.client.labels(
-            service, key[1], "" if status is None else str(status), error or ""
-        )
-    child.observe(seconds)
+        child = children[key] = histogram.labels(*labels(key))
+    return child
 
 
 def observe_breaker(service: str, state: str) -> None:
